@@ -1,1 +1,1 @@
-Console.WriteLine(TorchSharp.torch.ones(2).sum().item<float>());
+Console.WriteLine(Incept.Registry.ModelRegistry.All.Count + " " + TorchSharp.torch.ones(2).sum().item<float>());

@@ -1,0 +1,65 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Layers;
+
+/// <summary>
+/// How a family builds its convolution unit: convolution, optional BatchNorm, ReLU. Chosen once per
+/// model and handed to every block, so that the norm and activation choice lives in one place.
+/// </summary>
+/// <param name="Norm">Whether a BatchNorm follows the convolution.</param>
+/// <param name="Eps">BatchNorm epsilon (1e-3 for the TensorFlow-derived references, 1e-5 for Cadene's BN-Inception).</param>
+/// <param name="ConvBias">Whether the convolution has a bias.</param>
+/// <param name="Momentum">BatchNorm running-statistics momentum (PyTorch convention).</param>
+public sealed record ConvUnit(bool Norm = true, double Eps = 1e-3, bool ConvBias = false, double Momentum = 0.1)
+{
+    /// <summary>Conv without bias, BatchNorm eps 1e-3, ReLU: torchvision, timm and facenet-pytorch.</summary>
+    public static ConvUnit BatchNorm { get; } = new();
+
+    /// <summary>Conv with bias and ReLU, no normalisation: the original GoogLeNet.</summary>
+    public static ConvUnit Plain { get; } = new(Norm: false, ConvBias: true);
+
+    /// <summary>Builds one unit with square kernel, stride and padding.</summary>
+    public BasicConv2d Build(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0)
+        => new(inChannels, outChannels, (kernel, kernel), (stride, stride), (padding, padding), this);
+
+    /// <summary>Builds one unit with rectangular kernel and padding (for 1×n and n×1 factorisations).</summary>
+    public BasicConv2d Build(long inChannels, long outChannels, (long, long) kernel, (long, long) padding, long stride = 1)
+        => new(inChannels, outChannels, kernel, (stride, stride), padding, this);
+}
+
+/// <summary>
+/// Convolution → BatchNorm → ReLU, with the submodule names <c>conv</c> and <c>bn</c> that torchvision,
+/// timm and facenet-pytorch use, so that their checkpoint keys load unchanged.
+/// </summary>
+public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv;
+    private readonly BatchNorm2d? bn;
+
+    /// <summary>Builds the unit.</summary>
+    public BasicConv2d(long inChannels, long outChannels, (long, long) kernel, (long, long) stride, (long, long) padding, ConvUnit unit)
+        : base(nameof(BasicConv2d))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        conv = nn.Conv2d(inChannels, outChannels, kernel, stride: stride, padding: padding, bias: unit.ConvBias);
+        if (unit.Norm) bn = nn.BatchNorm2d(outChannels, eps: unit.Eps, momentum: unit.Momentum);
+        RegisterComponents();
+    }
+
+    /// <summary>The convolution.</summary>
+    public Conv2d Conv => conv;
+
+    /// <summary>The BatchNorm, or null where the unit has none.</summary>
+    public BatchNorm2d? Bn => bn;
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var x = conv.call(input);
+        if (bn is not null) x = bn.call(x);
+        return nn.functional.relu(x).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,103 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Models;
+
+/// <summary>
+/// The contract every Incept model follows, whatever its family: a feature extractor, a head,
+/// a classifier that can be reset, feature information, and a typed output that carries auxiliary
+/// logits in training.
+/// </summary>
+public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
+{
+    /// <summary>Builds the shared part of a model.</summary>
+    protected InceptionModel(string name, ModelConfig config) : base(name)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        NumClasses = config.NumClasses;
+    }
+
+    /// <summary>The settings the model was built with.</summary>
+    public ModelConfig Config { get; }
+
+    /// <summary>Classes of the current classifier (0 when the model has none).</summary>
+    public int NumClasses { get; protected set; }
+
+    /// <summary>Channels of the pooled features that the classifier reads.</summary>
+    public abstract int NumFeatures { get; }
+
+    /// <summary>The feature maps the model exposes, from the stem to the last stage.</summary>
+    public abstract IReadOnlyList<FeatureInfo> FeatureInfo { get; }
+
+    /// <summary>The smallest square input (in pixels) the network accepts.</summary>
+    public abstract int MinInputSize { get; }
+
+    /// <summary>Whether the model was built with auxiliary heads.</summary>
+    public bool HasAux => Config.AuxLogits;
+
+    /// <summary>Runs the network up to the last feature map (before global pooling).</summary>
+    public Tensor ForwardFeatures(Tensor x)
+    {
+        CheckInput(x);
+        return ForwardFeatures(x, null);
+    }
+
+    /// <summary>
+    /// Pools the last feature map and applies the classifier; with <paramref name="preLogits"/> returns
+    /// the pooled features instead of the logits.
+    /// </summary>
+    public abstract Tensor ForwardHead(Tensor features, bool preLogits = false);
+
+    /// <summary>Replaces the classifier by a freshly initialised one with <paramref name="numClasses"/> outputs (0: none).</summary>
+    public abstract void ResetClassifier(int numClasses);
+
+    /// <summary>
+    /// The model's top-level stages in forward order, as (name, module): the rows of a summary.
+    /// By default the registered children.
+    /// </summary>
+    public virtual IEnumerable<(string Name, nn.Module Module)> Stages() => named_children();
+
+    /// <summary>Runs the network; auxiliary heads run only in training.</summary>
+    public override ModelOutput forward(Tensor input)
+    {
+        CheckInput(input);
+        using var scope = NewDisposeScope();
+        List<AuxOutput>? aux = training && HasAux ? [] : null;
+        var features = ForwardFeatures(input, aux);
+        var logits = ForwardHead(features).MoveToOuterDisposeScope();
+        if (aux is null) return new ModelOutput(logits);
+        foreach (var a in aux) a.Logits.MoveToOuterDisposeScope();
+        return new ModelOutput(logits, aux);
+    }
+
+    /// <summary>
+    /// The family's feature extractor. When <paramref name="aux"/> is not null the auxiliary heads run
+    /// and add their logits to it.
+    /// </summary>
+    protected abstract Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux);
+
+    /// <summary>Puts <paramref name="module"/> in place of the registered child <paramref name="name"/>, keeping its position in the state dict.</summary>
+    protected void ReplaceChild(string name, nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        _internal_submodules[name] = module;
+    }
+
+    /// <summary>A classifier from <paramref name="inFeatures"/> to <paramref name="numClasses"/>, or an identity when there are no classes.</summary>
+    protected static nn.Module<Tensor, Tensor> Classifier(long inFeatures, int numClasses)
+        => numClasses > 0 ? nn.Linear(inFeatures, numClasses) : nn.Identity();
+
+    /// <summary>Throws an <see cref="InputShapeException"/> unless <paramref name="x"/> is N×C×H×W with the model's channels and at least its minimum size.</summary>
+    protected void CheckInput(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.dim() != 4)
+            throw new InputShapeException($"{GetName()} takes a batch of images shaped N×C×H×W; got a tensor with {x.dim()} dimensions [{string.Join(", ", x.shape)}].");
+        if (x.shape[1] != Config.InChannels)
+            throw new InputShapeException($"{GetName()} was built for {Config.InChannels} input channels; got {x.shape[1]}. Convert the images or build the model with InChannels = {x.shape[1]}.");
+        if (x.shape[2] < MinInputSize || x.shape[3] < MinInputSize)
+            throw new InputShapeException($"{GetName()} needs inputs of at least {MinInputSize}×{MinInputSize} pixels; got {x.shape[2]}×{x.shape[3]}. Resize the images to {MinInputSize} pixels or more.");
+    }
+}

@@ -1,0 +1,45 @@
+using Incept.Models;
+using Incept.Models.GoogLeNet;
+
+namespace Incept.Registry;
+
+/// <summary>The one explicit table of every architecture Incept provides.</summary>
+public static class ModelRegistry
+{
+    private const string PaperV1 = "Going Deeper with Convolutions (Szegedy et al., 2014)";
+    private const string PaperBn = "Batch Normalization (Ioffe & Szegedy, 2015)";
+    private const string PaperV3 = "Rethinking the Inception Architecture for Computer Vision (Szegedy et al., 2015)";
+    private const string PaperV4 = "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning (Szegedy et al., 2016)";
+
+    /// <summary>Every registered model, in the order of the papers.</summary>
+    public static IReadOnlyList<ModelSpec> All { get; } =
+    [
+        new()
+        {
+            Name = "googlenet", Family = "GoogLeNet", Paper = PaperV1, Reference = "torchvision googlenet",
+            InputSize = 224, MinInputSize = 15, Params = 6_624_904, ParamsWithAux = 13_004_888, Macs = 1_498_000_000,
+            FirstConv = "conv1.conv", Classifier = "fc",
+            Build = c => new GoogLeNet(c, GoogLeNetArch.TorchVision), Initialize = GoogLeNetInitializer.Apply,
+        },
+        new()
+        {
+            Name = "googlenet_paper", Family = "GoogLeNet", Paper = PaperV1, Reference = "the paper's Table 1 (Caffe bvlc_googlenet)",
+            InputSize = 224, MinInputSize = 29, Params = 6_998_552, ParamsWithAux = 13_378_280, Macs = 1_583_000_000,
+            FirstConv = "conv1.conv", Classifier = "fc",
+            Build = c => new GoogLeNet(c, GoogLeNetArch.Paper), Initialize = GoogLeNetInitializer.Apply,
+        },
+        // REGISTRY-ENTRIES: each family adds its entries above this line.
+    ];
+
+    /// <summary>The names of every registered model.</summary>
+    public static IEnumerable<string> Names => All.Select(s => s.Name);
+
+    /// <summary>The spec called <paramref name="name"/>; throws <see cref="UnknownModelException"/> listing the known names.</summary>
+    public static ModelSpec Get(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var arch = name.Split('.', 2)[0];
+        return All.FirstOrDefault(s => string.Equals(s.Name, arch, StringComparison.OrdinalIgnoreCase))
+            ?? throw new UnknownModelException(name, Names);
+    }
+}

@@ -1,5 +1,6 @@
 using Incept.Models;
 using Incept.Models.GoogLeNet;
+using Incept.Models.InceptionV3;
 
 namespace Incept.Registry;
 
@@ -27,6 +28,13 @@ public static class ModelRegistry
             InputSize = 224, MinInputSize = 29, Params = 6_998_552, ParamsWithAux = 13_378_280, Macs = 1_583_000_000,
             FirstConv = "conv1.conv", Classifier = "fc",
             Build = c => new GoogLeNet(c, GoogLeNetArch.Paper), Initialize = GoogLeNetInitializer.Apply,
+        },
+        new()
+        {
+            Name = "inception_v3", Family = "Inception-v3", Paper = PaperV3, Reference = "torchvision inception_v3 (= timm inception_v3)",
+            InputSize = 299, MinInputSize = 75, Params = 23_834_568, ParamsWithAux = 27_161_264, Macs = 5_713_000_000,
+            FirstConv = "Conv2d_1a_3x3.conv", Classifier = "fc",
+            Build = c => new InceptionV3(c), Initialize = InceptionV3Initializer.Apply,
         },
         // REGISTRY-ENTRIES: each family adds its entries above this line.
     ];

@@ -14,6 +14,19 @@ internal static class ReferenceModels
         ["inception_resnet_v2"] = ("timm_inception_resnet_v2", null),
     };
 
+    /// <summary>
+    /// Relative tolerance of the float32 logit comparison: 1e-4 by default. The Inception-v3 fixture sits on a
+    /// chaotic stretch of the network (formula weights, calibrated BN statistics): a relative input change of
+    /// 1e-7 moves its logits by 4e-3, and Debian's own torchvision 0.14 on this machine differs from the shipped
+    /// logits by 3.6e-3 (2.6e-3 relative). Its bound is therefore 5e-3, still far below the smallest porting
+    /// mistake the fixture README measures (a BN-eps swap moves the logits by 0.56).
+    /// </summary>
+    public static double Tolerance(string name) => name switch
+    {
+        "inception_v3" => 5e-3,
+        _ => 1e-4,
+    };
+
     public static TheoryData<string> WithReference()
     {
         var data = new TheoryData<string>();

@@ -1,0 +1,42 @@
+using Incept.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV3;
+
+/// <summary>Inception-v3's 35×35 module (Figure 5): the 5×5 factorised into two 3×3 in one branch.</summary>
+public sealed class InceptionA : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch1x1;
+    private readonly BasicConv2d branch5x5_1;
+    private readonly BasicConv2d branch5x5_2;
+    private readonly BasicConv2d branch3x3dbl_1;
+    private readonly BasicConv2d branch3x3dbl_2;
+    private readonly BasicConv2d branch3x3dbl_3;
+    private readonly BasicConv2d branch_pool;
+
+    /// <summary>Builds the module; output channels are 224 + <paramref name="poolFeatures"/>.</summary>
+    public InceptionA(long inChannels, long poolFeatures, ConvUnit unit) : base(nameof(InceptionA))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        branch1x1 = unit.Build(inChannels, 64, 1);
+        branch5x5_1 = unit.Build(inChannels, 48, 1);
+        branch5x5_2 = unit.Build(48, 64, 5, padding: 2);
+        branch3x3dbl_1 = unit.Build(inChannels, 64, 1);
+        branch3x3dbl_2 = unit.Build(64, 96, 3, padding: 1);
+        branch3x3dbl_3 = unit.Build(96, 96, 3, padding: 1);
+        branch_pool = unit.Build(inChannels, poolFeatures, 1);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var b1 = branch1x1.call(input);
+        var b5 = branch5x5_2.call(branch5x5_1.call(input));
+        var b3 = branch3x3dbl_3.call(branch3x3dbl_2.call(branch3x3dbl_1.call(input)));
+        var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
+        return cat([b1, b5, b3, bp], 1).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,35 @@
+using Incept.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV3;
+
+/// <summary>Inception-v3's 35→17 grid reduction (Figure 10): stride-2 convolutions beside a stride-2 pool.</summary>
+public sealed class InceptionB : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch3x3;
+    private readonly BasicConv2d branch3x3dbl_1;
+    private readonly BasicConv2d branch3x3dbl_2;
+    private readonly BasicConv2d branch3x3dbl_3;
+
+    /// <summary>Builds the module; output channels are <paramref name="inChannels"/> + 480.</summary>
+    public InceptionB(long inChannels, ConvUnit unit) : base(nameof(InceptionB))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        branch3x3 = unit.Build(inChannels, 384, 3, stride: 2);
+        branch3x3dbl_1 = unit.Build(inChannels, 64, 1);
+        branch3x3dbl_2 = unit.Build(64, 96, 3, padding: 1);
+        branch3x3dbl_3 = unit.Build(96, 96, 3, stride: 2);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var b3 = branch3x3.call(input);
+        var bd = branch3x3dbl_3.call(branch3x3dbl_2.call(branch3x3dbl_1.call(input)));
+        var bp = nn.functional.max_pool2d(input, 3, stride: 2);
+        return cat([b3, bd, bp], 1).MoveToOuterDisposeScope();
+    }
+}

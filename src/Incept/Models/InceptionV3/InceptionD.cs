@@ -1,0 +1,39 @@
+using Incept.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV3;
+
+/// <summary>Inception-v3's 17→8 grid reduction: a 3×3/2 branch, a 1×7, 7×1, 3×3/2 branch and a max pool.</summary>
+public sealed class InceptionD : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch3x3_1;
+    private readonly BasicConv2d branch3x3_2;
+    private readonly BasicConv2d branch7x7x3_1;
+    private readonly BasicConv2d branch7x7x3_2;
+    private readonly BasicConv2d branch7x7x3_3;
+    private readonly BasicConv2d branch7x7x3_4;
+
+    /// <summary>Builds the module; output channels are <paramref name="inChannels"/> + 512.</summary>
+    public InceptionD(long inChannels, ConvUnit unit) : base(nameof(InceptionD))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        branch3x3_1 = unit.Build(inChannels, 192, 1);
+        branch3x3_2 = unit.Build(192, 320, 3, stride: 2);
+        branch7x7x3_1 = unit.Build(inChannels, 192, 1);
+        branch7x7x3_2 = unit.Build(192, 192, (1, 7), (0, 3));
+        branch7x7x3_3 = unit.Build(192, 192, (7, 1), (3, 0));
+        branch7x7x3_4 = unit.Build(192, 192, 3, stride: 2);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var b3 = branch3x3_2.call(branch3x3_1.call(input));
+        var b7 = branch7x7x3_4.call(branch7x7x3_3.call(branch7x7x3_2.call(branch7x7x3_1.call(input))));
+        var bp = nn.functional.max_pool2d(input, 3, stride: 2);
+        return cat([b3, b7, bp], 1).MoveToOuterDisposeScope();
+    }
+}

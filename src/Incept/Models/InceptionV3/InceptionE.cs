@@ -1,0 +1,48 @@
+using Incept.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV3;
+
+/// <summary>Inception-v3's 8×8 module (Figure 7): expanded filter banks with parallel 1×3 and 3×1 outputs.</summary>
+public sealed class InceptionE : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch1x1;
+    private readonly BasicConv2d branch3x3_1;
+    private readonly BasicConv2d branch3x3_2a;
+    private readonly BasicConv2d branch3x3_2b;
+    private readonly BasicConv2d branch3x3dbl_1;
+    private readonly BasicConv2d branch3x3dbl_2;
+    private readonly BasicConv2d branch3x3dbl_3a;
+    private readonly BasicConv2d branch3x3dbl_3b;
+    private readonly BasicConv2d branch_pool;
+
+    /// <summary>Builds the module; output is always 2048 channels.</summary>
+    public InceptionE(long inChannels, ConvUnit unit) : base(nameof(InceptionE))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        branch1x1 = unit.Build(inChannels, 320, 1);
+        branch3x3_1 = unit.Build(inChannels, 384, 1);
+        branch3x3_2a = unit.Build(384, 384, (1, 3), (0, 1));
+        branch3x3_2b = unit.Build(384, 384, (3, 1), (1, 0));
+        branch3x3dbl_1 = unit.Build(inChannels, 448, 1);
+        branch3x3dbl_2 = unit.Build(448, 384, 3, padding: 1);
+        branch3x3dbl_3a = unit.Build(384, 384, (1, 3), (0, 1));
+        branch3x3dbl_3b = unit.Build(384, 384, (3, 1), (1, 0));
+        branch_pool = unit.Build(inChannels, 192, 1);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var b1 = branch1x1.call(input);
+        var b3 = branch3x3_1.call(input);
+        b3 = cat([branch3x3_2a.call(b3), branch3x3_2b.call(b3)], 1);
+        var bd = branch3x3dbl_2.call(branch3x3dbl_1.call(input));
+        bd = cat([branch3x3dbl_3a.call(bd), branch3x3dbl_3b.call(bd)], 1);
+        var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
+        return cat([b1, b3, bd, bp], 1).MoveToOuterDisposeScope();
+    }
+}

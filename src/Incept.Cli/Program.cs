@@ -1,1 +1,3 @@
-Console.WriteLine(Incept.Registry.ModelRegistry.All.Count + " " + TorchSharp.torch.ones(2).sum().item<float>());
+using Incept.Cli;
+
+return InceptCli.Run(args);

@@ -34,6 +34,9 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
     /// <summary>The smallest square input (in pixels) the network accepts.</summary>
     public abstract int MinInputSize { get; }
 
+    /// <summary>The smallest square input the auxiliary heads accept (they run only in training).</summary>
+    public virtual int MinAuxInputSize => MinInputSize;
+
     /// <summary>Whether the model was built with auxiliary heads.</summary>
     public bool HasAux => Config.AuxLogits;
 
@@ -65,6 +68,8 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
         CheckInput(input);
         using var scope = NewDisposeScope();
         List<AuxOutput>? aux = training && HasAux ? [] : null;
+        if (aux is not null && (input.shape[2] < MinAuxInputSize || input.shape[3] < MinAuxInputSize))
+            throw new InputShapeException($"{GetName()} with auxiliary heads needs training inputs of at least {MinAuxInputSize}×{MinAuxInputSize} pixels; got {input.shape[2]}×{input.shape[3]}. Use larger inputs or build the model without aux heads.");
         var features = ForwardFeatures(input, aux);
         var logits = ForwardHead(features).MoveToOuterDisposeScope();
         if (aux is null) return new ModelOutput(logits);

@@ -32,7 +32,10 @@ public sealed record ModelSpec
     /// <summary>Trainable parameters with 1000 classes and auxiliary heads, for families that have them.</summary>
     public long? ParamsWithAux { get; init; }
 
-    /// <summary>Multiply-accumulates of conv and linear layers at <see cref="InputSize"/>, 1000 classes, no aux.</summary>
+    /// <summary>
+    /// Multiply-accumulates of conv and linear layers for one image at <see cref="InputSize"/>, 1000 classes,
+    /// no aux, as <see cref="Analysis.ModelSummary"/> counts them (a test keeps the two equal).
+    /// </summary>
     public required long Macs { get; init; }
 
     /// <summary>State-dict prefix of the first convolution (to adapt input channels).</summary>

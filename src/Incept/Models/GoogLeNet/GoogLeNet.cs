@@ -83,7 +83,10 @@ public sealed class GoogLeNet : InceptionModel
     public override int NumFeatures => 1024;
 
     /// <inheritdoc/>
-    public override int MinInputSize => Arch.Pool4Kernel == 2 ? 15 : 29;
+    public override int MinInputSize => Arch.Pool4Kernel == 2 ? 15 : 31;
+
+    /// <inheritdoc/>
+    public override int MinAuxInputSize => Arch.AuxPaperPool ? 223 : MinInputSize;
 
     /// <inheritdoc/>
     public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =

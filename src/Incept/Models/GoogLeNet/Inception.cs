@@ -1,3 +1,4 @@
+using Incept.Analysis;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ namespace Incept.Models.GoogLeNet;
 /// The Inception module of GoogLeNet: 1×1, 1×1→3×3, 1×1→"5×5" and 3×3 max pool→1×1 branches,
 /// concatenated along channels.
 /// </summary>
-public sealed class Inception : nn.Module<Tensor, Tensor>
+public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage
 {
     private readonly BasicConv2d branch1;
     private readonly Sequential branch2;
@@ -28,8 +29,16 @@ public sealed class Inception : nn.Module<Tensor, Tensor>
         branch3 = nn.Sequential(u.Build(inChannels, ch5x5red, 1), u.Build(ch5x5red, ch5x5, k, padding: k / 2));
         branch4 = nn.Sequential(nn.MaxPool2d(3, stride: 1, padding: 1, ceil_mode: true), u.Build(inChannels, poolProj, 1));
         OutChannels = ch1x1 + ch3x3 + ch5x5 + poolProj;
+        Columns = new Dictionary<string, long>
+        {
+            ["#1×1"] = ch1x1, ["#3×3 reduce"] = ch3x3red, ["#3×3"] = ch3x3,
+            ["#5×5 reduce"] = ch5x5red, ["#5×5"] = ch5x5, ["pool proj"] = poolProj,
+        };
         RegisterComponents();
     }
+
+    /// <summary>The widths of the paper's Table 1 for this module.</summary>
+    public IReadOnlyDictionary<string, long> Columns { get; }
 
     /// <summary>Channels of the concatenated output.</summary>
     public long OutChannels { get; }

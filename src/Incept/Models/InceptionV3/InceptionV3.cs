@@ -70,6 +70,9 @@ public sealed class InceptionV3 : InceptionModel
     public override int MinInputSize => 75;
 
     /// <inheritdoc/>
+    public override int MinAuxInputSize => 299;
+
+    /// <inheritdoc/>
     public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
     [
         new(64, 2, "Conv2d_2b_3x3"), new(192, 4, "Conv2d_4a_3x3"), new(288, 8, "Mixed_5d"),

@@ -1,0 +1,29 @@
+using System.CommandLine;
+using System.Text.Json;
+
+namespace Incept.Cli.Commands;
+
+/// <summary>Options and output helpers shared by the commands.</summary>
+internal static class CommonOptions
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+    };
+
+    public static Option<string> Format()
+    {
+        var option = new Option<string>("--format")
+        {
+            Description = "Output format: table or json.",
+            DefaultValueFactory = _ => "table",
+        };
+        option.AcceptOnlyFromAmong("table", "json");
+        return option;
+    }
+
+    public static string Giga(long value) => $"{value / 1e9:0.000} G";
+
+    public static string Millions(long value) => $"{value / 1e6:0.000} M";
+}

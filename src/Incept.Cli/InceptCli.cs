@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Incept.Cli.Commands;
+using Incept.Runtime;
+using Spectre.Console;
+
+namespace Incept.Cli;
+
+/// <summary>The <c>incept</c> command line: parses arguments, calls the library, renders results.</summary>
+public static class InceptCli
+{
+    /// <summary>Exit code for a user's mistake in a file, a value or a shape.</summary>
+    public const int BadInput = 1;
+
+    /// <summary>Exit code for an unknown name or malformed command line.</summary>
+    public const int Usage = 2;
+
+    /// <summary>Exit code when libtorch cannot be loaded.</summary>
+    public const int NativeFailure = 3;
+
+    /// <summary>Builds the root command with every subcommand.</summary>
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Incept: the Inception family of convolutional networks for .NET.");
+        root.Subcommands.Add(ModelsCommand.Create());
+        root.Subcommands.Add(SummaryCommand.Create());
+        return root;
+    }
+
+    /// <summary>Runs the command line and returns the process exit code.</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        output ??= System.Console.Out;
+        error ??= System.Console.Error;
+        var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return Build().Parse(args).Invoke(config);
+        }
+        catch (NativeLibraryException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return NativeFailure;
+        }
+        catch (UnknownModelException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return Usage;
+        }
+        catch (InceptException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return BadInput;
+        }
+    }
+
+    /// <summary>A Spectre console that writes to <paramref name="writer"/>.</summary>
+    internal static IAnsiConsole Console(TextWriter writer)
+    {
+        bool terminal = writer == System.Console.Out && !System.Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(writer),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        // Tables written to a file or pipe keep their rows on one line.
+        if (!terminal) console.Profile.Width = 240;
+        return console;
+    }
+}

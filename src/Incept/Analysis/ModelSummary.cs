@@ -1,0 +1,111 @@
+using Incept.Models;
+using Incept.Registry;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Analysis;
+
+/// <summary>One top-level stage of a model: its output shape (batch of one), parameters and multiply-accumulates.</summary>
+/// <param name="Name">Module name of the stage.</param>
+/// <param name="OutputShape">Output shape for a single image, or empty when the stage did not run.</param>
+/// <param name="Params">Trainable parameters of the stage.</param>
+/// <param name="Macs">Multiply-accumulates of the stage's conv and linear layers for one image.</param>
+/// <param name="Columns">Extra descriptive columns (for GoogLeNet: the paper's Table 1 widths).</param>
+public sealed record StageSummary(string Name, IReadOnlyList<long> OutputShape, long Params, long Macs, IReadOnlyDictionary<string, long> Columns);
+
+/// <summary>A model's stages and totals at one input size.</summary>
+public sealed record ModelSummary(string Model, int InputSize, bool Aux, long Params, long Macs, IReadOnlyList<StageSummary> Layers)
+{
+    /// <summary>
+    /// Runs one forward pass of <paramref name="modelName"/> at <paramref name="inputSize"/> (default: the
+    /// model's) and counts, per top-level stage, parameters and the multiply-accumulates of convolutions
+    /// (output elements × input channels per group × kernel area) and linear layers. With
+    /// <paramref name="aux"/> the auxiliary heads are built, run and counted.
+    /// </summary>
+    public static ModelSummary Create(string modelName, int? inputSize = null, bool aux = false)
+    {
+        var spec = ModelRegistry.Get(modelName);
+        int size = inputSize ?? spec.InputSize;
+        using var model = ModelFactory.Create(spec, new ModelConfig { AuxLogits = aux });
+        return Create(model, spec.Name, size);
+    }
+
+    /// <summary>Summarises an already built model at <paramref name="inputSize"/> pixels.</summary>
+    public static ModelSummary Create(InceptionModel model, string name, int inputSize)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (inputSize < model.MinInputSize)
+            throw new InputShapeException($"{name} needs inputs of at least {model.MinInputSize}×{model.MinInputSize} pixels; got {inputSize}. Use --input-size {model.MinInputSize} or more.");
+        var stages = model.Stages().ToList();
+        var stageOf = new Dictionary<nn.Module, string>(ReferenceEqualityComparer.Instance);
+        foreach (var (stageName, module) in stages)
+            foreach (var m in module.modules()) stageOf.TryAdd(m, stageName);
+        var macs = stages.ToDictionary(s => s.Name, _ => 0L);
+        var shapes = new Dictionary<string, long[]>();
+        var hooks = new List<Action>();
+        // The aux heads only run in training mode; BatchNorm then needs more than one value per channel,
+        // so run two images and halve the counts.
+        bool training = model.HasAux;
+        long batch = training ? 2 : 1;
+        foreach (var m in model.modules())
+        {
+            if (!stageOf.TryGetValue(m, out var stage)) continue;
+            switch (m)
+            {
+                case Conv2d conv:
+                {
+                    var w = conv.weight!.shape; // out, in/groups, kh, kw
+                    var h = conv.register_forward_hook((_, _, output) => { macs[stage] += output.numel() / batch * w[1] * w[2] * w[3]; return output; });
+                    hooks.Add(h.remove);
+                    break;
+                }
+
+                case Linear linear:
+                {
+                    var w = linear.weight!.shape;
+                    var h = linear.register_forward_hook((_, _, output) => { macs[stage] += output.numel() / batch * w[1]; return output; });
+                    hooks.Add(h.remove);
+                    break;
+                }
+            }
+        }
+
+        foreach (var (stageName, module) in stages)
+        {
+            if (module is nn.Module<Tensor, Tensor> hookable)
+            {
+                var h = hookable.register_forward_hook((_, _, output) => { shapes[stageName] = [1, .. output.shape.Skip(1)]; return output; });
+                hooks.Add(h.remove);
+            }
+        }
+
+        try
+        {
+            model.train(training);
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            model.call(zeros(batch, model.Config.InChannels, inputSize, inputSize));
+        }
+        finally
+        {
+            foreach (var remove in hooks) remove();
+            model.eval();
+        }
+
+        var rows = stages.Select(s => new StageSummary(
+            s.Name,
+            shapes.TryGetValue(s.Name, out var shape) ? shape : [],
+            s.Module.parameters().Sum(p => p.numel()),
+            macs[s.Name],
+            s.Module is IDescribedStage d ? d.Columns : new Dictionary<string, long>())).ToList();
+        return new ModelSummary(name, inputSize, model.HasAux, rows.Sum(r => r.Params), rows.Sum(r => r.Macs), rows);
+    }
+}
+
+/// <summary>A stage that describes itself with extra summary columns (such as the GoogLeNet paper's Table 1 widths).</summary>
+public interface IDescribedStage
+{
+    /// <summary>Column name → value, in display order.</summary>
+    IReadOnlyDictionary<string, long> Columns { get; }
+}

@@ -1,0 +1,92 @@
+using System.Text.Json;
+using Incept.Cli;
+using Incept.Registry;
+
+namespace Incept.Tests.Cli;
+
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        int code = InceptCli.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void Models_json_lists_every_registered_model_with_its_numbers()
+    {
+        var (code, output, _) = Run("models", "--format", "json");
+        Assert.Equal(0, code);
+        var rows = JsonDocument.Parse(output).RootElement.EnumerateArray().ToList();
+        Assert.Equal(ModelRegistry.Names, rows.Select(r => r.GetProperty("name").GetString()));
+        var v3 = rows.Single(r => r.GetProperty("name").GetString() == "inception_v3");
+        Assert.Equal(23_834_568, v3.GetProperty("params").GetInt64());
+        Assert.Equal(299, v3.GetProperty("input_size").GetInt32());
+        Assert.Equal(ModelRegistry.Get("inception_v3").Macs, v3.GetProperty("macs").GetInt64());
+    }
+
+    [Fact]
+    public void Models_table_shows_names_and_costs()
+    {
+        var (code, output, _) = Run("models");
+        Assert.Equal(0, code);
+        Assert.Contains("googlenet_paper", output, StringComparison.Ordinal);
+        Assert.Contains("1.582 G", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Summary_json_has_layers_that_add_up_to_the_totals()
+    {
+        var (code, output, _) = Run("summary", "googlenet", "--format", "json");
+        Assert.Equal(0, code);
+        var root = JsonDocument.Parse(output).RootElement;
+        Assert.Equal("googlenet", root.GetProperty("model").GetString());
+        Assert.Equal(224, root.GetProperty("input_size").GetInt32());
+        var layers = root.GetProperty("layers").EnumerateArray().ToList();
+        Assert.Equal(root.GetProperty("macs").GetInt64(), layers.Sum(l => l.GetProperty("macs").GetInt64()));
+        Assert.Equal(root.GetProperty("params").GetInt64(), layers.Sum(l => l.GetProperty("params").GetInt64()));
+        Assert.Equal(6_624_904, root.GetProperty("params").GetInt64());
+        var conv1 = layers.First(l => l.GetProperty("name").GetString() == "conv1");
+        Assert.Equal([1, 64, 112, 112], conv1.GetProperty("output_shape").EnumerateArray().Select(e => e.GetInt32()));
+    }
+
+    [Fact]
+    public void Summary_table_of_the_paper_model_shows_table_1_columns()
+    {
+        var (code, output, _) = Run("summary", "googlenet_paper", "--input-size", "224");
+        Assert.Equal(0, code);
+        foreach (var column in new[] { "#1×1", "#3×3 reduce", "#5×5 reduce", "pool proj", "inception4e", "total" })
+            Assert.Contains(column, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_model_lists_the_known_names_and_exits_with_2()
+    {
+        var (code, output, error) = Run("summary", "inception_v9");
+        Assert.Equal(2, code);
+        Assert.Empty(output);
+        Assert.Contains("Unknown model 'inception_v9'", error, StringComparison.Ordinal);
+        Assert.Contains("googlenet", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_too_small_input_size_is_one_line_and_exit_code_1()
+    {
+        var (code, _, error) = Run("summary", "googlenet", "--input-size", "8");
+        Assert.Equal(1, code);
+        Assert.Contains("at least 15", error, StringComparison.Ordinal);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void A_native_load_failure_is_explained_with_its_real_cause()
+    {
+        var message = Incept.Runtime.TorchRuntime.Explain("/x/libLibTorchSharp.so: version `GLIBCXX_3.4.32' not found (required by /x/libLibTorchSharp.so)");
+        Assert.Contains("libstdc++", message, StringComparison.Ordinal);
+        Assert.Contains("GLIBCXX_3.4.32", message, StringComparison.Ordinal);
+        Assert.Contains("libtorch-cpu-linux-x64", Incept.Runtime.TorchRuntime.Explain(null), StringComparison.Ordinal);
+    }
+}

@@ -1,5 +1,6 @@
 using Incept.Models;
 using Incept.Models.GoogLeNet;
+using Incept.Models.InceptionV4;
 
 namespace Incept.Registry;
 
@@ -27,6 +28,13 @@ public static class ModelRegistry
             InputSize = 224, MinInputSize = 29, Params = 6_998_552, ParamsWithAux = 13_378_280, Macs = 1_583_000_000,
             FirstConv = "conv1.conv", Classifier = "fc",
             Build = c => new GoogLeNet(c, GoogLeNetArch.Paper), Initialize = GoogLeNetInitializer.Apply,
+        },
+        new()
+        {
+            Name = "inception_v4", Family = "Inception-v4", Paper = PaperV4, Reference = "timm inception_v4",
+            InputSize = 299, MinInputSize = 75, Params = 42_679_816, Macs = 12_254_000_000,
+            FirstConv = "features.0.conv", Classifier = "last_linear",
+            Build = c => new InceptionV4(c),
         },
         // REGISTRY-ENTRIES: each family adds its entries above this line.
     ];

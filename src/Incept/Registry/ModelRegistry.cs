@@ -1,5 +1,6 @@
 using Incept.Models;
 using Incept.Models.GoogLeNet;
+using Incept.Models.InceptionResNetV2;
 using Incept.Models.InceptionV4;
 
 namespace Incept.Registry;
@@ -35,6 +36,13 @@ public static class ModelRegistry
             InputSize = 299, MinInputSize = 75, Params = 42_679_816, Macs = 12_254_000_000,
             FirstConv = "features.0.conv", Classifier = "last_linear",
             Build = c => new InceptionV4(c),
+        },
+        new()
+        {
+            Name = "inception_resnet_v2", Family = "Inception-ResNet-v2", Paper = PaperV4, Reference = "timm inception_resnet_v2",
+            InputSize = 299, MinInputSize = 75, Params = 55_843_464, Macs = 13_156_000_000,
+            FirstConv = "conv2d_1a.conv", Classifier = "classif",
+            Build = c => new InceptionResNetV2(c),
         },
         // REGISTRY-ENTRIES: each family adds its entries above this line.
     ];

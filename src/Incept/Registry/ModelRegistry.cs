@@ -1,6 +1,8 @@
 using Incept.Models;
 using Incept.Models.GoogLeNet;
 using Incept.Models.InceptionV3;
+using Incept.Models.InceptionResNetV2;
+using Incept.Models.InceptionV4;
 
 namespace Incept.Registry;
 
@@ -35,6 +37,20 @@ public static class ModelRegistry
             InputSize = 299, MinInputSize = 75, Params = 23_834_568, ParamsWithAux = 27_161_264, Macs = 5_711_168_096,
             FirstConv = "Conv2d_1a_3x3.conv", Classifier = "fc",
             Build = c => new InceptionV3(c), Initialize = InceptionV3Initializer.Apply,
+        },
+        new()
+        {
+            Name = "inception_v4", Family = "Inception-v4", Paper = PaperV4, Reference = "timm inception_v4",
+            InputSize = 299, MinInputSize = 75, Params = 42_679_816, Macs = 12_253_974_624,
+            FirstConv = "features.0.conv", Classifier = "last_linear",
+            Build = c => new InceptionV4(c),
+        },
+        new()
+        {
+            Name = "inception_resnet_v2", Family = "Inception-ResNet-v2", Paper = PaperV4, Reference = "timm inception_resnet_v2",
+            InputSize = 299, MinInputSize = 75, Params = 55_843_464, Macs = 13_155_794_016,
+            FirstConv = "conv2d_1a.conv", Classifier = "classif",
+            Build = c => new InceptionResNetV2(c),
         },
         // REGISTRY-ENTRIES: each family adds its entries above this line.
     ];

@@ -66,6 +66,20 @@ internal sealed class ReferenceFixture
         return tensor(Formula.Values("input", shape, "input"), shape);
     }
 
+    /// <summary>The batch the reference's BatchNorm statistics were measured on: key <c>calibration</c>, 8 × 3 × S × S.</summary>
+    public Tensor Calibration()
+    {
+        long[] shape = [8, 3, InputSize, InputSize];
+        return tensor(Formula.Values("calibration", shape, "input"), shape);
+    }
+
+    /// <summary>The reference's BatchNorm running statistics (<c>running_mean</c>, <c>running_var</c>), keyed by state-dict key.</summary>
+    public Dictionary<string, Tensor> BatchNormStatistics()
+    {
+        using var stats = SafeTensors.Read(Path.Combine(Dir, "bn_stats.safetensors"));
+        return stats.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+    }
+
     public Tensor Logits() => Npy.Read(Path.Combine(Dir, "logits.npy"));
 
     public Tensor Embeddings() => Npy.Read(Path.Combine(Dir, "embeddings.npy"));

@@ -1,0 +1,48 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV2;
+
+/// <summary>
+/// Inception-ResNet-B, the 17×17 residual block of Inception-ResNet-v2 (paper Figure 17): a 1×1 branch
+/// and a 1×1 → 1×7 → 7×1 branch concatenated to 384 channels, a 1×1 convolution with bias back to 1088,
+/// scaled and added to the input, then ReLU.
+/// </summary>
+public sealed class Block17 : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Conv2d conv2d;
+    private readonly double scale;
+
+    /// <summary>Builds the block; the residual branch is multiplied by <paramref name="scale"/> (0.10 in the reference) before the sum.</summary>
+    public Block17(ConvUnit u, double scale) : base(nameof(Block17))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        this.scale = scale;
+        branch0 = u.Build(1088, 192, 1);
+        branch1 = nn.Sequential(
+            u.Build(1088, 128, 1),
+            u.Build(128, 160, (1, 7), (0, 3)),
+            u.Build(160, 192, (7, 1), (3, 0)));
+        conv2d = nn.Conv2d(384, 1088, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The factor applied to the residual branch before it is added to the input.</summary>
+    public double Scale => scale;
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 1088 x 17 x 17
+        var x = cat([branch0.call(input), branch1.call(input)], 1);
+        // N x (192 + 192) x 17 x 17
+        x = conv2d.call(x);
+        // N x 1088 x 17 x 17
+        return nn.functional.relu(x * scale + input).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,52 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV2;
+
+/// <summary>
+/// Inception-ResNet-A, the 35×35 residual block of Inception-ResNet-v2 (paper Figure 16): three
+/// branches concatenated to 128 channels, a 1×1 convolution with bias back to 320, scaled and added to
+/// the input, then ReLU.
+/// </summary>
+public sealed class Block35 : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Sequential branch2;
+    private readonly Conv2d conv2d;
+    private readonly double scale;
+
+    /// <summary>Builds the block; the residual branch is multiplied by <paramref name="scale"/> (0.17 in the reference) before the sum.</summary>
+    public Block35(ConvUnit u, double scale) : base(nameof(Block35))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        this.scale = scale;
+        branch0 = u.Build(320, 32, 1);
+        branch1 = nn.Sequential(
+            u.Build(320, 32, 1),
+            u.Build(32, 32, 3, padding: 1));
+        branch2 = nn.Sequential(
+            u.Build(320, 32, 1),
+            u.Build(32, 48, 3, padding: 1),
+            u.Build(48, 64, 3, padding: 1));
+        conv2d = nn.Conv2d(128, 320, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The factor applied to the residual branch before it is added to the input.</summary>
+    public double Scale => scale;
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 320 x 35 x 35
+        var x = cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1);
+        // N x (32 + 32 + 64) x 35 x 35
+        x = conv2d.call(x);
+        // N x 320 x 35 x 35
+        return nn.functional.relu(x * scale + input).MoveToOuterDisposeScope();
+    }
+}

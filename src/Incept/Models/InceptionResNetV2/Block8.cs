@@ -1,0 +1,59 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV2;
+
+/// <summary>
+/// Inception-ResNet-C, the 8×8 residual block of Inception-ResNet-v2 (paper Figure 19): a 1×1 branch and
+/// a 1×1 → 1×3 → 3×1 branch concatenated to 448 channels, a 1×1 convolution with bias back to 2080,
+/// scaled and added to the input, then (except in the network's last block) ReLU.
+/// </summary>
+public sealed class Block8 : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Conv2d conv2d;
+    private readonly double scale;
+    private readonly bool relu;
+
+    /// <summary>
+    /// Builds the block; the residual branch is multiplied by <paramref name="scale"/> (0.20 in the
+    /// reference's repeated blocks, 1.0 in its last one) and, when <paramref name="relu"/> is false, the
+    /// sum is returned without ReLU.
+    /// </summary>
+    public Block8(ConvUnit u, double scale, bool relu = true) : base(nameof(Block8))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        this.scale = scale;
+        this.relu = relu;
+        branch0 = u.Build(2080, 192, 1);
+        branch1 = nn.Sequential(
+            u.Build(2080, 192, 1),
+            u.Build(192, 224, (1, 3), (0, 1)),
+            u.Build(224, 256, (3, 1), (1, 0)));
+        conv2d = nn.Conv2d(448, 2080, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The factor applied to the residual branch before it is added to the input.</summary>
+    public double Scale => scale;
+
+    /// <summary>Whether a ReLU follows the residual sum.</summary>
+    public bool Relu => relu;
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 2080 x 8 x 8
+        var x = cat([branch0.call(input), branch1.call(input)], 1);
+        // N x (192 + 256) x 8 x 8
+        x = conv2d.call(x);
+        // N x 2080 x 8 x 8
+        x = x * scale + input;
+        if (relu) x = nn.functional.relu(x);
+        return x.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,47 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV2;
+
+/// <summary>
+/// <c>mixed_5b</c>, the block that ends the Inception-ResNet-v2 stem (the TF-slim network, not the
+/// paper's Figure 3 stem): 1×1, 1×1 → 5×5, 1×1 → 3×3 → 3×3 and average pool → 1×1 branches
+/// (192 → 320 channels at 35×35).
+/// </summary>
+public sealed class Mixed5b : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Sequential branch2;
+    private readonly Sequential branch3;
+
+    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
+    public Mixed5b(ConvUnit u) : base(nameof(Mixed5b))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        branch0 = u.Build(192, 96, 1);
+        branch1 = nn.Sequential(
+            u.Build(192, 48, 1),
+            u.Build(48, 64, 5, padding: 2));
+        branch2 = nn.Sequential(
+            u.Build(192, 64, 1),
+            u.Build(64, 96, 3, padding: 1),
+            u.Build(96, 96, 3, padding: 1));
+        // timm averages over the valid pixels only at the border (count_include_pad=False).
+        branch3 = nn.Sequential(
+            nn.AvgPool2d(3, stride: 1, padding: 1, count_include_pad: false),
+            u.Build(192, 64, 1));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 192 x 35 x 35 → N x (96 + 64 + 96 + 64) x 35 x 35
+        return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
+            .MoveToOuterDisposeScope();
+    }
+}

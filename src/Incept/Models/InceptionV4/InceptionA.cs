@@ -1,0 +1,46 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV4;
+
+/// <summary>
+/// Inception-A, the 35×35 block of Inception-v4 (paper Figure 4): 1×1, 1×1 → 3×3, 1×1 → 3×3 → 3×3 and
+/// 3×3 average pool → 1×1 branches of 96 channels each (384 → 384).
+/// </summary>
+public sealed class InceptionA : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Sequential branch2;
+    private readonly Sequential branch3;
+
+    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
+    public InceptionA(ConvUnit u) : base(nameof(InceptionA))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        branch0 = u.Build(384, 96, 1);
+        branch1 = nn.Sequential(
+            u.Build(384, 64, 1),
+            u.Build(64, 96, 3, padding: 1));
+        branch2 = nn.Sequential(
+            u.Build(384, 64, 1),
+            u.Build(64, 96, 3, padding: 1),
+            u.Build(96, 96, 3, padding: 1));
+        // timm averages over the valid pixels only at the border (count_include_pad=False).
+        branch3 = nn.Sequential(
+            nn.AvgPool2d(3, stride: 1, padding: 1, count_include_pad: false),
+            u.Build(384, 96, 1));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 384 x 35 x 35 → N x (96 + 96 + 96 + 96) x 35 x 35
+        return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
+            .MoveToOuterDisposeScope();
+    }
+}

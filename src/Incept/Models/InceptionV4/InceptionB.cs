@@ -1,0 +1,49 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV4;
+
+/// <summary>
+/// Inception-B, the 17×17 block of Inception-v4 (paper Figure 5): 1×1, factorised 7×7 and doubly
+/// factorised 7×7 branches and an average pool → 1×1 branch (1024 → 1024 channels).
+/// </summary>
+public sealed class InceptionB : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Sequential branch2;
+    private readonly Sequential branch3;
+
+    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
+    public InceptionB(ConvUnit u) : base(nameof(InceptionB))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        branch0 = u.Build(1024, 384, 1);
+        branch1 = nn.Sequential(
+            u.Build(1024, 192, 1),
+            u.Build(192, 224, (1, 7), (0, 3)),
+            u.Build(224, 256, (7, 1), (3, 0)));
+        // The doubly factorised branch starts with 7×1 and then alternates, as the reference (and its TF weights) has it.
+        branch2 = nn.Sequential(
+            u.Build(1024, 192, 1),
+            u.Build(192, 192, (7, 1), (3, 0)),
+            u.Build(192, 224, (1, 7), (0, 3)),
+            u.Build(224, 224, (7, 1), (3, 0)),
+            u.Build(224, 256, (1, 7), (0, 3)));
+        branch3 = nn.Sequential(
+            nn.AvgPool2d(3, stride: 1, padding: 1, count_include_pad: false),
+            u.Build(1024, 128, 1));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 1024 x 17 x 17 → N x (384 + 256 + 256 + 128) x 17 x 17
+        return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
+            .MoveToOuterDisposeScope();
+    }
+}

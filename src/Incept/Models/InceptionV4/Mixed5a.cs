@@ -1,0 +1,33 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionV4;
+
+/// <summary>
+/// The last block of the Inception-v4 stem: a 3×3/2 convolution beside a 3×3/2 max pool, concatenated
+/// (192 → 384 channels). Note the order: convolution first, pool second (the reverse of <see cref="Mixed3a"/>).
+/// </summary>
+public sealed class Mixed5a : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d conv;
+    private readonly MaxPool2d maxpool;
+
+    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
+    public Mixed5a(ConvUnit u) : base(nameof(Mixed5a))
+    {
+        ArgumentNullException.ThrowIfNull(u);
+        conv = u.Build(192, 192, 3, stride: 2);
+        maxpool = nn.MaxPool2d(3, stride: 2);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 192 x 71 x 71 → N x (192 + 192) x 35 x 35
+        return cat([conv.call(input), maxpool.call(input)], 1).MoveToOuterDisposeScope();
+    }
+}

@@ -1,5 +1,6 @@
 using Incept.Models;
 using Incept.Models.GoogLeNet;
+using Incept.Models.InceptionResNetV1;
 
 namespace Incept.Registry;
 
@@ -27,6 +28,14 @@ public static class ModelRegistry
             InputSize = 224, MinInputSize = 29, Params = 6_998_552, ParamsWithAux = 13_378_280, Macs = 1_583_000_000,
             FirstConv = "conv1.conv", Classifier = "fc",
             Build = c => new GoogLeNet(c, GoogLeNetArch.Paper), Initialize = GoogLeNetInitializer.Apply,
+        },
+        new()
+        {
+            // facenet-pytorch's VGGFace2 / CASIA-WebFace weights: 160×160 RGB faces, (x − 127.5) / 128.
+            Name = "inception_resnet_v1", Family = "Inception-ResNet-v1", Paper = PaperV4, Reference = "facenet-pytorch InceptionResnetV1",
+            InputSize = 160, MinInputSize = 75, Params = 23_995_624, Macs = 1_418_000_000,
+            FirstConv = "conv2d_1a.conv", Classifier = "logits",
+            Build = c => new InceptionResNetV1(c), Initialize = null,
         },
         // REGISTRY-ENTRIES: each family adds its entries above this line.
     ];

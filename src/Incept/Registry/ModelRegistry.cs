@@ -1,4 +1,5 @@
 using Incept.Models;
+using Incept.Models.BNInception;
 using Incept.Models.GoogLeNet;
 using Incept.Models.InceptionResNetV1;
 
@@ -28,6 +29,14 @@ public static class ModelRegistry
             InputSize = 224, MinInputSize = 29, Params = 6_998_552, ParamsWithAux = 13_378_280, Macs = 1_583_000_000,
             FirstConv = "conv1.conv", Classifier = "fc",
             Build = c => new GoogLeNet(c, GoogLeNetArch.Paper), Initialize = GoogLeNetInitializer.Apply,
+        },
+        new()
+        {
+            // Cadene's ImageNet weights (bn_inception-239d2248.pth) expect BGR input in [0, 255], mean (104, 117, 128), std 1.
+            Name = "bn_inception", Family = "BN-Inception", Paper = PaperBn, Reference = "Cadene pretrainedmodels bninception",
+            InputSize = 224, MinInputSize = 31, Params = 11_295_240, Macs = 2_033_000_000,
+            FirstConv = "conv1_7x7_s2", Classifier = "last_linear",
+            Build = c => new BNInception(c), Initialize = null,
         },
         new()
         {

@@ -1,7 +1,9 @@
 using Incept.Models;
+using Incept.Models.BNInception;
 using Incept.Models.GoogLeNet;
 using Incept.Models.InceptionV3;
 using Incept.Models.InceptionResNetV2;
+using Incept.Models.InceptionResNetV1;
 using Incept.Models.InceptionV4;
 
 namespace Incept.Registry;
@@ -33,6 +35,14 @@ public static class ModelRegistry
         },
         new()
         {
+            // Cadene's ImageNet weights (bn_inception-239d2248.pth) expect BGR input in [0, 255], mean (104, 117, 128), std 1.
+            Name = "bn_inception", Family = "BN-Inception", Paper = PaperBn, Reference = "Cadene pretrainedmodels bninception",
+            InputSize = 224, MinInputSize = 31, Params = 11_295_240, Macs = 2_032_600_064,
+            FirstConv = "conv1_7x7_s2", Classifier = "last_linear",
+            Build = c => new BNInception(c), Initialize = null,
+        },
+        new()
+        {
             Name = "inception_v3", Family = "Inception-v3", Paper = PaperV3, Reference = "torchvision inception_v3 (= timm inception_v3)",
             InputSize = 299, MinInputSize = 75, Params = 23_834_568, ParamsWithAux = 27_161_264, Macs = 5_711_168_096,
             FirstConv = "Conv2d_1a_3x3.conv", Classifier = "fc",
@@ -47,12 +57,19 @@ public static class ModelRegistry
         },
         new()
         {
+            // facenet-pytorch's VGGFace2 / CASIA-WebFace weights: 160×160 RGB faces, (x − 127.5) / 128.
+            Name = "inception_resnet_v1", Family = "Inception-ResNet-v1", Paper = PaperV4, Reference = "facenet-pytorch InceptionResnetV1",
+            InputSize = 160, MinInputSize = 75, Params = 23_995_624, Macs = 1_418_174_304,
+            FirstConv = "conv2d_1a.conv", Classifier = "logits",
+            Build = c => new InceptionResNetV1(c), Initialize = null,
+        },
+        new()
+        {
             Name = "inception_resnet_v2", Family = "Inception-ResNet-v2", Paper = PaperV4, Reference = "timm inception_resnet_v2",
             InputSize = 299, MinInputSize = 75, Params = 55_843_464, Macs = 13_155_794_016,
             FirstConv = "conv2d_1a.conv", Classifier = "classif",
             Build = c => new InceptionResNetV2(c),
         },
-        // REGISTRY-ENTRIES: each family adds its entries above this line.
     ];
 
     /// <summary>The names of every registered model.</summary>

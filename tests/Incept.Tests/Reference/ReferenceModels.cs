@@ -15,19 +15,6 @@ internal static class ReferenceModels
     };
 
     /// <summary>
-    /// Relative tolerance of the float32 logit comparison: 1e-4 by default. The Inception-v3 fixture sits on a
-    /// chaotic stretch of the network (formula weights, calibrated BN statistics): a relative input change of
-    /// 1e-7 moves its logits by 4e-3, and Debian's own torchvision 0.14 on this machine differs from the shipped
-    /// logits by 3.6e-3 (2.6e-3 relative). Its bound is therefore 5e-3, still far below the smallest porting
-    /// mistake the fixture README measures (a BN-eps swap moves the logits by 0.56).
-    /// </summary>
-    public static double Tolerance(string name) => name switch
-    {
-        "inception_v3" => 5e-3,
-        _ => 1e-4,
-    };
-
-    /// <summary>
     /// Registry name → the module prefix where the layer-by-layer check stops, because float32 round-off, amplified
     /// by the network with the formula weights, comes within a few times of the parity tolerance from there on. For
     /// these fixtures another libtorch build (even another thread count) cannot reproduce <c>logits.npy</c>, so the
@@ -45,6 +32,29 @@ internal static class ReferenceModels
     {
         ["inception_v4"] = "features.13.",
     };
+
+    /// <summary>
+    /// Relative tolerance of the logits comparison, as a multiple of max(1, max|ref|): 1e-4 unless listed here.
+    /// </summary>
+    /// <remarks>
+    /// bn_inception: the formula-weight network amplifies float32 round-off about twofold per Inception module
+    /// (measured against a float64 evaluation of the same weights: 7e-7 relative after conv1, 1e-3 after
+    /// inception_5b). The reference's own float32 logits differ from the float64 ones by 1.8e-4 × max|ref|, and
+    /// ours, on libtorch 2.10, by 1.2e-4, so two float32 builds cannot be expected to agree to 1e-4 (we measure
+    /// 1.01e-4). It takes the fixture's tolerance_hint, 1e-3, which every porting mistake of the sensitivity table
+    /// still exceeds 149-fold.
+    /// inception_v3: a relative input change of 1e-7 moves the formula-weight logits by 4e-3, and Debian's own
+    /// torchvision 0.14 (PyTorch 1.13) on this machine differs from the shipped logits by 3.6e-3 (2.6e-3 relative;
+    /// float64 by 1.7e-3). Its bound is 5e-3, still a hundred times below the smallest porting mistake the fixture
+    /// README measures (a BN-eps swap moves the logits by 0.56).
+    /// </remarks>
+    public static IReadOnlyDictionary<string, double> LogitTolerance { get; } = new Dictionary<string, double>
+    {
+        ["bn_inception"] = 1e-3,
+        ["inception_v3"] = 5e-3,
+    };
+
+    public static double Tolerance(string name) => LogitTolerance.GetValueOrDefault(name, 1e-4);
 
     public static TheoryData<string> WithReference()
     {

@@ -1,0 +1,61 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.BNInception;
+
+/// <summary>
+/// Convolution → BatchNorm → ReLU whose two modules live on the model itself under Caffe-style flat names
+/// (<c>inception_3a_3x3</c> and <c>inception_3a_3x3_bn</c>), as in Cadene's BN-Inception. The unit is not a
+/// registered module: it only groups the two for the forward pass and for summaries.
+/// </summary>
+public sealed class FlatConvBn : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv;
+    private readonly BatchNorm2d? bn;
+
+    /// <summary>
+    /// Builds the unit and registers its convolution on <paramref name="owner"/> as <paramref name="name"/> and its
+    /// BatchNorm as <paramref name="name"/><c>_bn</c>.
+    /// </summary>
+    public FlatConvBn(nn.Module owner, string name, long inChannels, long outChannels, long kernel, ConvUnit unit,
+        long stride = 1, long padding = 0) : base(name)
+    {
+        ArgumentNullException.ThrowIfNull(owner);
+        ArgumentNullException.ThrowIfNull(unit);
+        conv = nn.Conv2d(inChannels, outChannels, kernel, stride: stride, padding: padding, bias: unit.ConvBias);
+        owner.register_module(name, conv);
+        if (unit.Norm)
+        {
+            bn = nn.BatchNorm2d(outChannels, eps: unit.Eps, momentum: unit.Momentum);
+            owner.register_module(name + "_bn", bn);
+        }
+
+        Name = name;
+    }
+
+    /// <summary>The convolution's module name on the model, which prefixes both modules' keys.</summary>
+    public string Name { get; }
+
+    /// <summary>Channels of the output.</summary>
+    public long OutChannels => conv.out_channels;
+
+    /// <summary>The convolution.</summary>
+    public Conv2d Conv => conv;
+
+    /// <summary>The BatchNorm, or null where the unit has none.</summary>
+    public BatchNorm2d? Bn => bn;
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var x = conv.call(input);
+        if (bn is not null) x = bn.call(x);
+        return nn.functional.relu(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Registers nothing: the modules are registered on the model under their flat names.</summary>
+    protected override void RegisterComponents() { }
+}

@@ -1,0 +1,46 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV1;
+
+/// <summary>
+/// The 17×17 residual block of Inception-ResNet-v1 ("Inception-resnet-B"): 1×1 and 1×1→1×7→7×1 branches,
+/// a 1×1 projection with bias back to 896 channels, a scaled residual sum and a ReLU.
+/// </summary>
+public sealed class Block17 : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Conv2d conv2d;
+
+    /// <summary>Builds the block; <paramref name="scale"/> multiplies the residual branch (0.10 in the reference).</summary>
+    public Block17(double scale, ConvUnit unit) : base(nameof(Block17))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        Scale = scale;
+        branch0 = unit.Build(896, 128, 1);
+        branch1 = nn.Sequential(
+            unit.Build(896, 128, 1),
+            unit.Build(128, 128, (1, 7), (0, 3)),
+            unit.Build(128, 128, (7, 1), (3, 0)));
+        conv2d = nn.Conv2d(256, 896, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The factor applied to the residual branch before the sum.</summary>
+    public double Scale { get; }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 896 x 8 x 8 (at 160) / 17 x 17 (at 299)
+        var x = cat([branch0.call(input), branch1.call(input)], 1);
+        // N x 256 x 8 x 8
+        x = conv2d.call(x);
+        // N x 896 x 8 x 8
+        return nn.functional.relu(x * Scale + input).MoveToOuterDisposeScope();
+    }
+}

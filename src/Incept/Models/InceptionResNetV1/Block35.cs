@@ -1,0 +1,45 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV1;
+
+/// <summary>
+/// The 35×35 residual block of Inception-ResNet-v1 ("Inception-resnet-A"): 1×1, 1×1→3×3 and 1×1→3×3→3×3
+/// branches, a 1×1 projection with bias back to 256 channels, a scaled residual sum and a ReLU.
+/// </summary>
+public sealed class Block35 : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Sequential branch2;
+    private readonly Conv2d conv2d;
+
+    /// <summary>Builds the block; <paramref name="scale"/> multiplies the residual branch (0.17 in the reference).</summary>
+    public Block35(double scale, ConvUnit unit) : base(nameof(Block35))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        Scale = scale;
+        branch0 = unit.Build(256, 32, 1);
+        branch1 = nn.Sequential(unit.Build(256, 32, 1), unit.Build(32, 32, 3, padding: 1));
+        branch2 = nn.Sequential(unit.Build(256, 32, 1), unit.Build(32, 32, 3, padding: 1), unit.Build(32, 32, 3, padding: 1));
+        conv2d = nn.Conv2d(96, 256, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The factor applied to the residual branch before the sum.</summary>
+    public double Scale { get; }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 256 x 17 x 17 (at 160) / 35 x 35 (at 299)
+        var x = cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1);
+        // N x 96 x 17 x 17
+        x = conv2d.call(x);
+        // N x 256 x 17 x 17
+        return nn.functional.relu(x * Scale + input).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,56 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV1;
+
+/// <summary>
+/// The 8×8 residual block of Inception-ResNet-v1 ("Inception-resnet-C"): 1×1 and 1×1→1×3→3×1 branches,
+/// a 1×1 projection with bias back to 1792 channels and a scaled residual sum, followed by a ReLU except in
+/// the network's last block.
+/// </summary>
+public sealed class Block8 : nn.Module<Tensor, Tensor>
+{
+    private readonly BasicConv2d branch0;
+    private readonly Sequential branch1;
+    private readonly Conv2d conv2d;
+
+    /// <summary>
+    /// Builds the block; <paramref name="scale"/> multiplies the residual branch (0.20 in <c>repeat_3</c>, 1.0 in the
+    /// final <c>block8</c>), and <paramref name="noReLU"/> leaves the sum without activation (the final block).
+    /// </summary>
+    public Block8(double scale, ConvUnit unit, bool noReLU = false) : base(nameof(Block8))
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        Scale = scale;
+        NoReLU = noReLU;
+        branch0 = unit.Build(1792, 192, 1);
+        branch1 = nn.Sequential(
+            unit.Build(1792, 192, 1),
+            unit.Build(192, 192, (1, 3), (0, 1)),
+            unit.Build(192, 192, (3, 1), (1, 0)));
+        conv2d = nn.Conv2d(384, 1792, 1);
+        RegisterComponents();
+    }
+
+    /// <summary>The factor applied to the residual branch before the sum.</summary>
+    public double Scale { get; }
+
+    /// <summary>Whether the block returns the residual sum without a ReLU.</summary>
+    public bool NoReLU { get; }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        // N x 1792 x 3 x 3 (at 160) / 8 x 8 (at 299)
+        var x = cat([branch0.call(input), branch1.call(input)], 1);
+        // N x 384 x 3 x 3
+        x = conv2d.call(x);
+        // N x 1792 x 3 x 3
+        x = x * Scale + input;
+        if (!NoReLU) x = nn.functional.relu(x);
+        return x.MoveToOuterDisposeScope();
+    }
+}

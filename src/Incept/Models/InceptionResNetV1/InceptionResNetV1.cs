@@ -1,0 +1,151 @@
+using Incept.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Models.InceptionResNetV1;
+
+/// <summary>
+/// Inception-ResNet-v1 as facenet-pytorch builds it (<c>InceptionResnetV1</c>, v2.5.3): the module tree and
+/// state-dict keys of that implementation, so its VGGFace2 and CASIA-WebFace checkpoints load unchanged.
+/// </summary>
+/// <remarks>
+/// The network ends in a 512-d face embedding: global average pool, dropout, <c>last_linear</c> (1792→512, no
+/// bias) and <c>last_bn</c> (BatchNorm1d, eps 1e-3). With classes, <c>logits</c> (512→classes) is applied to the
+/// <c>last_bn</c> output and the forward pass returns those logits, not normalised. With
+/// <see cref="ModelConfig.NumClasses"/> = 0 the model has no <c>logits</c> module and returns the L2-normalised
+/// embedding, like facenet-pytorch's <c>classify=False</c>. <see cref="ForwardHead"/> with <c>preLogits</c>
+/// returns that normalised embedding in both cases.
+/// </remarks>
+public sealed class InceptionResNetV1 : InceptionModel
+{
+    /// <summary>Width of the face embedding (the output of <c>last_bn</c>).</summary>
+    public const int EmbeddingSize = 512;
+
+    private const int FinalChannels = 1792;
+
+    private readonly BasicConv2d conv2d_1a;
+    private readonly BasicConv2d conv2d_2a;
+    private readonly BasicConv2d conv2d_2b;
+    private readonly MaxPool2d maxpool_3a;
+    private readonly BasicConv2d conv2d_3b;
+    private readonly BasicConv2d conv2d_4a;
+    private readonly BasicConv2d conv2d_4b;
+    private readonly Sequential repeat_1;
+    private readonly Mixed6a mixed_6a;
+    private readonly Sequential repeat_2;
+    private readonly Mixed7a mixed_7a;
+    private readonly Sequential repeat_3;
+    private readonly Block8 block8;
+    private readonly AdaptiveAvgPool2d avgpool_1a;
+    private readonly Dropout dropout;
+    private readonly Linear last_linear;
+    private readonly BatchNorm1d last_bn;
+    private Linear? logits;
+
+    /// <summary>Builds the network. Weights keep TorchSharp's default initialisation, as the reference does.</summary>
+    public InceptionResNetV1(ModelConfig config) : base("InceptionResNetV1", config)
+    {
+        var u = ConvUnit.BatchNorm;
+        conv2d_1a = u.Build(config.InChannels, 32, 3, stride: 2);
+        conv2d_2a = u.Build(32, 32, 3);
+        conv2d_2b = u.Build(32, 64, 3, padding: 1);
+        maxpool_3a = nn.MaxPool2d(3, stride: 2);
+        conv2d_3b = u.Build(64, 80, 1);
+        conv2d_4a = u.Build(80, 192, 3);
+        conv2d_4b = u.Build(192, 256, 3, stride: 2);
+        repeat_1 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block35(0.17, u)).ToArray());
+        mixed_6a = new Mixed6a(u);
+        repeat_2 = nn.Sequential(Enumerable.Range(0, 10).Select(_ => (nn.Module<Tensor, Tensor>)new Block17(0.10, u)).ToArray());
+        mixed_7a = new Mixed7a(u);
+        repeat_3 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block8(0.20, u)).ToArray());
+        block8 = new Block8(1.0, u, noReLU: true);
+        avgpool_1a = nn.AdaptiveAvgPool2d(1);
+        dropout = nn.Dropout(config.DropRate ?? 0.6);
+        last_linear = nn.Linear(FinalChannels, EmbeddingSize, hasBias: false);
+        last_bn = nn.BatchNorm1d(EmbeddingSize, eps: 1e-3, momentum: 0.1);
+        if (config.NumClasses > 0) logits = nn.Linear(EmbeddingSize, config.NumClasses);
+        RegisterComponents();
+    }
+
+    /// <summary>The embedding width: <c>logits</c> reads the 512-d output of <c>last_bn</c>.</summary>
+    public override int NumFeatures => EmbeddingSize;
+
+    /// <summary>75: the last 3×3/2 reductions (<c>mixed_7a</c>) need a 3×3 map.</summary>
+    public override int MinInputSize => 75;
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
+    [
+        new(64, 2, "conv2d_2b"), new(192, 4, "conv2d_4a"), new(256, 8, "repeat_1"),
+        new(896, 16, "repeat_2"), new(FinalChannels, 32, "block8"),
+    ];
+
+    /// <summary>
+    /// Replaces <c>logits</c> by a fresh 512→<paramref name="numClasses"/> layer; 0 removes it, so that the model
+    /// returns the normalised embedding.
+    /// </summary>
+    public override void ResetClassifier(int numClasses)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(numClasses);
+        bool registered = logits is not null;
+        logits?.Dispose();
+        logits = numClasses > 0 ? nn.Linear(EmbeddingSize, numClasses) : null;
+        if (logits is not null && registered) ReplaceChild(nameof(logits), logits);
+        else if (logits is not null) register_module(nameof(logits), logits);
+        else if (registered) _internal_submodules.Remove(nameof(logits));
+        NumClasses = numClasses;
+    }
+
+    /// <inheritdoc/>
+    protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)
+    {
+        using var scope = NewDisposeScope();
+        // N x 3 x 160 x 160
+        x = conv2d_1a.call(x);
+        // N x 32 x 79 x 79
+        x = conv2d_2a.call(x);
+        // N x 32 x 77 x 77
+        x = conv2d_2b.call(x);
+        // N x 64 x 77 x 77
+        x = maxpool_3a.call(x);
+        // N x 64 x 38 x 38
+        x = conv2d_3b.call(x);
+        // N x 80 x 38 x 38
+        x = conv2d_4a.call(x);
+        // N x 192 x 36 x 36
+        x = conv2d_4b.call(x);
+        // N x 256 x 17 x 17
+        x = repeat_1.call(x);
+        // N x 256 x 17 x 17
+        x = mixed_6a.call(x);
+        // N x 896 x 8 x 8
+        x = repeat_2.call(x);
+        // N x 896 x 8 x 8
+        x = mixed_7a.call(x);
+        // N x 1792 x 3 x 3
+        x = repeat_3.call(x);
+        // N x 1792 x 3 x 3
+        x = block8.call(x);
+        // N x 1792 x 3 x 3
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Pools, applies dropout, <c>last_linear</c> and <c>last_bn</c>; then returns the logits of <c>logits</c>, or,
+    /// with <paramref name="preLogits"/> or without classes, the L2-normalised 512-d face embedding.
+    /// </summary>
+    public override Tensor ForwardHead(Tensor features, bool preLogits = false)
+    {
+        using var scope = NewDisposeScope();
+        var x = dropout.call(avgpool_1a.call(features));
+        // N x 1792 x 1 x 1
+        x = last_linear.call(flatten(x, 1));
+        // N x 512
+        x = last_bn.call(x);
+        // N x 512
+        if (preLogits || logits is null) return nn.functional.normalize(x, p: 2, dim: 1).MoveToOuterDisposeScope();
+        return logits.call(x).MoveToOuterDisposeScope();
+        // N x num_classes
+    }
+}

@@ -38,9 +38,24 @@ public sealed record ModelSummary(string Model, int InputSize, bool Aux, long Pa
         if (inputSize < model.MinInputSize)
             throw new InputShapeException($"{name} needs inputs of at least {model.MinInputSize}×{model.MinInputSize} pixels; got {inputSize}. Use --input-size {model.MinInputSize} or more.");
         var stages = model.Stages().ToList();
+        // A module belongs to the stage it sits in. Flat layouts (Cadene's BN-Inception) register a stage's
+        // layers on the model itself as <stage>_<layer>; those children belong to the stage by their prefix.
         var stageOf = new Dictionary<nn.Module, string>(ReferenceEqualityComparer.Instance);
-        foreach (var (stageName, module) in stages)
-            foreach (var m in module.modules()) stageOf.TryAdd(m, stageName);
+        void Assign(nn.Module root, string stageName)
+        {
+            stageOf.TryAdd(root, stageName);
+            foreach (var m in root.modules()) stageOf.TryAdd(m, stageName);
+        }
+
+        foreach (var (stageName, module) in stages) Assign(module, stageName);
+        foreach (var (childName, child) in model.named_children())
+        {
+            var owner = stages
+                .Where(s => childName == s.Name || childName.StartsWith(s.Name + "_", StringComparison.Ordinal))
+                .OrderByDescending(s => s.Name.Length)
+                .FirstOrDefault().Name;
+            if (owner is not null) Assign(child, owner);
+        }
         var macs = stages.ToDictionary(s => s.Name, _ => 0L);
         var shapes = new Dictionary<string, long[]>();
         var hooks = new List<Action>();
@@ -96,7 +111,7 @@ public sealed record ModelSummary(string Model, int InputSize, bool Aux, long Pa
         var rows = stages.Select(s => new StageSummary(
             s.Name,
             shapes.TryGetValue(s.Name, out var shape) ? shape : [],
-            s.Module.parameters().Sum(p => p.numel()),
+            stageOf.Where(kv => kv.Value == s.Name).Sum(kv => kv.Key.parameters(recurse: false).Sum(p => p.numel())),
             macs[s.Name],
             s.Module is IDescribedStage d ? d.Columns : new Dictionary<string, long>())).ToList();
         return new ModelSummary(name, inputSize, model.HasAux, rows.Sum(r => r.Params), rows.Sum(r => r.Macs), rows);

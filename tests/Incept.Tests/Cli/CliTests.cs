@@ -33,7 +33,7 @@ public class CliTests
         var (code, output, _) = Run("models");
         Assert.Equal(0, code);
         Assert.Contains("googlenet_paper", output, StringComparison.Ordinal);
-        Assert.Contains("1.582 G", output, StringComparison.Ordinal);
+        Assert.Contains("1.583 G", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Incept.Layers;
+using Incept.Models.InceptionV4;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -32,7 +33,7 @@ public sealed class InceptionResNetV1 : InceptionModel
     private readonly BasicConv2d conv2d_4a;
     private readonly BasicConv2d conv2d_4b;
     private readonly Sequential repeat_1;
-    private readonly Mixed6a mixed_6a;
+    private readonly ReductionA mixed_6a;
     private readonly Sequential repeat_2;
     private readonly Mixed7a mixed_7a;
     private readonly Sequential repeat_3;
@@ -55,7 +56,7 @@ public sealed class InceptionResNetV1 : InceptionModel
         conv2d_4a = u.Build(80, 192, 3);
         conv2d_4b = u.Build(192, 256, 3, stride: 2);
         repeat_1 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block35(0.17, u)).ToArray());
-        mixed_6a = new Mixed6a(u);
+        mixed_6a = new ReductionA(256, 192, 192, 256, 384, u);
         repeat_2 = nn.Sequential(Enumerable.Range(0, 10).Select(_ => (nn.Module<Tensor, Tensor>)new Block17(0.10, u)).ToArray());
         mixed_7a = new Mixed7a(u);
         repeat_3 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block8(0.20, u)).ToArray());

@@ -1,4 +1,5 @@
 using Incept.Layers;
+using Incept.Models.InceptionV4;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,7 +24,7 @@ public sealed class InceptionResNetV2 : InceptionModel
     private readonly MaxPool2d maxpool_5a;
     private readonly Mixed5b mixed_5b;
     private readonly Sequential repeat;
-    private readonly Mixed6a mixed_6a;
+    private readonly ReductionA mixed_6a;
     private readonly Sequential repeat_1;
     private readonly Mixed7a mixed_7a;
     private readonly Sequential repeat_2;
@@ -59,7 +60,7 @@ public sealed class InceptionResNetV2 : InceptionModel
         maxpool_5a = nn.MaxPool2d(3, stride: 2);
         mixed_5b = new Mixed5b(u);
         repeat = nn.Sequential([.. Enumerable.Range(0, 10).Select(_ => new Block35(u, scaleA))]);
-        mixed_6a = new Mixed6a(u);
+        mixed_6a = new ReductionA(320, 256, 256, 384, 384, u);
         repeat_1 = nn.Sequential([.. Enumerable.Range(0, 20).Select(_ => new Block17(u, scaleB))]);
         mixed_7a = new Mixed7a(u);
         repeat_2 = nn.Sequential([.. Enumerable.Range(0, 9).Select(_ => new Block8(u, scaleC))]);

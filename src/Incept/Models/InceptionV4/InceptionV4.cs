@@ -34,7 +34,7 @@ public sealed class InceptionV4 : InceptionModel
             new Mixed5a(u),                               // 5: N x 384 x 35 x 35
         };
         for (int i = 0; i < 4; i++) stages.Add(new InceptionA(u)); // 6-9: N x 384 x 35 x 35
-        stages.Add(new ReductionA(u));                             // 10: N x 1024 x 17 x 17 (Mixed_6a)
+        stages.Add(new ReductionA(384, 192, 224, 256, 384, u));                            // 10: N x 1024 x 17 x 17 (Mixed_6a)
         for (int i = 0; i < 7; i++) stages.Add(new InceptionB(u)); // 11-17: N x 1024 x 17 x 17
         stages.Add(new ReductionB(u));                             // 18: N x 1536 x 8 x 8 (Mixed_7a)
         for (int i = 0; i < 3; i++) stages.Add(new InceptionC(u)); // 19-21: N x 1536 x 8 x 8

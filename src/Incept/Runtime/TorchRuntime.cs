@@ -20,6 +20,7 @@ public sealed class NativeLibraryException : InceptException
 public static class TorchRuntime
 {
     private static readonly string[] NativeNames = ["libLibTorchSharp.so", "LibTorchSharp.dll", "libLibTorchSharp.dylib"];
+    private static bool initialised;
 
     /// <summary>
     /// Initialises libtorch on the CPU. TorchSharp's own error on failure blames a missing package even when
@@ -28,13 +29,26 @@ public static class TorchRuntime
     /// </summary>
     public static void EnsureAvailable()
     {
+        if (initialised) return;
+        // Probe the library next to the program first: when the loader refuses it, its message is the real
+        // cause, and TorchSharp's own fallback (which copies the whole package cache next to the program and
+        // prints a trace) is avoided.
+        var probe = ProbeLoaderError(AppContext.BaseDirectory);
+        if (probe is { Loads: false }) throw new NativeLibraryException(Explain(probe.Value.Error));
+        var stdout = Console.Out;
         try
         {
+            Console.SetOut(TextWriter.Null);
             InitializeDeviceType(TorchSharp.DeviceType.CPU);
+            initialised = true;
         }
         catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
         {
-            throw new NativeLibraryException(Explain(ProbeLoaderError(AppContext.BaseDirectory)), e);
+            throw new NativeLibraryException(Explain(probe?.Error), e);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
         }
     }
 
@@ -44,14 +58,18 @@ public static class TorchRuntime
         if (loaderError is null)
             return "libtorch could not be loaded: TorchSharp's native library libLibTorchSharp is not next to the program. Reference the libtorch-cpu-linux-x64 package (2.10.0) in the executable project and rebuild.";
         var cause = loaderError.ReplaceLineEndings(" ").Trim();
+        // .NET wraps the loader's message in advice about strace and LD_DEBUG; keep the loader's own words.
+        const string Marker = "LD_DEBUG environment variable:";
+        int at = cause.IndexOf(Marker, StringComparison.Ordinal);
+        if (at >= 0) cause = cause[(at + Marker.Length)..].Trim();
         if (cause.Contains("GLIBCXX_", StringComparison.Ordinal))
             return $"libtorch could not be loaded because this system's libstdc++ is older than TorchSharp expects ({cause}). Rebuild with 'dotnet build' (the Incept build marks that version requirement weak on Debian 12) or install a libstdc++ from GCC 13 or newer.";
         return $"libtorch could not be loaded: {cause}. Check that the libtorch-cpu-linux-x64 package is restored and that its files were copied next to the program.";
     }
 
-    private static string? ProbeLoaderError(string baseDirectory)
+    private static (bool Loads, string? Error)? ProbeLoaderError(string baseDirectory)
     {
-        string[] folders = ["", Path.Combine("runtimes", RuntimeInformation.RuntimeIdentifier, "native"), Path.Combine("runtimes", "linux-x64", "native"), "cpu"];
+        string[] folders = [Path.Combine("runtimes", RuntimeInformation.RuntimeIdentifier, "native"), Path.Combine("runtimes", "linux-x64", "native"), "", "cpu"];
         foreach (var folder in folders)
         {
             foreach (var name in NativeNames)
@@ -60,14 +78,17 @@ public static class TorchRuntime
                 if (!File.Exists(path)) continue;
                 try
                 {
-                    NativeLibrary.Free(NativeLibrary.Load(path));
+                    NativeLibrary.Load(path);
+                    return (true, null);
                 }
                 catch (DllNotFoundException e)
                 {
-                    return e.Message;
+                    return (false, e.Message);
                 }
-
-                return $"{path} loads, but TorchSharp failed to initialise it";
+                catch (BadImageFormatException e)
+                {
+                    return (false, e.Message);
+                }
             }
         }
 

@@ -23,6 +23,9 @@ public static class InceptCli
         var root = new RootCommand("Incept: the Inception family of convolutional networks for .NET.");
         root.Subcommands.Add(ModelsCommand.Create());
         root.Subcommands.Add(SummaryCommand.Create());
+        root.Subcommands.Add(WeightsCommand.Create());
+        root.Subcommands.Add(ConvertCommand.Create());
+        root.Subcommands.Add(PredictCommand.Create());
         return root;
     }
 

@@ -23,14 +23,14 @@ public static class ModelRegistry
         {
             Name = "googlenet", Family = "GoogLeNet", Paper = PaperV1, Reference = "torchvision googlenet",
             InputSize = 224, MinInputSize = 15, Params = 6_624_904, ParamsWithAux = 13_004_888, Macs = 1_498_376_192,
-            FirstConv = "conv1.conv", Classifier = "fc",
+            FirstConv = "conv1.conv", Classifier = "fc", AuxModules = ["aux1", "aux2"],
             Build = c => new GoogLeNet(c, GoogLeNetArch.TorchVision), Initialize = GoogLeNetInitializer.Apply,
         },
         new()
         {
             Name = "googlenet_paper", Family = "GoogLeNet", Paper = PaperV1, Reference = "the paper's Table 1 (Caffe bvlc_googlenet)",
             InputSize = 224, MinInputSize = 31, Params = 6_998_552, ParamsWithAux = 13_378_280, Macs = 1_582_671_872,
-            FirstConv = "conv1.conv", Classifier = "fc",
+            FirstConv = "conv1.conv", Classifier = "fc", AuxModules = ["aux1", "aux2"],
             Build = c => new GoogLeNet(c, GoogLeNetArch.Paper), Initialize = GoogLeNetInitializer.Apply,
         },
         new()
@@ -45,7 +45,7 @@ public static class ModelRegistry
         {
             Name = "inception_v3", Family = "Inception-v3", Paper = PaperV3, Reference = "torchvision inception_v3 (= timm inception_v3)",
             InputSize = 299, MinInputSize = 75, Params = 23_834_568, ParamsWithAux = 27_161_264, Macs = 5_713_216_096,
-            FirstConv = "Conv2d_1a_3x3.conv", Classifier = "fc",
+            FirstConv = "Conv2d_1a_3x3.conv", Classifier = "fc", AuxModules = ["AuxLogits"],
             Build = c => new InceptionV3(c), Initialize = InceptionV3Initializer.Apply,
         },
         new()

@@ -47,6 +47,9 @@ public sealed record ModelSpec
     /// <summary>Whether the family can build auxiliary heads.</summary>
     public bool HasAux => ParamsWithAux is not null;
 
+    /// <summary>State-dict prefixes of the auxiliary heads (<c>aux1</c>, <c>aux2</c>; <c>AuxLogits</c>).</summary>
+    public IReadOnlyList<string> AuxModules { get; init; } = [];
+
     /// <summary>Builds the module tree (no weight loading, no device move).</summary>
     public required Func<ModelConfig, InceptionModel> Build { get; init; }
 

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using Incept.Models;
 using Incept.Registry;
+using Incept.Tests.Scripts;
 using Incept.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,8 +14,6 @@ namespace Incept.Tests.Models;
 /// </summary>
 public class TorchvisionParityTests
 {
-    private const string Python = "/usr/bin/python3";
-
     [SkippableTheory]
     [InlineData("googlenet", 224)]
     [InlineData("inception_v3", 299)]
@@ -24,7 +22,8 @@ public class TorchvisionParityTests
         var dir = Directory.CreateTempSubdirectory("incept-tv-").FullName;
         try
         {
-            RunReference(name, dir, seed: 11, size);
+            PythonReference.Require("torch, torchvision");
+            PythonReference.RunOrFail("torchvision_reference.py", name, dir, "11", $"{size}");
             using var weights = SafeTensors.Read(Path.Combine(dir, "weights.safetensors"));
             using var model = ModelFactory.Create(name, new ModelConfig { AuxLogits = true });
             var report = StateDictLoader.Load(model, weights.Tensors);
@@ -45,32 +44,5 @@ public class TorchvisionParityTests
         {
             Directory.Delete(dir, recursive: true);
         }
-    }
-
-    private static void RunReference(string name, string dir, int seed, int size)
-    {
-        bool inCi = Environment.GetEnvironmentVariable("CI") == "true";
-        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "torchvision_reference.py");
-        Skip.If(!inCi && !HasTorchvision(), "Debian's python3-torchvision is not installed (bash .ci/run installs it).");
-        var psi = new ProcessStartInfo(Python, [script, name, dir, $"{seed}", $"{size}"])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        psi.Environment["OMP_NUM_THREADS"] = "2";
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{script} failed: {stderr.Result}");
-    }
-
-    private static bool HasTorchvision()
-    {
-        if (!File.Exists(Python)) return false;
-        using var process = Process.Start(new ProcessStartInfo(Python, ["-c", "import torchvision"]) { RedirectStandardError = true })!;
-        process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return process.ExitCode == 0;
     }
 }

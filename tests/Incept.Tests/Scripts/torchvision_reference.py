@@ -3,8 +3,9 @@
 
 Usage: torchvision_reference.py MODEL OUT_DIR SEED SIZE
 Builds torchvision's MODEL (googlenet or inception_v3) with aux heads, gives it random weights and
-random BatchNorm statistics, and writes OUT_DIR/weights.safetensors (its state dict), OUT_DIR/input.npy
-(float32 [2, 3, SIZE, SIZE]) and OUT_DIR/logits64.npy (the evaluation logits computed in float64).
+random BatchNorm statistics, and writes its state dict as OUT_DIR/weights.safetensors and (torch.save)
+OUT_DIR/weights.pth, OUT_DIR/input.npy (float32 [2, 3, SIZE, SIZE]), and the evaluation logits computed
+in float32 (OUT_DIR/logits32.npy) and in float64 (OUT_DIR/logits64.npy).
 Needs Debian's python3-torch and python3-torchvision.
 """
 import json
@@ -49,11 +50,14 @@ def main():
                 m.num_batches_tracked.fill_(7)
     model.eval()
     write_safetensors(f"{out}/weights.safetensors", model.state_dict())
+    torch.save(model.state_dict(), f"{out}/weights.pth")
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
-        logits = model.double()(x.double())
+        logits32 = model(x)
+        logits64 = model.double()(x.double())
     np.save(f"{out}/input.npy", x.numpy())
-    np.save(f"{out}/logits64.npy", logits.numpy())
+    np.save(f"{out}/logits32.npy", logits32.numpy())
+    np.save(f"{out}/logits64.npy", logits64.numpy())
 
 
 if __name__ == "__main__":

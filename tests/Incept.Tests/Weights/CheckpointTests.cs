@@ -3,6 +3,7 @@ using Incept.Models;
 using Incept.Registry;
 using Incept.Tests.Models;
 using Incept.Tests.Reference;
+using Incept.Tests.Scripts;
 using Incept.Weights;
 using Incept.Weights.KeyMaps;
 using static TorchSharp.torch;
@@ -223,5 +224,48 @@ public sealed class CheckpointTests : IDisposable
         var bn = rows.Single(r => r.GetProperty("name").GetString() == "bn_inception.cadene_in1k").GetProperty("preprocess");
         Assert.True(bn.GetProperty("bgr").GetBoolean());
         Assert.Equal(255, bn.GetProperty("scale").GetDouble());
+    }
+
+    [SkippableTheory]
+    [InlineData("googlenet", 224, "weights.pth")]
+    [InlineData("googlenet", 224, "weights.safetensors")]
+    [InlineData("inception_v3", 299, "weights.pth")]
+    [InlineData("inception_v3", 299, "weights.safetensors")]
+    public void Torchvision_checkpoints_with_aux_heads_load_strictly_through_the_cli_and_give_pytorchs_logits(string name, int size, string file)
+    {
+        PythonReference.Require("torch, torchvision");
+        PythonReference.RunOrFail("torchvision_reference.py", name, dir, "5", $"{size}");
+        var logits = Path.Combine(dir, "out.npy");
+        var (code, _, err) = Run("predict", "--model", name, "--weights", Path.Combine(dir, file), "--input-tensor", Path.Combine(dir, "input.npy"), "--save-logits", logits);
+        Assert.True(code == 0, err);
+        using var expected = Npy.Read(Path.Combine(dir, "logits32.npy"));
+        using var actual = Npy.Read(logits);
+        ReferenceParityTests.AssertClose(expected, actual, $"{name} from {file}");
+    }
+
+    [SkippableTheory]
+    [InlineData("bn_inception", "cadene", "plain")]
+    [InlineData("inception_v4", "timm", "nested")]
+    [InlineData("inception_resnet_v1", "facenet", "module")]
+    [InlineData("inception_resnet_v2", "cadene", "nested")]
+    public void Formula_weights_saved_by_torch_as_pth_reproduce_the_reference_logits(string name, string source, string style)
+    {
+        PythonReference.Require("torch");
+        var fixture = ReferenceFixture.Open(ReferenceModels.Folders[name].Plain);
+        var safetensors = Path.Combine(dir, "source.safetensors");
+        SafeTensors.Write(safetensors, KeyMap.FromIncept(name, fixture.StateDict(), Enum.Parse<KeyFormat>(source, ignoreCase: true)));
+        var pth = Path.Combine(dir, "source.pth");
+        PythonReference.RunOrFail("safetensors_to_pth.py", safetensors, pth, style);
+        using var loaded = CheckpointLoader.Load(pth, new CheckpointOptions { Model = name });
+        if (ReferenceModels.Float32Unstable.ContainsKey(name))
+        {
+            Assert.Equal(fixture.Keys.Count, loaded.Report.Loaded.Count);
+            return;
+        }
+
+        using var _ = no_grad();
+        using var input = fixture.Input();
+        using var expected = fixture.Logits();
+        ReferenceParityTests.AssertClose(expected, loaded.Model.call(input).Logits, name, ReferenceModels.Tolerance(name));
     }
 }

@@ -4,6 +4,7 @@ using System.IO.Compression;
 using System.Text;
 using Incept.Models;
 using Incept.Registry;
+using Incept.Tests.Scripts;
 using Incept.Weights;
 using static TorchSharp.torch;
 
@@ -15,13 +16,11 @@ namespace Incept.Tests.Weights;
 /// </summary>
 public sealed class TorchSavedCheckpoints : IDisposable
 {
-    internal const string Python = "/usr/bin/python3";
-
     public TorchSavedCheckpoints()
     {
         Dir = Directory.CreateTempSubdirectory("incept-pth-").FullName;
-        Available = HasModules("torch");
-        if (Available) Failure = RunScript(Dir);
+        Available = PythonReference.HasModules("torch");
+        if (Available) Failure = PythonReference.Run("make_checkpoints.py", Dir);
     }
 
     /// <summary>The folder holding the checkpoints.</summary>
@@ -42,27 +41,6 @@ public sealed class TorchSavedCheckpoints : IDisposable
         Skip.If(!inCi && !Available, "Debian's python3-torch is not installed (bash .ci/run installs it).");
         Assert.True(Available, "python3-torch is required in CI.");
         Assert.True(Failure is null, $"make_checkpoints.py failed: {Failure}");
-    }
-
-    internal static string? RunScript(string dir, params string[] extra)
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "Scripts", "make_checkpoints.py");
-        var psi = new ProcessStartInfo(Python, [script, dir, .. extra]) { RedirectStandardError = true, RedirectStandardOutput = true };
-        psi.Environment["OMP_NUM_THREADS"] = "2";
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return process.ExitCode == 0 ? null : stderr.Result;
-    }
-
-    internal static bool HasModules(string modules)
-    {
-        if (!File.Exists(Python)) return false;
-        using var process = Process.Start(new ProcessStartInfo(Python, ["-c", $"import {modules}"]) { RedirectStandardError = true })!;
-        process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return process.ExitCode == 0;
     }
 
     public void Dispose() => Directory.Delete(Dir, recursive: true);
@@ -217,8 +195,8 @@ public class PyTorchCheckpointTests(TorchSavedCheckpoints files) : IClassFixture
     {
         files.Require();
         bool inCi = Environment.GetEnvironmentVariable("CI") == "true";
-        Skip.If(!inCi && !TorchSavedCheckpoints.HasModules("torchvision"), "Debian's python3-torchvision is not installed (bash .ci/run installs it).");
-        var failure = TorchSavedCheckpoints.RunScript(files.Dir, "googlenet");
+        Skip.If(!inCi && !PythonReference.HasModules("torchvision"), "Debian's python3-torchvision is not installed (bash .ci/run installs it).");
+        var failure = PythonReference.Run("make_checkpoints.py", files.Dir, "googlenet");
         Assert.True(failure is null, $"make_checkpoints.py googlenet failed: {failure}");
         var sd = PyTorchCheckpoint.ReadStateDict(files["googlenet.pth"]);
         try

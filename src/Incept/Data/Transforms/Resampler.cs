@@ -57,20 +57,23 @@ public static class Resampler
         }
 
         // Vertical pass: channels x height x width.
+        // Rows are accumulated whole, so that memory is read in order.
         var dst = new float[channels * height * width];
+        var acc = new double[width];
         for (int c = 0; c < channels; c++)
         {
             for (int y = 0; y < height; y++)
             {
                 int start = rows.Start[y], count = rows.Count[y], w0 = y * rows.Stride;
-                int dstRow = (c * height + y) * width;
-                for (int x = 0; x < width; x++)
+                Array.Clear(acc);
+                for (int k = 0; k < count; k++)
                 {
-                    double sum = 0;
-                    for (int k = 0; k < count; k++)
-                        sum += rows.Weights[w0 + k] * mid[(c * regionHeight + start + k) * width + x];
-                    dst[dstRow + x] = (float)sum;
+                    double weight = rows.Weights[w0 + k];
+                    var row = mid.AsSpan((c * regionHeight + start + k) * width, width);
+                    for (int x = 0; x < width; x++) acc[x] += weight * row[x];
                 }
+                var dstRow = dst.AsSpan((c * height + y) * width, width);
+                for (int x = 0; x < width; x++) dstRow[x] = (float)acc[x];
             }
         }
         return new FloatImage(channels, height, width, dst);

@@ -1,9 +1,28 @@
 namespace Incept.Data;
 
 /// <summary>
-/// How images must be prepared for a set of weights: resize the shorter side to
-/// <c>InputSize / CropFraction</c> with <see cref="Interpolation"/>, centre-crop <see cref="InputSize"/>,
-/// scale pixel values to [0, <see cref="Scale"/>], subtract <see cref="Mean"/> and divide by <see cref="Std"/>
-/// per channel, in BGR order when <see cref="Bgr"/> is set.
+/// How images are prepared for a network or a set of weights: the evaluation input size and crop, the
+/// resampling filter, and the normalisation. <see cref="ImagePipeline.Evaluation"/> and
+/// <see cref="ImagePipeline.Training"/> turn it into transforms.
 /// </summary>
-public sealed record PreprocessSpec(int InputSize, double CropFraction, string Interpolation, float[] Mean, float[] Std, bool Bgr, double Scale);
+/// <param name="InputSize">Side of the square network input, such as 299.</param>
+/// <param name="CropFraction">
+/// Fraction of the resized image that the evaluation centre crop keeps: the shorter side is resized to
+/// floor(<paramref name="InputSize"/> / <paramref name="CropFraction"/>) and then the centre
+/// <paramref name="InputSize"/> square is cut, as timm's <c>crop_pct</c> (0.875 for most Inception weights).
+/// </param>
+/// <param name="Interpolation">Resampling filter: <c>bilinear</c>, <c>bicubic</c> or <c>nearest</c>.</param>
+/// <param name="Mean">Per-channel mean subtracted, in the output channel order and in <paramref name="Scale"/> units.</param>
+/// <param name="Std">Per-channel standard deviation divided by, in the output channel order and in <paramref name="Scale"/> units.</param>
+/// <param name="Bgr">Whether the network takes channels in BGR order (Caffe-trained weights) rather than RGB.</param>
+/// <param name="Scale">What the brightest value maps to before normalisation: 1 for [0, 1] inputs, 255 for [0, 255].</param>
+#pragma warning disable CA1819 // A plain record: the arrays are metadata values that are never mutated.
+public sealed record PreprocessSpec(
+    int InputSize,
+    double CropFraction,
+    string Interpolation,
+    float[] Mean,
+    float[] Std,
+    bool Bgr,
+    double Scale);
+#pragma warning restore CA1819

@@ -71,6 +71,48 @@ public sealed class ImagePipeline
         return new ImagePipeline([.. steps]);
     }
 
+    /// <summary>
+    /// Training preprocessing for small images (28–64 px, trained from scratch): grayscale to three channels
+    /// (when the spec has three means), resize to InputSize when the image differs, zero-pad by an eighth of the
+    /// side and take a random InputSize crop, horizontal flip with probability one half, normalise.
+    /// </summary>
+    public static ImagePipeline SmallImageTraining(PreprocessSpec spec, bool flip = true)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Validate(spec);
+        var steps = new List<IImageTransform>();
+        if (spec.Mean.Length == 3) steps.Add(new GrayscaleToRgb());
+        steps.Add(new ResizeIfNeeded(spec.InputSize, InterpolationNames.Parse(spec.Interpolation)));
+        steps.Add(new RandomCrop(spec.InputSize, Math.Max(1, spec.InputSize / 8)));
+        if (flip) steps.Add(new RandomHorizontalFlip());
+        steps.Add(Normalize.From(spec));
+        return new ImagePipeline([.. steps]);
+    }
+
+    /// <summary>
+    /// Evaluation preprocessing for small images: grayscale to three channels when needed, resize to InputSize
+    /// when the image differs, normalise (no crop).
+    /// </summary>
+    public static ImagePipeline SmallImageEvaluation(PreprocessSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        Validate(spec);
+        var steps = new List<IImageTransform>();
+        if (spec.Mean.Length == 3) steps.Add(new GrayscaleToRgb());
+        steps.Add(new ResizeIfNeeded(spec.InputSize, InterpolationNames.Parse(spec.Interpolation)));
+        steps.Add(Normalize.From(spec));
+        return new ImagePipeline([.. steps]);
+    }
+
+    /// <summary>Resizes to a square side only when the image is not already that size.</summary>
+    private sealed class ResizeIfNeeded(int size, Interpolation interpolation) : IImageTransform
+    {
+        private readonly Resize resize = new(size, interpolation);
+
+        public FloatImage Apply(FloatImage image, Random random)
+            => image.Height == size && image.Width == size ? image : new CenterCrop(size).Apply(resize.Apply(image, random), random);
+    }
+
     private static void Validate(PreprocessSpec spec)
     {
         if (spec.InputSize < 1)

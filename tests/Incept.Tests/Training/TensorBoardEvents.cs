@@ -1,42 +1,14 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace Incept.Training.Logging;
+namespace Incept.Tests.Training;
 
 /// <summary>
-/// Writes scalar summaries as a TensorBoard event file (<c>events.out.tfevents.*</c>): TFRecord framing
-/// (length, masked CRC-32C of the length, the serialised <c>Event</c> protocol buffer, its masked CRC-32C).
+/// Reads the scalars of a TensorBoard event file, checking the TFRecord framing (masked CRC-32C of the
+/// length and of each serialised Event), so tests can check what a training run logged.
 /// </summary>
-public sealed class TensorBoardWriter : IDisposable
+internal static class TensorBoardEvents
 {
-    private readonly FileStream stream;
-
-    /// <summary>Creates <c>events.out.tfevents.&lt;unix time&gt;.&lt;host&gt;</c> in <paramref name="directory"/>.</summary>
-    public TensorBoardWriter(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        var seconds = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        FilePath = Path.Combine(directory, $"events.out.tfevents.{seconds}.{Environment.MachineName}.incept");
-        stream = new FileStream(FilePath, FileMode.Append, FileAccess.Write, FileShare.Read);
-        WriteEvent(EncodeEvent(Now(), 0, fileVersion: "brain.Event:2", tag: null, value: 0));
-    }
-
-    /// <summary>The event file.</summary>
-    public string FilePath { get; }
-
-    /// <summary>Appends one scalar <paramref name="value"/> named <paramref name="tag"/> at <paramref name="step"/>.</summary>
-    public void AddScalar(string tag, double value, long step)
-    {
-        ArgumentNullException.ThrowIfNull(tag);
-        WriteEvent(EncodeEvent(Now(), step, fileVersion: null, tag, (float)value));
-    }
-
-    /// <summary>Flushes written events to disk.</summary>
-    public void Flush() => stream.Flush(true);
-
-    /// <summary>Closes the file.</summary>
-    public void Dispose() => stream.Dispose();
-
     /// <summary>Reads back the (tag, step, value) scalars of an event file, checking every CRC (for tests and tools).</summary>
     public static IReadOnlyList<(string Tag, long Step, float Value)> ReadScalars(string path)
     {
@@ -59,62 +31,7 @@ public sealed class TensorBoardWriter : IDisposable
         return result;
     }
 
-    private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
-
-    private void WriteEvent(byte[] payload)
-    {
-        Span<byte> header = stackalloc byte[12];
-        BinaryPrimitives.WriteUInt64LittleEndian(header, (ulong)payload.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], Masked(Crc32C.Compute(header[..8])));
-        stream.Write(header);
-        stream.Write(payload);
-        Span<byte> footer = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(footer, Masked(Crc32C.Compute(payload)));
-        stream.Write(footer);
-    }
-
     private static uint Masked(uint crc) => unchecked(((crc >> 15) | (crc << 17)) + 0xa282ead8u);
-
-    // Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
-    // Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
-    private static byte[] EncodeEvent(double wallTime, long step, string? fileVersion, string? tag, float value)
-    {
-        var e = new List<byte> { 0x09 };
-        e.AddRange(BitConverter.GetBytes(wallTime));
-        e.Add(0x10);
-        Varint(e, (ulong)step);
-        if (fileVersion is not null) LengthDelimited(e, 0x1a, Encoding.UTF8.GetBytes(fileVersion));
-        if (tag is not null)
-        {
-            var v = new List<byte>();
-            LengthDelimited(v, 0x0a, Encoding.UTF8.GetBytes(tag));
-            v.Add(0x15);
-            v.AddRange(BitConverter.GetBytes(value));
-            var summary = new List<byte>();
-            LengthDelimited(summary, 0x0a, [.. v]);
-            LengthDelimited(e, 0x2a, [.. summary]);
-        }
-
-        return [.. e];
-    }
-
-    private static void LengthDelimited(List<byte> buffer, byte key, byte[] bytes)
-    {
-        buffer.Add(key);
-        Varint(buffer, (ulong)bytes.Length);
-        buffer.AddRange(bytes);
-    }
-
-    private static void Varint(List<byte> buffer, ulong v)
-    {
-        while (v >= 0x80)
-        {
-            buffer.Add((byte)(v | 0x80));
-            v >>= 7;
-        }
-
-        buffer.Add((byte)v);
-    }
 
     private static ulong ReadVarint(ReadOnlySpan<byte> s, ref int at)
     {

@@ -107,4 +107,17 @@ public class ClassificationMetricsTests
         Assert.Contains("outside the classes", Assert.Throws<InputShapeException>(() => m.Update(ok, outside)).Message, StringComparison.Ordinal);
         Assert.Equal(0, m.Count);
     }
+
+    [Fact]
+    public void Repeated_updates_leak_no_tensors()
+    {
+        var m = new ClassificationMetrics(6);
+        using var logits = Logits(0, 4);
+        using var y = tensor(Targets);
+        m.Update(logits, y);
+        var live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (var i = 0; i < 10; i++) m.Update(logits, y);
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        Assert.Equal(44, m.Count);
+    }
 }

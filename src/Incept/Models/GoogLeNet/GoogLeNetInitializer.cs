@@ -1,3 +1,4 @@
+using Incept.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -15,7 +16,7 @@ public static class GoogLeNetInitializer
             switch (m)
             {
                 case Conv2d or Linear when net.Arch.Init == GoogLeNetInit.TruncatedNormal:
-                    nn.init.trunc_normal_(Weight(m), mean: 0, std: 0.01, a: -2, b: 2);
+                    Init.TruncatedNormal(Weight(m), mean: 0, std: 0.01, a: -2, b: 2);
                     break;
                 case Conv2d or Linear:
                     nn.init.xavier_uniform_(Weight(m));

@@ -1,3 +1,4 @@
+using Incept.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -16,10 +17,10 @@ public static class InceptionV3Initializer
             switch (m)
             {
                 case Conv2d c:
-                    nn.init.trunc_normal_(c.weight!, mean: 0, std: 0.1, a: -2, b: 2);
+                    Init.TruncatedNormal(c.weight!, mean: 0, std: 0.1, a: -2, b: 2);
                     break;
                 case Linear l:
-                    nn.init.trunc_normal_(l.weight!, mean: 0, std: ReferenceEquals(l, auxFc) ? 0.001 : 0.1, a: -2, b: 2);
+                    Init.TruncatedNormal(l.weight!, mean: 0, std: ReferenceEquals(l, auxFc) ? 0.001 : 0.1, a: -2, b: 2);
                     break;
                 case BatchNorm2d bn:
                     nn.init.ones_(bn.weight!);

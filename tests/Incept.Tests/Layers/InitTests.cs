@@ -1,0 +1,32 @@
+using Incept.Layers;
+using Incept.Registry;
+using static TorchSharp.torch;
+
+namespace Incept.Tests.Layers;
+
+public class InitTests
+{
+    [Fact]
+    public void Truncated_normal_draws_within_the_bounds_with_the_truncated_distributions_moments()
+    {
+        using var t = empty(200_000);
+        Init.TruncatedNormal(t, mean: 0.5, std: 1, a: -1, b: 2);
+        Assert.True(t.min().item<float>() >= -1);
+        Assert.True(t.max().item<float>() <= 2);
+        // Truncated at ±1.5 standard deviations: the mean stays, the standard deviation is 0.7426.
+        Assert.Equal(0.5, t.mean().item<float>(), 0.01);
+        Assert.Equal(0.7426, t.std().item<float>(), 0.01);
+    }
+
+    [Theory]
+    [InlineData("googlenet", "inception4a.branch2.1.conv.weight", 0.01)]
+    [InlineData("inception_v3", "Mixed_6b.branch7x7_2.conv.weight", 0.1)]
+    public void The_reference_initialisers_draw_varied_weights_with_the_reference_spread(string name, string key, double std)
+    {
+        // TorchSharp 0.107's trunc_normal_ gave every weight the value std, a symmetric network that cannot learn.
+        using var model = ModelFactory.Create(name);
+        var w = model.state_dict()[key];
+        Assert.Equal(0, w.mean().item<float>(), 5 * std / Math.Sqrt(w.numel()));
+        Assert.Equal(std, w.std().item<float>(), std / 10);
+    }
+}

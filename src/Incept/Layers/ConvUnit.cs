@@ -1,3 +1,4 @@
+using Incept.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -5,8 +6,9 @@ using static TorchSharp.torch;
 namespace Incept.Layers;
 
 /// <summary>
-/// How a family builds its convolution unit: convolution, optional BatchNorm, ReLU. Chosen once per
-/// model and handed to every block, so that the norm and activation choice lives in one place.
+/// How a family builds its convolution unit: convolution, optional BatchNorm, ReLU, and how wide the
+/// model's layers are. Chosen once per model and handed to every block, so that the norm and activation
+/// choice and the width multiplier live in one place.
 /// </summary>
 /// <param name="Norm">Whether a BatchNorm follows the convolution.</param>
 /// <param name="Eps">BatchNorm epsilon (1e-3 for the TensorFlow-derived references, 1e-5 for Cadene's BN-Inception).</param>
@@ -19,6 +21,23 @@ public sealed record ConvUnit(bool Norm = true, double Eps = 1e-3, bool ConvBias
 
     /// <summary>Conv with bias and ReLU, no normalisation: the original GoogLeNet.</summary>
     public static ConvUnit Plain { get; } = new(Norm: false, ConvBias: true);
+
+    /// <summary>The model's width multiplier (<see cref="ModelConfig.Width"/>); 1 builds the reference widths.</summary>
+    public double Width { get; init; } = 1.0;
+
+    /// <summary>This unit with the width multiplier of <paramref name="config"/>.</summary>
+    public ConvUnit For(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return this with { Width = config.Width };
+    }
+
+    /// <summary>
+    /// The channels of a layer that has <paramref name="channels"/> in the reference, at this unit's width
+    /// (see <see cref="ModelConfig.Scaled"/>). Blocks pass reference widths through it; input
+    /// channels come from the previous layer's actual output.
+    /// </summary>
+    public long Scaled(long channels) => ModelConfig.ScaleChannels(channels, Width);
 
     /// <summary>Builds one unit with square kernel, stride and padding.</summary>
     public BasicConv2d Build(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0)

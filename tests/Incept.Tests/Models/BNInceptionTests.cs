@@ -148,4 +148,23 @@ public class BNInceptionTests
         model.call(x);
         Assert.True((bn.running_mean! - 0.9 * mean).abs().max().item<float>() < 1e-5);
     }
+
+    [Theory]
+    [InlineData(28)]
+    [InlineData(29)]
+    [InlineData(30)]
+    [InlineData(32)]
+    public void With_the_small_stem_every_size_works_because_the_stride_2_pools_are_padded(int size)
+    {
+        Assert.True(BNInception.AcceptsSize(size, smallInput: true));
+        using var model = ModelFactory.Create(Name, new ModelConfig { SmallInput = true, Width = 0.25, NumClasses = 10 });
+        model.eval();
+        using var _ = no_grad();
+        using var x = randn(1, 3, size, size);
+        Assert.Equal([1L, 10], model.call(x).Logits.shape);
+        int side = size / 2;       // pool2_3x3_s2: 3×3/2, ceil mode
+        side = (side + 1) / 2;     // inception_3c
+        side = (side + 1) / 2;     // inception_4e
+        Assert.Equal([1L, 256, side, side], model.ForwardFeatures(x).shape);
+    }
 }

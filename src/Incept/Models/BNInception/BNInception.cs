@@ -23,17 +23,23 @@ namespace Incept.Models.BNInception;
 /// adaptive average pool, which computes the same mean there and also works at other sizes.</para>
 /// <para>The stride-2 modules <c>inception_3c</c> and <c>inception_4e</c> only work when their input side is even,
 /// as in the reference, so the map entering <c>inception_3c</c> must be a multiple of 4: input sides 31–38, 63–70,
-/// …, 223–230, 255–262, … (see <see cref="AcceptsSize"/>). Other sizes are rejected with an
+/// …, 223–230, 255–262, … (see <see cref="AcceptsSize(int)"/>). Other sizes are rejected with an
 /// <see cref="InputShapeException"/> naming the nearest sizes that work.</para>
+/// <para>With <see cref="ModelConfig.SmallInput"/>, <c>conv1_7x7_s2</c> keeps its name but is a 3×3 convolution with
+/// stride 1 (padding 1), <c>pool1_3x3_s2</c> is an identity, and the max pools of <c>inception_3c</c> and
+/// <c>inception_4e</c> are padded (3×3/2, padding 1, floor mode) so that they line up with the convolutions at every
+/// size: a 28-pixel image runs the stem at 28×28, <c>inception_3a</c>/<c>3b</c> at 14×14, <c>inception_4a</c>–<c>4d</c>
+/// at 7×7 and <c>inception_5a</c>/<c>5b</c> at 4×4, and every size from <see cref="MinInputSize"/> up works.</para>
 /// <para>The reference has no dropout; <see cref="ModelConfig.DropRate"/> defaults to 0 and, when set, applies
 /// before <c>last_linear</c> without adding a module.</para>
 /// </remarks>
 public sealed class BNInception : InceptionModel
 {
     private const int MinSize = 31;
+    private const int SmallMinSize = 3;
 
     private readonly FlatConvBn conv1_7x7_s2;
-    private readonly MaxPool2d pool1_3x3_s2;
+    private readonly nn.Module<Tensor, Tensor> pool1_3x3_s2;
     private readonly FlatConvBn conv2_3x3_reduce;
     private readonly FlatConvBn conv2_3x3;
     private readonly MaxPool2d pool2_3x3_s2;
@@ -57,32 +63,45 @@ public sealed class BNInception : InceptionModel
     /// </summary>
     public BNInception(ModelConfig config) : base("BNInception", config)
     {
-        var u = Unit;
-        conv1_7x7_s2 = new FlatConvBn(this, nameof(conv1_7x7_s2), config.InChannels, 64, 7, u, stride: 2, padding: 3);
-        pool1_3x3_s2 = nn.MaxPool2d(3, stride: 2, ceil_mode: true);
+        var u = Unit.For(config);
+        bool small = config.SmallInput;
+        long stem = u.Scaled(64), stemOut = u.Scaled(192);
+        conv1_7x7_s2 = small
+            ? new FlatConvBn(this, nameof(conv1_7x7_s2), config.InChannels, stem, 3, u, padding: 1)
+            : new FlatConvBn(this, nameof(conv1_7x7_s2), config.InChannels, stem, 7, u, stride: 2, padding: 3);
+        pool1_3x3_s2 = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2, ceil_mode: true);
         register_module(nameof(pool1_3x3_s2), pool1_3x3_s2);
-        conv2_3x3_reduce = new FlatConvBn(this, nameof(conv2_3x3_reduce), 64, 64, 1, u);
-        conv2_3x3 = new FlatConvBn(this, nameof(conv2_3x3), 64, 192, 3, u, padding: 1);
+        conv2_3x3_reduce = new FlatConvBn(this, nameof(conv2_3x3_reduce), stem, stem, 1, u);
+        conv2_3x3 = new FlatConvBn(this, nameof(conv2_3x3), stem, stemOut, 3, u, padding: 1);
         pool2_3x3_s2 = nn.MaxPool2d(3, stride: 2, ceil_mode: true);
         register_module(nameof(pool2_3x3_s2), pool2_3x3_s2);
 
         const BranchPool avg = BranchPool.Average;
-        inception_3a = new InceptionBlock(this, nameof(inception_3a), 192, 64, 64, 64, 64, 96, 32, avg, u);
-        inception_3b = new InceptionBlock(this, nameof(inception_3b), 256, 64, 64, 96, 64, 96, 64, avg, u);
-        inception_3c = new InceptionReduction(this, nameof(inception_3c), 320, 128, 160, 64, 96, u);
-        inception_4a = new InceptionBlock(this, nameof(inception_4a), 576, 224, 64, 96, 96, 128, 128, avg, u);
-        inception_4b = new InceptionBlock(this, nameof(inception_4b), 576, 192, 96, 128, 96, 128, 128, avg, u);
-        inception_4c = new InceptionBlock(this, nameof(inception_4c), 576, 160, 128, 160, 128, 160, 128, avg, u);
-        inception_4d = new InceptionBlock(this, nameof(inception_4d), 608, 96, 128, 192, 160, 192, 128, avg, u);
-        inception_4e = new InceptionReduction(this, nameof(inception_4e), 608, 128, 192, 192, 256, u);
-        inception_5a = new InceptionBlock(this, nameof(inception_5a), 1056, 352, 192, 320, 160, 224, 128, avg, u);
-        inception_5b = new InceptionBlock(this, nameof(inception_5b), 1024, 352, 192, 320, 192, 224, 128, BranchPool.Max, u);
+        inception_3a = new InceptionBlock(this, nameof(inception_3a), stemOut, 64, 64, 64, 64, 96, 32, avg, u);
+        inception_3b = new InceptionBlock(this, nameof(inception_3b), inception_3a.OutChannels, 64, 64, 96, 64, 96, 64, avg, u);
+        inception_3c = new InceptionReduction(this, nameof(inception_3c), inception_3b.OutChannels, 128, 160, 64, 96, u, paddedPool: small);
+        inception_4a = new InceptionBlock(this, nameof(inception_4a), inception_3c.OutChannels, 224, 64, 96, 96, 128, 128, avg, u);
+        inception_4b = new InceptionBlock(this, nameof(inception_4b), inception_4a.OutChannels, 192, 96, 128, 96, 128, 128, avg, u);
+        inception_4c = new InceptionBlock(this, nameof(inception_4c), inception_4b.OutChannels, 160, 128, 160, 128, 160, 128, avg, u);
+        inception_4d = new InceptionBlock(this, nameof(inception_4d), inception_4c.OutChannels, 96, 128, 192, 160, 192, 128, avg, u);
+        inception_4e = new InceptionReduction(this, nameof(inception_4e), inception_4d.OutChannels, 128, 192, 192, 256, u, paddedPool: small);
+        inception_5a = new InceptionBlock(this, nameof(inception_5a), inception_4e.OutChannels, 352, 192, 320, 160, 224, 128, avg, u);
+        inception_5b = new InceptionBlock(this, nameof(inception_5b), inception_5a.OutChannels, 352, 192, 320, 192, 224, 128, BranchPool.Max, u);
 
+        NumFeatures = (int)inception_5b.OutChannels;
         global_pool = nn.AdaptiveAvgPool2d(1);
         register_module(nameof(global_pool), global_pool);
         dropRate = config.DropRate ?? 0.0;
-        last_linear = Classifier(1024, config.NumClasses);
+        last_linear = Classifier(NumFeatures, config.NumClasses);
         register_module(nameof(last_linear), last_linear);
+        // The small stem does not reduce until pool2_3x3_s2, so every later stride is 4 times smaller.
+        int r = small ? 4 : 1;
+        FeatureInfo =
+        [
+            new((int)stem, small ? 1 : 2, "conv1_7x7_s2"), new((int)stemOut, small ? 1 : 4, "conv2_3x3"),
+            new((int)inception_3b.OutChannels, 8 / r, "inception_3b"),
+            new((int)inception_4d.OutChannels, 16 / r, "inception_4d"), new(NumFeatures, 32 / r, "inception_5b"),
+        ];
     }
 
     /// <summary>
@@ -92,17 +111,16 @@ public sealed class BNInception : InceptionModel
     public static ConvUnit Unit { get; } = new(Norm: true, Eps: 1e-5, ConvBias: true, Momentum: 0.9);
 
     /// <inheritdoc/>
-    public override int NumFeatures => 1024;
+    public override int NumFeatures { get; }
 
-    /// <summary>31: the smallest input whose map entering <c>inception_3c</c> is a multiple of 4 (4×4).</summary>
-    public override int MinInputSize => MinSize;
+    /// <summary>
+    /// 31: the smallest input whose map entering <c>inception_3c</c> is a multiple of 4 (4×4); with
+    /// <see cref="ModelConfig.SmallInput"/>, 3 (the 3×3 <c>pool2_3x3_s2</c>).
+    /// </summary>
+    public override int MinInputSize => Config.SmallInput ? SmallMinSize : MinSize;
 
     /// <inheritdoc/>
-    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
-    [
-        new(64, 2, "conv1_7x7_s2"), new(192, 4, "conv2_3x3"), new(320, 8, "inception_3b"),
-        new(608, 16, "inception_4d"), new(1024, 32, "inception_5b"),
-    ];
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <summary>
     /// One row per Cadene stage: each conv unit under its convolution's name, the pools, the ten Inception
@@ -130,11 +148,17 @@ public sealed class BNInception : InceptionModel
     /// </remarks>
     public static bool AcceptsSize(int size) => size >= MinSize && SizeAt3c(size) % 4 == 0;
 
+    /// <summary>
+    /// Whether the network built with <paramref name="smallInput"/> (<see cref="ModelConfig.SmallInput"/>) takes an
+    /// input side of <paramref name="size"/> pixels: with the small stem every size from 3 up.
+    /// </summary>
+    public static bool AcceptsSize(int size, bool smallInput) => smallInput ? size >= SmallMinSize : AcceptsSize(size);
+
     /// <inheritdoc/>
     public override void ResetClassifier(int numClasses)
     {
         last_linear.Dispose();
-        last_linear = Classifier(1024, numClasses);
+        last_linear = Classifier(NumFeatures, numClasses);
         ReplaceChild(nameof(last_linear), last_linear);
         NumClasses = numClasses;
     }
@@ -224,7 +248,7 @@ public sealed class BNInception : InceptionModel
 
     private void CheckSize(int size, string side)
     {
-        if (AcceptsSize(size)) return;
+        if (AcceptsSize(size, Config.SmallInput)) return;
         int below = size, above = size;
         while (below >= MinInputSize && !AcceptsSize(below)) below--;
         while (!AcceptsSize(above)) above++;

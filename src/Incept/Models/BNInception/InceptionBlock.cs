@@ -31,11 +31,17 @@ public sealed class InceptionBlock : nn.Module<Tensor, Tensor>
     private readonly nn.Module<Tensor, Tensor> pool;
     private readonly FlatConvBn pool_proj;
 
-    /// <summary>Builds the module called <paramref name="prefix"/> on <paramref name="owner"/> with the given branch widths.</summary>
+    /// <summary>
+    /// Builds the module called <paramref name="prefix"/> on <paramref name="owner"/> with the reference's branch
+    /// widths, scaled by <paramref name="unit"/>'s width, on <paramref name="inChannels"/> input channels.
+    /// </summary>
     public InceptionBlock(nn.Module owner, string prefix, long inChannels, long ch1x1, long ch3x3red, long ch3x3,
         long dbl3x3red, long dbl3x3, long poolProj, BranchPool poolKind, ConvUnit unit) : base(prefix)
     {
         ArgumentNullException.ThrowIfNull(owner);
+        ArgumentNullException.ThrowIfNull(unit);
+        (ch1x1, ch3x3red, ch3x3) = (unit.Scaled(ch1x1), unit.Scaled(ch3x3red), unit.Scaled(ch3x3));
+        (dbl3x3red, dbl3x3, poolProj) = (unit.Scaled(dbl3x3red), unit.Scaled(dbl3x3), unit.Scaled(poolProj));
         b1x1 = new FlatConvBn(owner, prefix + "_1x1", inChannels, ch1x1, 1, unit);
         b3x3_reduce = new FlatConvBn(owner, prefix + "_3x3_reduce", inChannels, ch3x3red, 1, unit);
         b3x3 = new FlatConvBn(owner, prefix + "_3x3", ch3x3red, ch3x3, 3, unit, padding: 1);

@@ -11,7 +11,9 @@ namespace Incept.Models.BNInception;
 /// </summary>
 /// <remarks>
 /// The convolutions (padding 1, floor) and the pool (no padding, ceil mode) give the same output size only
-/// for an even input size; Cadene's reference has the same constraint.
+/// for an even input size; Cadene's reference has the same constraint. Built for
+/// <see cref="Incept.Models.ModelConfig.SmallInput"/>, the pool is padded by 1 in floor mode instead, which
+/// lines up with the convolutions at every size (the pool has no parameters, so the keys do not change).
 /// </remarks>
 public sealed class InceptionReduction : nn.Module<Tensor, Tensor>
 {
@@ -22,17 +24,24 @@ public sealed class InceptionReduction : nn.Module<Tensor, Tensor>
     private readonly FlatConvBn double_3x3_2;
     private readonly nn.Module<Tensor, Tensor> pool;
 
-    /// <summary>Builds the module called <paramref name="prefix"/> on <paramref name="owner"/> with the given branch widths.</summary>
+    /// <summary>
+    /// Builds the module called <paramref name="prefix"/> on <paramref name="owner"/> with the reference's branch
+    /// widths, scaled by <paramref name="unit"/>'s width; <paramref name="paddedPool"/> pads the pool so that any
+    /// input size works.
+    /// </summary>
     public InceptionReduction(nn.Module owner, string prefix, long inChannels, long ch3x3red, long ch3x3,
-        long dbl3x3red, long dbl3x3, ConvUnit unit) : base(prefix)
+        long dbl3x3red, long dbl3x3, ConvUnit unit, bool paddedPool = false) : base(prefix)
     {
         ArgumentNullException.ThrowIfNull(owner);
+        ArgumentNullException.ThrowIfNull(unit);
+        (ch3x3red, ch3x3) = (unit.Scaled(ch3x3red), unit.Scaled(ch3x3));
+        (dbl3x3red, dbl3x3) = (unit.Scaled(dbl3x3red), unit.Scaled(dbl3x3));
         b3x3_reduce = new FlatConvBn(owner, prefix + "_3x3_reduce", inChannels, ch3x3red, 1, unit);
         b3x3 = new FlatConvBn(owner, prefix + "_3x3", ch3x3red, ch3x3, 3, unit, stride: 2, padding: 1);
         double_3x3_reduce = new FlatConvBn(owner, prefix + "_double_3x3_reduce", inChannels, dbl3x3red, 1, unit);
         double_3x3_1 = new FlatConvBn(owner, prefix + "_double_3x3_1", dbl3x3red, dbl3x3, 3, unit, padding: 1);
         double_3x3_2 = new FlatConvBn(owner, prefix + "_double_3x3_2", dbl3x3, dbl3x3, 3, unit, stride: 2, padding: 1);
-        pool = nn.MaxPool2d(3, stride: 2, ceil_mode: true);
+        pool = paddedPool ? nn.MaxPool2d(3, stride: 2, padding: 1) : nn.MaxPool2d(3, stride: 2, ceil_mode: true);
         owner.register_module(prefix + "_pool", pool);
         OutChannels = ch3x3 + dbl3x3 + inChannels;
     }

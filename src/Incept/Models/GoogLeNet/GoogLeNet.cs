@@ -10,10 +10,20 @@ namespace Incept.Models.GoogLeNet;
 /// its module tree and state-dict keys are torchvision's <c>googlenet</c>; with <see cref="GoogLeNetArch.Paper"/>
 /// it is the paper's network (no BatchNorm, LRN, real 5×5 convolutions).
 /// </summary>
+/// <remarks>
+/// With <see cref="ModelConfig.SmallInput"/>, <c>conv1</c> is a 3×3 convolution with stride 1 (padding 1) and
+/// <c>maxpool1</c> an identity; <c>conv2</c>, <c>conv3</c> and <c>maxpool2</c> are unchanged. A 28-pixel image
+/// then runs the stem at 28×28, <c>inception3a</c>/<c>3b</c> at 14×14, <c>inception4a</c>–<c>4e</c> at 7×7 and
+/// <c>inception5a</c>/<c>5b</c> at 4×4 (3×3 with the paper's 3×3 <c>maxpool4</c>), and both variants' aux
+/// heads pool adaptively to 4×4.
+/// </remarks>
 public sealed class GoogLeNet : InceptionModel
 {
+    private const int SmallMinTv = 4;
+    private const int SmallMinPaper = 8;
+
     private readonly BasicConv2d conv1;
-    private readonly MaxPool2d maxpool1;
+    private readonly nn.Module<Tensor, Tensor> maxpool1;
     private readonly LocalResponseNorm? lrn1;
     private readonly BasicConv2d conv2;
     private readonly BasicConv2d conv3;
@@ -41,11 +51,15 @@ public sealed class GoogLeNet : InceptionModel
     {
         ArgumentNullException.ThrowIfNull(arch);
         Arch = arch;
-        var u = arch.Unit;
-        conv1 = u.Build(config.InChannels, 64, 7, stride: 2, padding: 3);
-        maxpool1 = nn.MaxPool2d(3, stride: 2, ceil_mode: true);
-        conv2 = u.Build(64, 64, 1);
-        conv3 = u.Build(64, 192, 3, padding: 1);
+        var u = arch.Unit.For(config);
+        bool small = config.SmallInput;
+        long stem = u.Scaled(64), stemOut = u.Scaled(192);
+        conv1 = small
+            ? u.Build(config.InChannels, stem, 3, padding: 1)
+            : u.Build(config.InChannels, stem, 7, stride: 2, padding: 3);
+        maxpool1 = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2, ceil_mode: true);
+        conv2 = u.Build(stem, stem, 1);
+        conv3 = u.Build(stem, stemOut, 3, padding: 1);
         maxpool2 = nn.MaxPool2d(3, stride: 2, ceil_mode: true);
         if (arch.LocalResponseNorm)
         {
@@ -53,26 +67,35 @@ public sealed class GoogLeNet : InceptionModel
             lrn2 = nn.LocalResponseNorm(5, alpha: 1e-4, beta: 0.75, k: 1.0);
         }
 
-        inception3a = new Inception(192, 64, 96, 128, 16, 32, 32, arch);
-        inception3b = new Inception(256, 128, 128, 192, 32, 96, 64, arch);
+        inception3a = new Inception(stemOut, 64, 96, 128, 16, 32, 32, arch, u);
+        inception3b = new Inception(inception3a.OutChannels, 128, 128, 192, 32, 96, 64, arch, u);
         maxpool3 = nn.MaxPool2d(3, stride: 2, ceil_mode: true);
-        inception4a = new Inception(480, 192, 96, 208, 16, 48, 64, arch);
-        inception4b = new Inception(512, 160, 112, 224, 24, 64, 64, arch);
-        inception4c = new Inception(512, 128, 128, 256, 24, 64, 64, arch);
-        inception4d = new Inception(512, 112, 144, 288, 32, 64, 64, arch);
-        inception4e = new Inception(528, 256, 160, 320, 32, 128, 128, arch);
+        inception4a = new Inception(inception3b.OutChannels, 192, 96, 208, 16, 48, 64, arch, u);
+        inception4b = new Inception(inception4a.OutChannels, 160, 112, 224, 24, 64, 64, arch, u);
+        inception4c = new Inception(inception4b.OutChannels, 128, 128, 256, 24, 64, 64, arch, u);
+        inception4d = new Inception(inception4c.OutChannels, 112, 144, 288, 32, 64, 64, arch, u);
+        inception4e = new Inception(inception4d.OutChannels, 256, 160, 320, 32, 128, 128, arch, u);
         maxpool4 = nn.MaxPool2d(arch.Pool4Kernel, stride: 2, ceil_mode: true);
-        inception5a = new Inception(832, 256, 160, 320, 32, 128, 128, arch);
-        inception5b = new Inception(832, 384, 192, 384, 48, 128, 128, arch);
+        inception5a = new Inception(inception4e.OutChannels, 256, 160, 320, 32, 128, 128, arch, u);
+        inception5b = new Inception(inception5a.OutChannels, 384, 192, 384, 48, 128, 128, arch, u);
         if (config.AuxLogits)
         {
-            aux1 = new InceptionAux(512, config.NumClasses, arch);
-            aux2 = new InceptionAux(528, config.NumClasses, arch);
+            aux1 = new InceptionAux(inception4a.OutChannels, config.NumClasses, arch, u, adaptivePool: small);
+            aux2 = new InceptionAux(inception4d.OutChannels, config.NumClasses, arch, u, adaptivePool: small);
         }
 
+        NumFeatures = (int)inception5b.OutChannels;
         avgpool = nn.AdaptiveAvgPool2d(1);
         dropout = nn.Dropout(config.DropRate ?? arch.DropRate);
-        fc = Classifier(1024, config.NumClasses);
+        fc = Classifier(NumFeatures, config.NumClasses);
+        // The small stem does not reduce until maxpool2, so every later stride is 4 times smaller.
+        int r = small ? 4 : 1;
+        FeatureInfo =
+        [
+            new((int)stem, small ? 1 : 2, "conv1"), new((int)stemOut, small ? 1 : 4, "conv3"),
+            new((int)inception3b.OutChannels, 8 / r, "inception3b"),
+            new((int)inception4e.OutChannels, 16 / r, "inception4e"), new(NumFeatures, 32 / r, "inception5b"),
+        ];
         RegisterComponents();
     }
 
@@ -80,26 +103,32 @@ public sealed class GoogLeNet : InceptionModel
     public GoogLeNetArch Arch { get; }
 
     /// <inheritdoc/>
-    public override int NumFeatures => 1024;
+    public override int NumFeatures { get; }
 
     /// <inheritdoc/>
-    public override int MinInputSize => Arch.Pool4Kernel == 2 ? 15 : 31;
+    /// <remarks>
+    /// 15 (torchvision) or 31 (the paper, whose 3×3 <c>maxpool4</c> needs a 3×3 map); with
+    /// <see cref="ModelConfig.SmallInput"/> 4 or 8.
+    /// </remarks>
+    public override int MinInputSize => (Config.SmallInput, Arch.Pool4Kernel) switch
+    {
+        (false, 2) => 15,
+        (false, _) => 31,
+        (true, 2) => SmallMinTv,
+        (true, _) => SmallMinPaper,
+    };
 
     /// <inheritdoc/>
-    public override int MinAuxInputSize => Arch.AuxPaperPool ? 223 : MinInputSize;
+    public override int MinAuxInputSize => Arch.AuxPaperPool && !Config.SmallInput ? 223 : MinInputSize;
 
     /// <inheritdoc/>
-    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
-    [
-        new(64, 2, "conv1"), new(192, 4, "conv3"), new(480, 8, "inception3b"),
-        new(832, 16, "inception4e"), new(1024, 32, "inception5b"),
-    ];
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <inheritdoc/>
     public override void ResetClassifier(int numClasses)
     {
         fc.Dispose();
-        fc = Classifier(1024, numClasses);
+        fc = Classifier(NumFeatures, numClasses);
         ReplaceChild(nameof(fc), fc);
         NumClasses = numClasses;
     }

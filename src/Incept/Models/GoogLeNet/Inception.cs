@@ -17,13 +17,19 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage
     private readonly Sequential branch3;
     private readonly Sequential branch4;
 
-    /// <summary>Builds a module with the paper's Table 1 column widths.</summary>
+    /// <summary>
+    /// Builds a module with the paper's Table 1 column widths, scaled by <paramref name="unit"/>'s width, on
+    /// <paramref name="inChannels"/> input channels.
+    /// </summary>
     public Inception(long inChannels, long ch1x1, long ch3x3red, long ch3x3, long ch5x5red, long ch5x5, long poolProj,
-        GoogLeNetArch arch) : base(nameof(Inception))
+        GoogLeNetArch arch, ConvUnit unit) : base(nameof(Inception))
     {
         ArgumentNullException.ThrowIfNull(arch);
-        var u = arch.Unit;
+        ArgumentNullException.ThrowIfNull(unit);
+        var u = unit;
         int k = arch.Branch3Kernel;
+        (ch1x1, ch3x3red, ch3x3) = (u.Scaled(ch1x1), u.Scaled(ch3x3red), u.Scaled(ch3x3));
+        (ch5x5red, ch5x5, poolProj) = (u.Scaled(ch5x5red), u.Scaled(ch5x5), u.Scaled(poolProj));
         branch1 = u.Build(inChannels, ch1x1, 1);
         branch2 = nn.Sequential(u.Build(inChannels, ch3x3red, 1), u.Build(ch3x3red, ch3x3, 3, padding: 1));
         branch3 = nn.Sequential(u.Build(inChannels, ch5x5red, 1), u.Build(ch5x5red, ch5x5, k, padding: k / 2));
@@ -37,7 +43,7 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage
         RegisterComponents();
     }
 
-    /// <summary>The widths of the paper's Table 1 for this module.</summary>
+    /// <summary>The widths of the paper's Table 1 for this module (scaled when the model is narrower).</summary>
     public IReadOnlyDictionary<string, long> Columns { get; }
 
     /// <summary>Channels of the concatenated output.</summary>
@@ -52,7 +58,10 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage
     }
 }
 
-/// <summary>GoogLeNet's auxiliary classifier: pool to 4×4, 1×1 conv to 128, FC 1024 + ReLU, dropout, FC.</summary>
+/// <summary>
+/// GoogLeNet's auxiliary classifier: pool to 4×4, 1×1 conv to 128, FC 1024 + ReLU, dropout, FC. In a narrower
+/// model the conv and the hidden FC scale with the width (128 and 1024 times the width, rounded to 8).
+/// </summary>
 public sealed class InceptionAux : nn.Module<Tensor, Tensor>
 {
     private readonly BasicConv2d conv;
@@ -61,15 +70,21 @@ public sealed class InceptionAux : nn.Module<Tensor, Tensor>
     private readonly Dropout dropout;
     private readonly bool paperPool;
 
-    /// <summary>Builds the head for a feature map of <paramref name="inChannels"/> channels.</summary>
-    public InceptionAux(long inChannels, int numClasses, GoogLeNetArch arch) : base(nameof(InceptionAux))
+    /// <summary>
+    /// Builds the head for a feature map of <paramref name="inChannels"/> channels. With
+    /// <paramref name="adaptivePool"/> it pools adaptively to 4×4 even when the variant pools 5×5/3 (the paper),
+    /// so that it works on the small grid of <see cref="ModelConfig.SmallInput"/>.
+    /// </summary>
+    public InceptionAux(long inChannels, int numClasses, GoogLeNetArch arch, ConvUnit unit, bool adaptivePool = false) : base(nameof(InceptionAux))
     {
         ArgumentNullException.ThrowIfNull(arch);
-        conv = arch.Unit.Build(inChannels, 128, 1);
-        fc1 = nn.Linear(2048, 1024);
-        fc2 = nn.Linear(1024, numClasses);
+        ArgumentNullException.ThrowIfNull(unit);
+        long channels = unit.Scaled(128), hidden = unit.Scaled(1024);
+        conv = unit.Build(inChannels, channels, 1);
+        fc1 = nn.Linear(channels * 4 * 4, hidden);
+        fc2 = nn.Linear(hidden, numClasses);
         dropout = nn.Dropout(arch.AuxDropRate);
-        paperPool = arch.AuxPaperPool;
+        paperPool = arch.AuxPaperPool && !adaptivePool;
         RegisterComponents();
     }
 

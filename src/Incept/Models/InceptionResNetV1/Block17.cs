@@ -7,7 +7,8 @@ namespace Incept.Models.InceptionResNetV1;
 
 /// <summary>
 /// The 17×17 residual block of Inception-ResNet-v1 ("Inception-resnet-B"): 1×1 and 1×1→1×7→7×1 branches,
-/// a 1×1 projection with bias back to 896 channels, a scaled residual sum and a ReLU.
+/// a 1×1 projection with bias back to the input's 896 channels, a scaled residual sum and a ReLU. The branches
+/// scale with the model's width; the projection always returns to the input's channels.
 /// </summary>
 public sealed class Block17 : nn.Module<Tensor, Tensor>
 {
@@ -15,17 +16,21 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>
     private readonly Sequential branch1;
     private readonly Conv2d conv2d;
 
-    /// <summary>Builds the block; <paramref name="scale"/> multiplies the residual branch (0.10 in the reference).</summary>
-    public Block17(double scale, ConvUnit unit) : base(nameof(Block17))
+    /// <summary>
+    /// Builds the block on <paramref name="inChannels"/> channels (896 in the reference); <paramref name="scale"/>
+    /// multiplies the residual branch (0.10 in the reference).
+    /// </summary>
+    public Block17(long inChannels, double scale, ConvUnit unit) : base(nameof(Block17))
     {
         ArgumentNullException.ThrowIfNull(unit);
         Scale = scale;
-        branch0 = unit.Build(896, 128, 1);
+        long c128 = unit.Scaled(128);
+        branch0 = unit.Build(inChannels, c128, 1);
         branch1 = nn.Sequential(
-            unit.Build(896, 128, 1),
-            unit.Build(128, 128, (1, 7), (0, 3)),
-            unit.Build(128, 128, (7, 1), (3, 0)));
-        conv2d = nn.Conv2d(256, 896, 1);
+            unit.Build(inChannels, c128, 1),
+            unit.Build(c128, c128, (1, 7), (0, 3)),
+            unit.Build(c128, c128, (7, 1), (3, 0)));
+        conv2d = nn.Conv2d(2 * c128, inChannels, 1);
         RegisterComponents();
     }
 

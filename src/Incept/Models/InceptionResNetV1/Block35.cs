@@ -7,7 +7,8 @@ namespace Incept.Models.InceptionResNetV1;
 
 /// <summary>
 /// The 35×35 residual block of Inception-ResNet-v1 ("Inception-resnet-A"): 1×1, 1×1→3×3 and 1×1→3×3→3×3
-/// branches, a 1×1 projection with bias back to 256 channels, a scaled residual sum and a ReLU.
+/// branches, a 1×1 projection with bias back to the input's 256 channels, a scaled residual sum and a ReLU. The
+/// branches scale with the model's width; the projection always returns to the input's channels.
 /// </summary>
 public sealed class Block35 : nn.Module<Tensor, Tensor>
 {
@@ -16,15 +17,19 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>
     private readonly Sequential branch2;
     private readonly Conv2d conv2d;
 
-    /// <summary>Builds the block; <paramref name="scale"/> multiplies the residual branch (0.17 in the reference).</summary>
-    public Block35(double scale, ConvUnit unit) : base(nameof(Block35))
+    /// <summary>
+    /// Builds the block on <paramref name="inChannels"/> channels (256 in the reference); <paramref name="scale"/>
+    /// multiplies the residual branch (0.17 in the reference).
+    /// </summary>
+    public Block35(long inChannels, double scale, ConvUnit unit) : base(nameof(Block35))
     {
         ArgumentNullException.ThrowIfNull(unit);
         Scale = scale;
-        branch0 = unit.Build(256, 32, 1);
-        branch1 = nn.Sequential(unit.Build(256, 32, 1), unit.Build(32, 32, 3, padding: 1));
-        branch2 = nn.Sequential(unit.Build(256, 32, 1), unit.Build(32, 32, 3, padding: 1), unit.Build(32, 32, 3, padding: 1));
-        conv2d = nn.Conv2d(96, 256, 1);
+        long c32 = unit.Scaled(32);
+        branch0 = unit.Build(inChannels, c32, 1);
+        branch1 = nn.Sequential(unit.Build(inChannels, c32, 1), unit.Build(c32, c32, 3, padding: 1));
+        branch2 = nn.Sequential(unit.Build(inChannels, c32, 1), unit.Build(c32, c32, 3, padding: 1), unit.Build(c32, c32, 3, padding: 1));
+        conv2d = nn.Conv2d(3 * c32, inChannels, 1);
         RegisterComponents();
     }
 

@@ -7,8 +7,9 @@ namespace Incept.Models.InceptionResNetV1;
 
 /// <summary>
 /// The 8×8 residual block of Inception-ResNet-v1 ("Inception-resnet-C"): 1×1 and 1×1→1×3→3×1 branches,
-/// a 1×1 projection with bias back to 1792 channels and a scaled residual sum, followed by a ReLU except in
-/// the network's last block.
+/// a 1×1 projection with bias back to the input's 1792 channels and a scaled residual sum, followed by a ReLU
+/// except in the network's last block. The branches scale with the model's width; the projection always returns
+/// to the input's channels.
 /// </summary>
 public sealed class Block8 : nn.Module<Tensor, Tensor>
 {
@@ -17,20 +18,22 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>
     private readonly Conv2d conv2d;
 
     /// <summary>
-    /// Builds the block; <paramref name="scale"/> multiplies the residual branch (0.20 in <c>repeat_3</c>, 1.0 in the
-    /// final <c>block8</c>), and <paramref name="noReLU"/> leaves the sum without activation (the final block).
+    /// Builds the block on <paramref name="inChannels"/> channels (1792 in the reference); <paramref name="scale"/>
+    /// multiplies the residual branch (0.20 in <c>repeat_3</c>, 1.0 in the final <c>block8</c>), and
+    /// <paramref name="noReLU"/> leaves the sum without activation (the final block).
     /// </summary>
-    public Block8(double scale, ConvUnit unit, bool noReLU = false) : base(nameof(Block8))
+    public Block8(long inChannels, double scale, ConvUnit unit, bool noReLU = false) : base(nameof(Block8))
     {
         ArgumentNullException.ThrowIfNull(unit);
         Scale = scale;
         NoReLU = noReLU;
-        branch0 = unit.Build(1792, 192, 1);
+        long c192 = unit.Scaled(192);
+        branch0 = unit.Build(inChannels, c192, 1);
         branch1 = nn.Sequential(
-            unit.Build(1792, 192, 1),
-            unit.Build(192, 192, (1, 3), (0, 1)),
-            unit.Build(192, 192, (3, 1), (1, 0)));
-        conv2d = nn.Conv2d(384, 1792, 1);
+            unit.Build(inChannels, c192, 1),
+            unit.Build(c192, c192, (1, 3), (0, 1)),
+            unit.Build(c192, c192, (3, 1), (1, 0)));
+        conv2d = nn.Conv2d(2 * c192, inChannels, 1);
         RegisterComponents();
     }
 

@@ -11,24 +11,30 @@ namespace Incept.Models.InceptionResNetV1;
 /// state-dict keys of that implementation, so its VGGFace2 and CASIA-WebFace checkpoints load unchanged.
 /// </summary>
 /// <remarks>
-/// The network ends in a 512-d face embedding: global average pool, dropout, <c>last_linear</c> (1792→512, no
+/// <para>The network ends in a 512-d face embedding: global average pool, dropout, <c>last_linear</c> (1792→512, no
 /// bias) and <c>last_bn</c> (BatchNorm1d, eps 1e-3). With classes, <c>logits</c> (512→classes) is applied to the
 /// <c>last_bn</c> output and the forward pass returns those logits, not normalised. With
 /// <see cref="ModelConfig.NumClasses"/> = 0 the model has no <c>logits</c> module and returns the L2-normalised
 /// embedding, like facenet-pytorch's <c>classify=False</c>. <see cref="ForwardHead"/> with <c>preLogits</c>
-/// returns that normalised embedding in both cases.
+/// returns that normalised embedding in both cases.</para>
+/// <para>The embedding stays 512-d at every <see cref="ModelConfig.Width"/>: it is the model's output, like the
+/// classes; the convolutions before it scale.</para>
+/// <para>With <see cref="ModelConfig.SmallInput"/>, <c>conv2d_1a</c> has stride 1 and, like <c>conv2d_2a</c> and
+/// <c>conv2d_4a</c>, padding 1; <c>maxpool_3a</c> is an identity and <c>conv2d_4b</c> (3×3/2) is padded. A 28-pixel
+/// image then runs the stem at 28×28, <c>repeat_1</c> at 14×14, <c>repeat_2</c> at 6×6 and <c>repeat_3</c> and
+/// <c>block8</c> at 2×2 (<c>mixed_6a</c> and <c>mixed_7a</c> stay unpadded, as in the reference).</para>
 /// </remarks>
 public sealed class InceptionResNetV1 : InceptionModel
 {
     /// <summary>Width of the face embedding (the output of <c>last_bn</c>).</summary>
     public const int EmbeddingSize = 512;
 
-    private const int FinalChannels = 1792;
+    private const int SmallMin = 13;
 
     private readonly BasicConv2d conv2d_1a;
     private readonly BasicConv2d conv2d_2a;
     private readonly BasicConv2d conv2d_2b;
-    private readonly MaxPool2d maxpool_3a;
+    private readonly nn.Module<Tensor, Tensor> maxpool_3a;
     private readonly BasicConv2d conv2d_3b;
     private readonly BasicConv2d conv2d_4a;
     private readonly BasicConv2d conv2d_4b;
@@ -47,40 +53,51 @@ public sealed class InceptionResNetV1 : InceptionModel
     /// <summary>Builds the network. Weights keep TorchSharp's default initialisation, as the reference does.</summary>
     public InceptionResNetV1(ModelConfig config) : base("InceptionResNetV1", config)
     {
-        var u = ConvUnit.BatchNorm;
-        conv2d_1a = u.Build(config.InChannels, 32, 3, stride: 2);
-        conv2d_2a = u.Build(32, 32, 3);
-        conv2d_2b = u.Build(32, 64, 3, padding: 1);
-        maxpool_3a = nn.MaxPool2d(3, stride: 2);
-        conv2d_3b = u.Build(64, 80, 1);
-        conv2d_4a = u.Build(80, 192, 3);
-        conv2d_4b = u.Build(192, 256, 3, stride: 2);
-        repeat_1 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block35(0.17, u)).ToArray());
-        mixed_6a = new ReductionA(256, 192, 192, 256, 384, u);
-        repeat_2 = nn.Sequential(Enumerable.Range(0, 10).Select(_ => (nn.Module<Tensor, Tensor>)new Block17(0.10, u)).ToArray());
-        mixed_7a = new Mixed7a(u);
-        repeat_3 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block8(0.20, u)).ToArray());
-        block8 = new Block8(1.0, u, noReLU: true);
+        var u = ConvUnit.BatchNorm.For(config);
+        bool small = config.SmallInput;
+        int pad = small ? 1 : 0;
+        long c32 = u.Scaled(32), c64 = u.Scaled(64), c80 = u.Scaled(80), c192 = u.Scaled(192), c256 = u.Scaled(256);
+        conv2d_1a = u.Build(config.InChannels, c32, 3, stride: small ? 1 : 2, padding: pad);
+        conv2d_2a = u.Build(c32, c32, 3, padding: pad);
+        conv2d_2b = u.Build(c32, c64, 3, padding: 1);
+        maxpool_3a = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2);
+        conv2d_3b = u.Build(c64, c80, 1);
+        conv2d_4a = u.Build(c80, c192, 3, padding: pad);
+        conv2d_4b = u.Build(c192, c256, 3, stride: 2, padding: pad);
+        repeat_1 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block35(c256, 0.17, u)).ToArray());
+        mixed_6a = new ReductionA(c256, 192, 192, 256, 384, u);
+        long c896 = mixed_6a.OutChannels;
+        repeat_2 = nn.Sequential(Enumerable.Range(0, 10).Select(_ => (nn.Module<Tensor, Tensor>)new Block17(c896, 0.10, u)).ToArray());
+        mixed_7a = new Mixed7a(c896, u);
+        long final = mixed_7a.OutChannels;
+        repeat_3 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block8(final, 0.20, u)).ToArray());
+        block8 = new Block8(final, 1.0, u, noReLU: true);
         avgpool_1a = nn.AdaptiveAvgPool2d(1);
         dropout = nn.Dropout(config.DropRate ?? 0.6);
-        last_linear = nn.Linear(FinalChannels, EmbeddingSize, hasBias: false);
+        last_linear = nn.Linear(final, EmbeddingSize, hasBias: false);
         last_bn = nn.BatchNorm1d(EmbeddingSize, eps: 1e-3, momentum: 0.1);
         if (config.NumClasses > 0) logits = nn.Linear(EmbeddingSize, config.NumClasses);
+        // The small stem does not reduce until conv2d_4b, so every later stride is 4 times smaller.
+        int r = small ? 4 : 1;
+        FeatureInfo =
+        [
+            new((int)c64, small ? 1 : 2, "conv2d_2b"), new((int)c192, small ? 1 : 4, "conv2d_4a"),
+            new((int)c256, 8 / r, "repeat_1"), new((int)c896, 16 / r, "repeat_2"), new((int)final, 32 / r, "block8"),
+        ];
         RegisterComponents();
     }
 
     /// <summary>The embedding width: <c>logits</c> reads the 512-d output of <c>last_bn</c>.</summary>
     public override int NumFeatures => EmbeddingSize;
 
-    /// <summary>75: the last 3×3/2 reductions (<c>mixed_7a</c>) need a 3×3 map.</summary>
-    public override int MinInputSize => 75;
+    /// <summary>
+    /// 75: the last 3×3/2 reductions (<c>mixed_7a</c>) need a 3×3 map; with <see cref="ModelConfig.SmallInput"/>
+    /// they get it from 13 pixels.
+    /// </summary>
+    public override int MinInputSize => Config.SmallInput ? SmallMin : 75;
 
     /// <inheritdoc/>
-    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
-    [
-        new(64, 2, "conv2d_2b"), new(192, 4, "conv2d_4a"), new(256, 8, "repeat_1"),
-        new(896, 16, "repeat_2"), new(FinalChannels, 32, "block8"),
-    ];
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <summary>
     /// Replaces <c>logits</c> by a fresh 512→<paramref name="numClasses"/> layer; 0 removes it, so that the model

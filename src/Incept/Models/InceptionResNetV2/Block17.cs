@@ -7,8 +7,9 @@ namespace Incept.Models.InceptionResNetV2;
 
 /// <summary>
 /// Inception-ResNet-B, the 17×17 residual block of Inception-ResNet-v2 (paper Figure 17): a 1×1 branch
-/// and a 1×1 → 1×7 → 7×1 branch concatenated to 384 channels, a 1×1 convolution with bias back to 1088,
-/// scaled and added to the input, then ReLU.
+/// and a 1×1 → 1×7 → 7×1 branch concatenated to 384 channels, a 1×1 convolution with bias back to the
+/// input's 1088, scaled and added to the input, then ReLU. The branches scale with the model's width; the
+/// projection always returns to the input's channels.
 /// </summary>
 public sealed class Block17 : nn.Module<Tensor, Tensor>
 {
@@ -17,17 +18,21 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>
     private readonly Conv2d conv2d;
     private readonly double scale;
 
-    /// <summary>Builds the block; the residual branch is multiplied by <paramref name="scale"/> (0.10 in the reference) before the sum.</summary>
-    public Block17(ConvUnit u, double scale) : base(nameof(Block17))
+    /// <summary>
+    /// Builds the block on <paramref name="inChannels"/> channels (1088 in the reference); the residual branch is
+    /// multiplied by <paramref name="scale"/> (0.10 in the reference) before the sum.
+    /// </summary>
+    public Block17(long inChannels, ConvUnit u, double scale) : base(nameof(Block17))
     {
         ArgumentNullException.ThrowIfNull(u);
         this.scale = scale;
-        branch0 = u.Build(1088, 192, 1);
+        long c128 = u.Scaled(128), c160 = u.Scaled(160), c192 = u.Scaled(192);
+        branch0 = u.Build(inChannels, c192, 1);
         branch1 = nn.Sequential(
-            u.Build(1088, 128, 1),
-            u.Build(128, 160, (1, 7), (0, 3)),
-            u.Build(160, 192, (7, 1), (3, 0)));
-        conv2d = nn.Conv2d(384, 1088, 1);
+            u.Build(inChannels, c128, 1),
+            u.Build(c128, c160, (1, 7), (0, 3)),
+            u.Build(c160, c192, (7, 1), (3, 0)));
+        conv2d = nn.Conv2d(c192 + c192, inChannels, 1);
         RegisterComponents();
     }
 

@@ -7,8 +7,9 @@ namespace Incept.Models.InceptionResNetV2;
 
 /// <summary>
 /// Inception-ResNet-A, the 35×35 residual block of Inception-ResNet-v2 (paper Figure 16): three
-/// branches concatenated to 128 channels, a 1×1 convolution with bias back to 320, scaled and added to
-/// the input, then ReLU.
+/// branches concatenated to 128 channels, a 1×1 convolution with bias back to the input's 320, scaled and
+/// added to the input, then ReLU. The branches scale with the model's width; the projection always returns to
+/// the input's channels.
 /// </summary>
 public sealed class Block35 : nn.Module<Tensor, Tensor>
 {
@@ -18,20 +19,24 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>
     private readonly Conv2d conv2d;
     private readonly double scale;
 
-    /// <summary>Builds the block; the residual branch is multiplied by <paramref name="scale"/> (0.17 in the reference) before the sum.</summary>
-    public Block35(ConvUnit u, double scale) : base(nameof(Block35))
+    /// <summary>
+    /// Builds the block on <paramref name="inChannels"/> channels (320 in the reference); the residual branch is
+    /// multiplied by <paramref name="scale"/> (0.17 in the reference) before the sum.
+    /// </summary>
+    public Block35(long inChannels, ConvUnit u, double scale) : base(nameof(Block35))
     {
         ArgumentNullException.ThrowIfNull(u);
         this.scale = scale;
-        branch0 = u.Build(320, 32, 1);
+        long c32 = u.Scaled(32), c48 = u.Scaled(48), c64 = u.Scaled(64);
+        branch0 = u.Build(inChannels, c32, 1);
         branch1 = nn.Sequential(
-            u.Build(320, 32, 1),
-            u.Build(32, 32, 3, padding: 1));
+            u.Build(inChannels, c32, 1),
+            u.Build(c32, c32, 3, padding: 1));
         branch2 = nn.Sequential(
-            u.Build(320, 32, 1),
-            u.Build(32, 48, 3, padding: 1),
-            u.Build(48, 64, 3, padding: 1));
-        conv2d = nn.Conv2d(128, 320, 1);
+            u.Build(inChannels, c32, 1),
+            u.Build(c32, c48, 3, padding: 1),
+            u.Build(c48, c64, 3, padding: 1));
+        conv2d = nn.Conv2d(c32 + c32 + c64, inChannels, 1);
         RegisterComponents();
     }
 

@@ -7,8 +7,9 @@ namespace Incept.Models.InceptionResNetV2;
 
 /// <summary>
 /// Inception-ResNet-C, the 8×8 residual block of Inception-ResNet-v2 (paper Figure 19): a 1×1 branch and
-/// a 1×1 → 1×3 → 3×1 branch concatenated to 448 channels, a 1×1 convolution with bias back to 2080,
-/// scaled and added to the input, then (except in the network's last block) ReLU.
+/// a 1×1 → 1×3 → 3×1 branch concatenated to 448 channels, a 1×1 convolution with bias back to the input's
+/// 2080, scaled and added to the input, then (except in the network's last block) ReLU. The branches scale with
+/// the model's width; the projection always returns to the input's channels.
 /// </summary>
 public sealed class Block8 : nn.Module<Tensor, Tensor>
 {
@@ -19,21 +20,22 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>
     private readonly bool relu;
 
     /// <summary>
-    /// Builds the block; the residual branch is multiplied by <paramref name="scale"/> (0.20 in the
-    /// reference's repeated blocks, 1.0 in its last one) and, when <paramref name="relu"/> is false, the
-    /// sum is returned without ReLU.
+    /// Builds the block on <paramref name="inChannels"/> channels (2080 in the reference); the residual branch is
+    /// multiplied by <paramref name="scale"/> (0.20 in the reference's repeated blocks, 1.0 in its last one) and,
+    /// when <paramref name="relu"/> is false, the sum is returned without ReLU.
     /// </summary>
-    public Block8(ConvUnit u, double scale, bool relu = true) : base(nameof(Block8))
+    public Block8(long inChannels, ConvUnit u, double scale, bool relu = true) : base(nameof(Block8))
     {
         ArgumentNullException.ThrowIfNull(u);
         this.scale = scale;
         this.relu = relu;
-        branch0 = u.Build(2080, 192, 1);
+        long c192 = u.Scaled(192), c224 = u.Scaled(224), c256 = u.Scaled(256);
+        branch0 = u.Build(inChannels, c192, 1);
         branch1 = nn.Sequential(
-            u.Build(2080, 192, 1),
-            u.Build(192, 224, (1, 3), (0, 1)),
-            u.Build(224, 256, (3, 1), (1, 0)));
-        conv2d = nn.Conv2d(448, 2080, 1);
+            u.Build(inChannels, c192, 1),
+            u.Build(c192, c224, (1, 3), (0, 1)),
+            u.Build(c224, c256, (3, 1), (1, 0)));
+        conv2d = nn.Conv2d(c192 + c256, inChannels, 1);
         RegisterComponents();
     }
 

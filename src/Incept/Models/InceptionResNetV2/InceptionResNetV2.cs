@@ -11,14 +11,21 @@ namespace Incept.Models.InceptionResNetV2;
 /// as released in TF-slim. Its module tree and state-dict keys are timm's <c>inception_resnet_v2</c>
 /// (<c>conv2d_1a</c> … <c>conv2d_7b</c>, classifier <c>classif</c>).
 /// </summary>
+/// <remarks>
+/// With <see cref="ModelConfig.SmallInput"/>, <c>conv2d_1a</c> has stride 1 and, like <c>conv2d_2a</c> and
+/// <c>conv2d_4a</c>, padding 1; <c>maxpool_3a</c> is an identity and <c>maxpool_5a</c> is padded (3×3/2, padding 1).
+/// A 28-pixel image then runs the stem at 28×28, <c>mixed_5b</c> and <c>repeat</c> at 14×14, <c>repeat_1</c> at 6×6
+/// and <c>repeat_2</c> to <c>conv2d_7b</c> at 2×2 (<c>mixed_6a</c> and <c>mixed_7a</c> stay unpadded, as in the
+/// reference).
+/// </remarks>
 public sealed class InceptionResNetV2 : InceptionModel
 {
-    private const int Width = 1536;
+    private const int SmallMin = 13;
 
     private readonly BasicConv2d conv2d_1a;
     private readonly BasicConv2d conv2d_2a;
     private readonly BasicConv2d conv2d_2b;
-    private readonly MaxPool2d maxpool_3a;
+    private readonly nn.Module<Tensor, Tensor> maxpool_3a;
     private readonly BasicConv2d conv2d_3b;
     private readonly BasicConv2d conv2d_4a;
     private readonly MaxPool2d maxpool_5a;
@@ -50,50 +57,61 @@ public sealed class InceptionResNetV2 : InceptionModel
     public InceptionResNetV2(ModelConfig config, double scaleA, double scaleB, double scaleC)
         : base("InceptionResNetV2", config)
     {
-        var u = ConvUnit.BatchNorm;
-        conv2d_1a = u.Build(config.InChannels, 32, 3, stride: 2);
-        conv2d_2a = u.Build(32, 32, 3);
-        conv2d_2b = u.Build(32, 64, 3, padding: 1);
-        maxpool_3a = nn.MaxPool2d(3, stride: 2);
-        conv2d_3b = u.Build(64, 80, 1);
-        conv2d_4a = u.Build(80, 192, 3);
-        maxpool_5a = nn.MaxPool2d(3, stride: 2);
-        mixed_5b = new Mixed5b(u);
-        repeat = nn.Sequential([.. Enumerable.Range(0, 10).Select(_ => new Block35(u, scaleA))]);
-        mixed_6a = new ReductionA(320, 256, 256, 384, 384, u);
-        repeat_1 = nn.Sequential([.. Enumerable.Range(0, 20).Select(_ => new Block17(u, scaleB))]);
-        mixed_7a = new Mixed7a(u);
-        repeat_2 = nn.Sequential([.. Enumerable.Range(0, 9).Select(_ => new Block8(u, scaleC))]);
-        block8 = new Block8(u, 1.0, relu: false);
-        conv2d_7b = u.Build(2080, Width, 1);
+        var u = ConvUnit.BatchNorm.For(config);
+        bool small = config.SmallInput;
+        int pad = small ? 1 : 0;
+        long c32 = u.Scaled(32), c64 = u.Scaled(64), c80 = u.Scaled(80), c192 = u.Scaled(192);
+        conv2d_1a = u.Build(config.InChannels, c32, 3, stride: small ? 1 : 2, padding: pad);
+        conv2d_2a = u.Build(c32, c32, 3, padding: pad);
+        conv2d_2b = u.Build(c32, c64, 3, padding: 1);
+        maxpool_3a = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2);
+        conv2d_3b = u.Build(c64, c80, 1);
+        conv2d_4a = u.Build(c80, c192, 3, padding: pad);
+        maxpool_5a = nn.MaxPool2d(3, stride: 2, padding: pad);
+        mixed_5b = new Mixed5b(c192, u);
+        long c320 = mixed_5b.OutChannels;
+        repeat = nn.Sequential([.. Enumerable.Range(0, 10).Select(_ => new Block35(c320, u, scaleA))]);
+        mixed_6a = new ReductionA(c320, 256, 256, 384, 384, u);
+        long c1088 = mixed_6a.OutChannels;
+        repeat_1 = nn.Sequential([.. Enumerable.Range(0, 20).Select(_ => new Block17(c1088, u, scaleB))]);
+        mixed_7a = new Mixed7a(c1088, u);
+        long c2080 = mixed_7a.OutChannels;
+        repeat_2 = nn.Sequential([.. Enumerable.Range(0, 9).Select(_ => new Block8(c2080, u, scaleC))]);
+        block8 = new Block8(c2080, u, 1.0, relu: false);
+        NumFeatures = (int)u.Scaled(1536);
+        conv2d_7b = u.Build(c2080, NumFeatures, 1);
         global_pool = nn.AdaptiveAvgPool2d(1);
         head_drop = nn.Dropout(config.DropRate ?? 0.0);
-        classif = Classifier(Width, config.NumClasses);
+        classif = Classifier(NumFeatures, config.NumClasses);
+        // The small stem does not reduce until maxpool_5a, so every later stride is 4 times smaller.
+        int r = small ? 4 : 1;
+        FeatureInfo =
+        [
+            new((int)c64, small ? 1 : 2, "conv2d_2b"), new((int)c192, small ? 1 : 4, "conv2d_4a"),
+            new((int)c320, 8 / r, "repeat"), new((int)c1088, 16 / r, "repeat_1"), new(NumFeatures, 32 / r, "conv2d_7b"),
+        ];
         RegisterComponents();
     }
 
     /// <inheritdoc/>
-    public override int NumFeatures => Width;
+    public override int NumFeatures { get; }
 
     /// <inheritdoc/>
     /// <remarks>
     /// At 75 pixels <c>mixed_7a</c> gets a 3×3 map and the last feature map is 1×1; at 74 its unpadded
-    /// 3×3 stride-2 convolutions get a 2×2 map.
+    /// 3×3 stride-2 convolutions get a 2×2 map. With <see cref="ModelConfig.SmallInput"/> the same happens at 13
+    /// and 12 pixels.
     /// </remarks>
-    public override int MinInputSize => 75;
+    public override int MinInputSize => Config.SmallInput ? SmallMin : 75;
 
     /// <inheritdoc/>
-    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
-    [
-        new(64, 2, "conv2d_2b"), new(192, 4, "conv2d_4a"), new(320, 8, "repeat"),
-        new(1088, 16, "repeat_1"), new(1536, 32, "conv2d_7b"),
-    ];
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <inheritdoc/>
     public override void ResetClassifier(int numClasses)
     {
         classif.Dispose();
-        classif = Classifier(Width, numClasses);
+        classif = Classifier(NumFeatures, numClasses);
         ReplaceChild(nameof(classif), classif);
         NumClasses = numClasses;
     }

@@ -15,19 +15,27 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>
     private readonly BasicConv2d branch3x3dbl_3;
     private readonly BasicConv2d branch_pool;
 
-    /// <summary>Builds the module; output channels are 224 + <paramref name="poolFeatures"/>.</summary>
+    /// <summary>
+    /// Builds the module; output channels are 224 + <paramref name="poolFeatures"/> in the reference, each branch
+    /// scaled by <paramref name="unit"/>'s width.
+    /// </summary>
     public InceptionA(long inChannels, long poolFeatures, ConvUnit unit) : base(nameof(InceptionA))
     {
         ArgumentNullException.ThrowIfNull(unit);
-        branch1x1 = unit.Build(inChannels, 64, 1);
-        branch5x5_1 = unit.Build(inChannels, 48, 1);
-        branch5x5_2 = unit.Build(48, 64, 5, padding: 2);
-        branch3x3dbl_1 = unit.Build(inChannels, 64, 1);
-        branch3x3dbl_2 = unit.Build(64, 96, 3, padding: 1);
-        branch3x3dbl_3 = unit.Build(96, 96, 3, padding: 1);
-        branch_pool = unit.Build(inChannels, poolFeatures, 1);
+        long c48 = unit.Scaled(48), c64 = unit.Scaled(64), c96 = unit.Scaled(96), pool = unit.Scaled(poolFeatures);
+        branch1x1 = unit.Build(inChannels, c64, 1);
+        branch5x5_1 = unit.Build(inChannels, c48, 1);
+        branch5x5_2 = unit.Build(c48, c64, 5, padding: 2);
+        branch3x3dbl_1 = unit.Build(inChannels, c64, 1);
+        branch3x3dbl_2 = unit.Build(c64, c96, 3, padding: 1);
+        branch3x3dbl_3 = unit.Build(c96, c96, 3, padding: 1);
+        branch_pool = unit.Build(inChannels, pool, 1);
+        OutChannels = c64 + c64 + c96 + pool;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

@@ -5,20 +5,30 @@ using static TorchSharp.torch;
 
 namespace Incept.Models.InceptionV3;
 
-/// <summary>Inception-v3's auxiliary classifier on the 17×17 grid, with BatchNorm (the "BN-auxiliary" of the paper).</summary>
+/// <summary>
+/// Inception-v3's auxiliary classifier on the 17×17 grid, with BatchNorm (the "BN-auxiliary" of the paper). Its
+/// convolutions (128 and 768 channels) scale with the model's width.
+/// </summary>
 public sealed class InceptionAux : nn.Module<Tensor, Tensor>
 {
     private readonly BasicConv2d conv0;
     private readonly BasicConv2d conv1;
     private readonly Linear fc;
+    private readonly bool adaptivePool;
 
-    /// <summary>Builds the head for a feature map of <paramref name="inChannels"/> channels.</summary>
-    public InceptionAux(long inChannels, int numClasses, ConvUnit unit) : base(nameof(InceptionAux))
+    /// <summary>
+    /// Builds the head for a feature map of <paramref name="inChannels"/> channels. With <paramref name="adaptivePool"/>
+    /// the 5×5/3 average pool becomes an adaptive 5×5 average pool, so that the head works on the small grid of
+    /// <see cref="ModelConfig.SmallInput"/>.
+    /// </summary>
+    public InceptionAux(long inChannels, int numClasses, ConvUnit unit, bool adaptivePool = false) : base(nameof(InceptionAux))
     {
         ArgumentNullException.ThrowIfNull(unit);
-        conv0 = unit.Build(inChannels, 128, 1);
-        conv1 = unit.Build(128, 768, 5);
-        fc = nn.Linear(768, numClasses);
+        long c128 = unit.Scaled(128), c768 = unit.Scaled(768);
+        conv0 = unit.Build(inChannels, c128, 1);
+        conv1 = unit.Build(c128, c768, 5);
+        fc = nn.Linear(c768, numClasses);
+        this.adaptivePool = adaptivePool;
         RegisterComponents();
     }
 
@@ -30,7 +40,9 @@ public sealed class InceptionAux : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // N x 768 x 17 x 17
-        var x = nn.functional.avg_pool2d(input, 5, stride: 3);
+        var x = adaptivePool
+            ? nn.functional.adaptive_avg_pool2d(input, [5, 5])
+            : nn.functional.avg_pool2d(input, 5, stride: 3);
         // N x 768 x 5 x 5
         x = conv1.call(conv0.call(x));
         // N x 768 x 1 x 1

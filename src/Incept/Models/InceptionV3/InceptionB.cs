@@ -12,16 +12,21 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>
     private readonly BasicConv2d branch3x3dbl_2;
     private readonly BasicConv2d branch3x3dbl_3;
 
-    /// <summary>Builds the module; output channels are <paramref name="inChannels"/> + 480.</summary>
+    /// <summary>Builds the module; output channels are <paramref name="inChannels"/> + 480 (scaled by <paramref name="unit"/>'s width).</summary>
     public InceptionB(long inChannels, ConvUnit unit) : base(nameof(InceptionB))
     {
         ArgumentNullException.ThrowIfNull(unit);
-        branch3x3 = unit.Build(inChannels, 384, 3, stride: 2);
-        branch3x3dbl_1 = unit.Build(inChannels, 64, 1);
-        branch3x3dbl_2 = unit.Build(64, 96, 3, padding: 1);
-        branch3x3dbl_3 = unit.Build(96, 96, 3, stride: 2);
+        long c64 = unit.Scaled(64), c96 = unit.Scaled(96), c384 = unit.Scaled(384);
+        branch3x3 = unit.Build(inChannels, c384, 3, stride: 2);
+        branch3x3dbl_1 = unit.Build(inChannels, c64, 1);
+        branch3x3dbl_2 = unit.Build(c64, c96, 3, padding: 1);
+        branch3x3dbl_3 = unit.Build(c96, c96, 3, stride: 2);
+        OutChannels = c384 + c96 + inChannels;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

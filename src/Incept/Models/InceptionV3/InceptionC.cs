@@ -18,23 +18,30 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>
     private readonly BasicConv2d branch7x7dbl_5;
     private readonly BasicConv2d branch_pool;
 
-    /// <summary>Builds the module with <paramref name="channels7x7"/> inner channels; output is always 768 channels.</summary>
+    /// <summary>
+    /// Builds the module with <paramref name="channels7x7"/> inner channels; output is always 768 channels in the
+    /// reference (both scaled by <paramref name="unit"/>'s width).
+    /// </summary>
     public InceptionC(long inChannels, long channels7x7, ConvUnit unit) : base(nameof(InceptionC))
     {
         ArgumentNullException.ThrowIfNull(unit);
-        long c7 = channels7x7;
-        branch1x1 = unit.Build(inChannels, 192, 1);
+        long c7 = unit.Scaled(channels7x7), c192 = unit.Scaled(192);
+        branch1x1 = unit.Build(inChannels, c192, 1);
         branch7x7_1 = unit.Build(inChannels, c7, 1);
         branch7x7_2 = unit.Build(c7, c7, (1, 7), (0, 3));
-        branch7x7_3 = unit.Build(c7, 192, (7, 1), (3, 0));
+        branch7x7_3 = unit.Build(c7, c192, (7, 1), (3, 0));
         branch7x7dbl_1 = unit.Build(inChannels, c7, 1);
         branch7x7dbl_2 = unit.Build(c7, c7, (7, 1), (3, 0));
         branch7x7dbl_3 = unit.Build(c7, c7, (1, 7), (0, 3));
         branch7x7dbl_4 = unit.Build(c7, c7, (7, 1), (3, 0));
-        branch7x7dbl_5 = unit.Build(c7, 192, (1, 7), (0, 3));
-        branch_pool = unit.Build(inChannels, 192, 1);
+        branch7x7dbl_5 = unit.Build(c7, c192, (1, 7), (0, 3));
+        branch_pool = unit.Build(inChannels, c192, 1);
+        OutChannels = 4 * c192;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

@@ -14,18 +14,23 @@ public sealed class InceptionD : nn.Module<Tensor, Tensor>
     private readonly BasicConv2d branch7x7x3_3;
     private readonly BasicConv2d branch7x7x3_4;
 
-    /// <summary>Builds the module; output channels are <paramref name="inChannels"/> + 512.</summary>
+    /// <summary>Builds the module; output channels are <paramref name="inChannels"/> + 512 (scaled by <paramref name="unit"/>'s width).</summary>
     public InceptionD(long inChannels, ConvUnit unit) : base(nameof(InceptionD))
     {
         ArgumentNullException.ThrowIfNull(unit);
-        branch3x3_1 = unit.Build(inChannels, 192, 1);
-        branch3x3_2 = unit.Build(192, 320, 3, stride: 2);
-        branch7x7x3_1 = unit.Build(inChannels, 192, 1);
-        branch7x7x3_2 = unit.Build(192, 192, (1, 7), (0, 3));
-        branch7x7x3_3 = unit.Build(192, 192, (7, 1), (3, 0));
-        branch7x7x3_4 = unit.Build(192, 192, 3, stride: 2);
+        long c192 = unit.Scaled(192), c320 = unit.Scaled(320);
+        branch3x3_1 = unit.Build(inChannels, c192, 1);
+        branch3x3_2 = unit.Build(c192, c320, 3, stride: 2);
+        branch7x7x3_1 = unit.Build(inChannels, c192, 1);
+        branch7x7x3_2 = unit.Build(c192, c192, (1, 7), (0, 3));
+        branch7x7x3_3 = unit.Build(c192, c192, (7, 1), (3, 0));
+        branch7x7x3_4 = unit.Build(c192, c192, 3, stride: 2);
+        OutChannels = c320 + c192 + inChannels;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

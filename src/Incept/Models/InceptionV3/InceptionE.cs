@@ -17,21 +17,26 @@ public sealed class InceptionE : nn.Module<Tensor, Tensor>
     private readonly BasicConv2d branch3x3dbl_3b;
     private readonly BasicConv2d branch_pool;
 
-    /// <summary>Builds the module; output is always 2048 channels.</summary>
+    /// <summary>Builds the module; output is always 2048 channels in the reference (scaled by <paramref name="unit"/>'s width).</summary>
     public InceptionE(long inChannels, ConvUnit unit) : base(nameof(InceptionE))
     {
         ArgumentNullException.ThrowIfNull(unit);
-        branch1x1 = unit.Build(inChannels, 320, 1);
-        branch3x3_1 = unit.Build(inChannels, 384, 1);
-        branch3x3_2a = unit.Build(384, 384, (1, 3), (0, 1));
-        branch3x3_2b = unit.Build(384, 384, (3, 1), (1, 0));
-        branch3x3dbl_1 = unit.Build(inChannels, 448, 1);
-        branch3x3dbl_2 = unit.Build(448, 384, 3, padding: 1);
-        branch3x3dbl_3a = unit.Build(384, 384, (1, 3), (0, 1));
-        branch3x3dbl_3b = unit.Build(384, 384, (3, 1), (1, 0));
-        branch_pool = unit.Build(inChannels, 192, 1);
+        long c192 = unit.Scaled(192), c320 = unit.Scaled(320), c384 = unit.Scaled(384), c448 = unit.Scaled(448);
+        branch1x1 = unit.Build(inChannels, c320, 1);
+        branch3x3_1 = unit.Build(inChannels, c384, 1);
+        branch3x3_2a = unit.Build(c384, c384, (1, 3), (0, 1));
+        branch3x3_2b = unit.Build(c384, c384, (3, 1), (1, 0));
+        branch3x3dbl_1 = unit.Build(inChannels, c448, 1);
+        branch3x3dbl_2 = unit.Build(c448, c384, 3, padding: 1);
+        branch3x3dbl_3a = unit.Build(c384, c384, (1, 3), (0, 1));
+        branch3x3dbl_3b = unit.Build(c384, c384, (3, 1), (1, 0));
+        branch_pool = unit.Build(inChannels, c192, 1);
+        OutChannels = c320 + 4 * c384 + c192;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

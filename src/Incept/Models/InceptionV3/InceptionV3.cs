@@ -9,12 +9,21 @@ namespace Incept.Models.InceptionV3;
 /// Inception-v3, <i>Rethinking the Inception Architecture for Computer Vision</i>, with the module tree and
 /// state-dict keys of torchvision's (and timm's) <c>inception_v3</c>, optional <c>AuxLogits</c> head.
 /// </summary>
+/// <remarks>
+/// With <see cref="ModelConfig.SmallInput"/>, <c>Conv2d_1a_3x3</c> has stride 1 and, like <c>Conv2d_2a_3x3</c> and
+/// <c>Conv2d_4a_3x3</c>, padding 1; <c>maxpool1</c> is an identity and <c>maxpool2</c> is padded (3×3/2, padding 1).
+/// A 28-pixel image then runs the stem at 28×28, <c>Mixed_5b</c>–<c>5d</c> at 14×14, <c>Mixed_6b</c>–<c>6e</c> at 6×6
+/// and <c>Mixed_7b</c>/<c>7c</c> at 2×2 (the reductions <c>Mixed_6a</c> and <c>Mixed_7a</c> are unpadded, as in the
+/// reference); <c>AuxLogits</c> pools adaptively to 5×5.
+/// </remarks>
 public sealed class InceptionV3 : InceptionModel
 {
+    private const int SmallMin = 13;
+
     private readonly BasicConv2d Conv2d_1a_3x3;
     private readonly BasicConv2d Conv2d_2a_3x3;
     private readonly BasicConv2d Conv2d_2b_3x3;
-    private readonly MaxPool2d maxpool1;
+    private readonly nn.Module<Tensor, Tensor> maxpool1;
     private readonly BasicConv2d Conv2d_3b_1x1;
     private readonly BasicConv2d Conv2d_4a_3x3;
     private readonly MaxPool2d maxpool2;
@@ -37,47 +46,59 @@ public sealed class InceptionV3 : InceptionModel
     /// <summary>Builds the network (reference dropout 0.5). Weights are initialised by the model factory.</summary>
     public InceptionV3(ModelConfig config) : base("InceptionV3", config)
     {
-        var u = ConvUnit.BatchNorm;
-        Conv2d_1a_3x3 = u.Build(config.InChannels, 32, 3, stride: 2);
-        Conv2d_2a_3x3 = u.Build(32, 32, 3);
-        Conv2d_2b_3x3 = u.Build(32, 64, 3, padding: 1);
-        maxpool1 = nn.MaxPool2d(3, stride: 2);
-        Conv2d_3b_1x1 = u.Build(64, 80, 1);
-        Conv2d_4a_3x3 = u.Build(80, 192, 3);
-        maxpool2 = nn.MaxPool2d(3, stride: 2);
-        Mixed_5b = new InceptionA(192, 32, u);
-        Mixed_5c = new InceptionA(256, 64, u);
-        Mixed_5d = new InceptionA(288, 64, u);
-        Mixed_6a = new InceptionB(288, u);
-        Mixed_6b = new InceptionC(768, 128, u);
-        Mixed_6c = new InceptionC(768, 160, u);
-        Mixed_6d = new InceptionC(768, 160, u);
-        Mixed_6e = new InceptionC(768, 192, u);
-        if (config.AuxLogits) AuxLogits = new InceptionAux(768, config.NumClasses, u);
-        Mixed_7a = new InceptionD(768, u);
-        Mixed_7b = new InceptionE(1280, u);
-        Mixed_7c = new InceptionE(2048, u);
+        var u = ConvUnit.BatchNorm.For(config);
+        bool small = config.SmallInput;
+        int pad = small ? 1 : 0;
+        long c32 = u.Scaled(32), c64 = u.Scaled(64), c80 = u.Scaled(80), c192 = u.Scaled(192);
+        Conv2d_1a_3x3 = u.Build(config.InChannels, c32, 3, stride: small ? 1 : 2, padding: pad);
+        Conv2d_2a_3x3 = u.Build(c32, c32, 3, padding: pad);
+        Conv2d_2b_3x3 = u.Build(c32, c64, 3, padding: 1);
+        maxpool1 = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2);
+        Conv2d_3b_1x1 = u.Build(c64, c80, 1);
+        Conv2d_4a_3x3 = u.Build(c80, c192, 3, padding: pad);
+        maxpool2 = nn.MaxPool2d(3, stride: 2, padding: pad);
+        Mixed_5b = new InceptionA(c192, 32, u);
+        Mixed_5c = new InceptionA(Mixed_5b.OutChannels, 64, u);
+        Mixed_5d = new InceptionA(Mixed_5c.OutChannels, 64, u);
+        Mixed_6a = new InceptionB(Mixed_5d.OutChannels, u);
+        Mixed_6b = new InceptionC(Mixed_6a.OutChannels, 128, u);
+        Mixed_6c = new InceptionC(Mixed_6b.OutChannels, 160, u);
+        Mixed_6d = new InceptionC(Mixed_6c.OutChannels, 160, u);
+        Mixed_6e = new InceptionC(Mixed_6d.OutChannels, 192, u);
+        if (config.AuxLogits) AuxLogits = new InceptionAux(Mixed_6e.OutChannels, config.NumClasses, u, adaptivePool: small);
+        Mixed_7a = new InceptionD(Mixed_6e.OutChannels, u);
+        Mixed_7b = new InceptionE(Mixed_7a.OutChannels, u);
+        Mixed_7c = new InceptionE(Mixed_7b.OutChannels, u);
+        NumFeatures = (int)Mixed_7c.OutChannels;
         avgpool = nn.AdaptiveAvgPool2d(1);
         dropout = nn.Dropout(config.DropRate ?? 0.5);
-        fc = Classifier(2048, config.NumClasses);
+        fc = Classifier(NumFeatures, config.NumClasses);
+        // The small stem does not reduce until maxpool2, so every later stride is 4 times smaller.
+        int r = small ? 4 : 1;
+        FeatureInfo =
+        [
+            new((int)c64, small ? 1 : 2, "Conv2d_2b_3x3"), new((int)c192, small ? 1 : 4, "Conv2d_4a_3x3"),
+            new((int)Mixed_5d.OutChannels, 8 / r, "Mixed_5d"), new((int)Mixed_6e.OutChannels, 16 / r, "Mixed_6e"),
+            new(NumFeatures, 32 / r, "Mixed_7c"),
+        ];
         RegisterComponents();
     }
 
     /// <inheritdoc/>
-    public override int NumFeatures => 2048;
+    public override int NumFeatures { get; }
 
     /// <inheritdoc/>
-    public override int MinInputSize => 75;
+    /// <remarks>
+    /// 75 with the reference stem; with <see cref="ModelConfig.SmallInput"/> 13, where <c>Mixed_5b</c> gets 7×7 and
+    /// the unpadded 3×3/2 convolutions of <c>Mixed_7a</c> get 3×3.
+    /// </remarks>
+    public override int MinInputSize => Config.SmallInput ? SmallMin : 75;
 
     /// <inheritdoc/>
-    public override int MinAuxInputSize => 299;
+    public override int MinAuxInputSize => Config.SmallInput ? MinInputSize : 299;
 
     /// <inheritdoc/>
-    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
-    [
-        new(64, 2, "Conv2d_2b_3x3"), new(192, 4, "Conv2d_4a_3x3"), new(288, 8, "Mixed_5d"),
-        new(768, 16, "Mixed_6e"), new(2048, 32, "Mixed_7c"),
-    ];
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <summary>The auxiliary classifier's linear layer, or null without aux heads.</summary>
     internal Linear? AuxFc => AuxLogits?.Fc;
@@ -86,7 +107,7 @@ public sealed class InceptionV3 : InceptionModel
     public override void ResetClassifier(int numClasses)
     {
         fc.Dispose();
-        fc = Classifier(2048, numClasses);
+        fc = Classifier(NumFeatures, numClasses);
         ReplaceChild(nameof(fc), fc);
         NumClasses = numClasses;
     }

@@ -7,7 +7,7 @@ namespace Incept.Models.InceptionV4;
 
 /// <summary>
 /// Inception-A, the 35×35 block of Inception-v4 (paper Figure 4): 1×1, 1×1 → 3×3, 1×1 → 3×3 → 3×3 and
-/// 3×3 average pool → 1×1 branches of 96 channels each (384 → 384).
+/// 3×3 average pool → 1×1 branches of 96 channels each (384 → 384; all scaled by the model's width).
 /// </summary>
 public sealed class InceptionA : nn.Module<Tensor, Tensor>
 {
@@ -16,24 +16,29 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>
     private readonly Sequential branch2;
     private readonly Sequential branch3;
 
-    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
-    public InceptionA(ConvUnit u) : base(nameof(InceptionA))
+    /// <summary>Builds the block on <paramref name="inChannels"/> input channels with the convolution unit <paramref name="u"/>.</summary>
+    public InceptionA(long inChannels, ConvUnit u) : base(nameof(InceptionA))
     {
         ArgumentNullException.ThrowIfNull(u);
-        branch0 = u.Build(384, 96, 1);
+        long c64 = u.Scaled(64), c96 = u.Scaled(96);
+        branch0 = u.Build(inChannels, c96, 1);
         branch1 = nn.Sequential(
-            u.Build(384, 64, 1),
-            u.Build(64, 96, 3, padding: 1));
+            u.Build(inChannels, c64, 1),
+            u.Build(c64, c96, 3, padding: 1));
         branch2 = nn.Sequential(
-            u.Build(384, 64, 1),
-            u.Build(64, 96, 3, padding: 1),
-            u.Build(96, 96, 3, padding: 1));
+            u.Build(inChannels, c64, 1),
+            u.Build(c64, c96, 3, padding: 1),
+            u.Build(c96, c96, 3, padding: 1));
         // timm averages over the valid pixels only at the border (count_include_pad=False).
         branch3 = nn.Sequential(
             nn.AvgPool2d(3, stride: 1, padding: 1, count_include_pad: false),
-            u.Build(384, 96, 1));
+            u.Build(inChannels, c96, 1));
+        OutChannels = 4 * c96;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

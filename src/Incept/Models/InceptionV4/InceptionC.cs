@@ -7,7 +7,8 @@ namespace Incept.Models.InceptionV4;
 
 /// <summary>
 /// Inception-C, the 8×8 block of Inception-v4 (paper Figure 6): 1×1, a 1×1 that splits into 1×3 and
-/// 3×1, a 1×1 → 3×1 → 1×3 that splits into 1×3 and 3×1, and an average pool → 1×1 (1536 → 1536 channels).
+/// 3×1, a 1×1 → 3×1 → 1×3 that splits into 1×3 and 3×1, and an average pool → 1×1 (1536 → 1536 channels,
+/// scaled by the model's width).
 /// The split convolutions are flat children (<c>branch1_1a</c>, <c>branch2_3b</c>), as in the reference.
 /// </summary>
 public sealed class InceptionC : nn.Module<Tensor, Tensor>
@@ -23,24 +24,29 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>
     private readonly BasicConv2d branch2_3b;
     private readonly Sequential branch3;
 
-    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
-    public InceptionC(ConvUnit u) : base(nameof(InceptionC))
+    /// <summary>Builds the block on <paramref name="inChannels"/> input channels with the convolution unit <paramref name="u"/>.</summary>
+    public InceptionC(long inChannels, ConvUnit u) : base(nameof(InceptionC))
     {
         ArgumentNullException.ThrowIfNull(u);
-        branch0 = u.Build(1536, 256, 1);
-        branch1_0 = u.Build(1536, 384, 1);
-        branch1_1a = u.Build(384, 256, (1, 3), (0, 1));
-        branch1_1b = u.Build(384, 256, (3, 1), (1, 0));
-        branch2_0 = u.Build(1536, 384, 1);
-        branch2_1 = u.Build(384, 448, (3, 1), (1, 0));
-        branch2_2 = u.Build(448, 512, (1, 3), (0, 1));
-        branch2_3a = u.Build(512, 256, (1, 3), (0, 1));
-        branch2_3b = u.Build(512, 256, (3, 1), (1, 0));
+        long c256 = u.Scaled(256), c384 = u.Scaled(384), c448 = u.Scaled(448), c512 = u.Scaled(512);
+        branch0 = u.Build(inChannels, c256, 1);
+        branch1_0 = u.Build(inChannels, c384, 1);
+        branch1_1a = u.Build(c384, c256, (1, 3), (0, 1));
+        branch1_1b = u.Build(c384, c256, (3, 1), (1, 0));
+        branch2_0 = u.Build(inChannels, c384, 1);
+        branch2_1 = u.Build(c384, c448, (3, 1), (1, 0));
+        branch2_2 = u.Build(c448, c512, (1, 3), (0, 1));
+        branch2_3a = u.Build(c512, c256, (1, 3), (0, 1));
+        branch2_3b = u.Build(c512, c256, (3, 1), (1, 0));
         branch3 = nn.Sequential(
             nn.AvgPool2d(3, stride: 1, padding: 1, count_include_pad: false),
-            u.Build(1536, 256, 1));
+            u.Build(inChannels, c256, 1));
+        OutChannels = 6 * c256;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

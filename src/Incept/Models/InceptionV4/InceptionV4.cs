@@ -10,9 +10,16 @@ namespace Incept.Models.InceptionV4;
 /// Its module tree and state-dict keys are timm's <c>inception_v4</c>: every stage lives in one
 /// <c>features</c> sequence (<c>features.0</c>–<c>features.21</c>), the classifier is <c>last_linear</c>.
 /// </summary>
+/// <remarks>
+/// With <see cref="ModelConfig.SmallInput"/>, <c>features.0</c> has stride 1 and, like <c>features.1</c>, padding 1;
+/// in <c>features.3</c> (Mixed-3a) the max pool is an identity and the convolution has stride 1 and padding 1; the
+/// last 3×3 convolutions of <c>features.4</c> (Mixed-4a) are padded; <c>features.5</c> (Mixed-5a) pads its
+/// stride-2 convolution and pool. A 28-pixel image then runs the stem at 28×28, Inception-A at 14×14, Inception-B
+/// at 6×6 and Inception-C at 2×2 (Reduction-A and -B stay unpadded, as in the reference).
+/// </remarks>
 public sealed class InceptionV4 : InceptionModel
 {
-    private const int Width = 1536;
+    private const int SmallMin = 13;
 
     private readonly Sequential features;
     private readonly AdaptiveAvgPool2d global_pool;
@@ -22,51 +29,72 @@ public sealed class InceptionV4 : InceptionModel
     /// <summary>Builds the network with timm's default (PyTorch) initialisation.</summary>
     public InceptionV4(ModelConfig config) : base("InceptionV4", config)
     {
-        var u = ConvUnit.BatchNorm;
+        var u = ConvUnit.BatchNorm.For(config);
+        bool small = config.SmallInput;
+        int pad = small ? 1 : 0;
+        long c32 = u.Scaled(32), c64 = u.Scaled(64);
+        var mixed3a = new Mixed3a(c64, u, small);
+        var mixed4a = new Mixed4a(mixed3a.OutChannels, u, small);
+        var mixed5a = new Mixed5a(mixed4a.OutChannels, u, small);
         // Shapes at the default 299 × 299 input.
         var stages = new List<nn.Module<Tensor, Tensor>>
         {
-            u.Build(config.InChannels, 32, 3, stride: 2), // 0: N x 32 x 149 x 149
-            u.Build(32, 32, 3),                           // 1: N x 32 x 147 x 147
-            u.Build(32, 64, 3, padding: 1),               // 2: N x 64 x 147 x 147
-            new Mixed3a(u),                               // 3: N x 160 x 73 x 73
-            new Mixed4a(u),                               // 4: N x 192 x 71 x 71
-            new Mixed5a(u),                               // 5: N x 384 x 35 x 35
+            u.Build(config.InChannels, c32, 3, stride: small ? 1 : 2, padding: pad), // 0: N x 32 x 149 x 149
+            u.Build(c32, c32, 3, padding: pad),                                       // 1: N x 32 x 147 x 147
+            u.Build(c32, c64, 3, padding: 1),                                         // 2: N x 64 x 147 x 147
+            mixed3a,                                                                  // 3: N x 160 x 73 x 73
+            mixed4a,                                                                  // 4: N x 192 x 71 x 71
+            mixed5a,                                                                  // 5: N x 384 x 35 x 35
         };
-        for (int i = 0; i < 4; i++) stages.Add(new InceptionA(u)); // 6-9: N x 384 x 35 x 35
-        stages.Add(new ReductionA(384, 192, 224, 256, 384, u));                            // 10: N x 1024 x 17 x 17 (Mixed_6a)
-        for (int i = 0; i < 7; i++) stages.Add(new InceptionB(u)); // 11-17: N x 1024 x 17 x 17
-        stages.Add(new ReductionB(u));                             // 18: N x 1536 x 8 x 8 (Mixed_7a)
-        for (int i = 0; i < 3; i++) stages.Add(new InceptionC(u)); // 19-21: N x 1536 x 8 x 8
+        var blockA = new InceptionA(mixed5a.OutChannels, u);
+        var reductionA = new ReductionA(blockA.OutChannels, 192, 224, 256, 384, u);
+        var blockB = new InceptionB(reductionA.OutChannels, u);
+        var reductionB = new ReductionB(blockB.OutChannels, u);
+        var blockC = new InceptionC(reductionB.OutChannels, u);
+        // The repeated blocks keep their width, so each repetition is built like the first.
+        stages.Add(blockA);                                                         // 6-9: N x 384 x 35 x 35
+        for (int i = 1; i < 4; i++) stages.Add(new InceptionA(blockA.OutChannels, u));
+        stages.Add(reductionA);                                                     // 10: N x 1024 x 17 x 17 (Mixed_6a)
+        stages.Add(blockB);                                                         // 11-17: N x 1024 x 17 x 17
+        for (int i = 1; i < 7; i++) stages.Add(new InceptionB(blockB.OutChannels, u));
+        stages.Add(reductionB);                                                     // 18: N x 1536 x 8 x 8 (Mixed_7a)
+        stages.Add(blockC);                                                         // 19-21: N x 1536 x 8 x 8
+        for (int i = 1; i < 3; i++) stages.Add(new InceptionC(blockC.OutChannels, u));
+        long at9 = blockA.OutChannels, at17 = blockB.OutChannels, channels = blockC.OutChannels;
+        NumFeatures = (int)channels;
         features = nn.Sequential([.. stages]);
         global_pool = nn.AdaptiveAvgPool2d(1);
         head_drop = nn.Dropout(config.DropRate ?? 0.0);
-        last_linear = Classifier(Width, config.NumClasses);
+        last_linear = Classifier(NumFeatures, config.NumClasses);
+        // The small stem does not reduce until features.5, so every later stride is 4 times smaller.
+        int r = small ? 4 : 1;
+        FeatureInfo =
+        [
+            new((int)c64, small ? 1 : 2, "features.2"), new((int)mixed3a.OutChannels, small ? 1 : 4, "features.3"),
+            new((int)at9, 8 / r, "features.9"), new((int)at17, 16 / r, "features.17"), new(NumFeatures, 32 / r, "features.21"),
+        ];
         RegisterComponents();
     }
 
     /// <inheritdoc/>
-    public override int NumFeatures => Width;
+    public override int NumFeatures { get; }
 
     /// <inheritdoc/>
     /// <remarks>
     /// At 75 pixels Reduction-B gets a 3×3 map and the last feature map is 1×1; at 74 Reduction-B's
-    /// unpadded 3×3 convolution gets a 2×2 map.
+    /// unpadded 3×3 convolution gets a 2×2 map. With <see cref="ModelConfig.SmallInput"/> the same happens
+    /// at 13 and 12 pixels.
     /// </remarks>
-    public override int MinInputSize => 75;
+    public override int MinInputSize => Config.SmallInput ? SmallMin : 75;
 
     /// <inheritdoc/>
-    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; } =
-    [
-        new(64, 2, "features.2"), new(160, 4, "features.3"), new(384, 8, "features.9"),
-        new(1024, 16, "features.17"), new(1536, 32, "features.21"),
-    ];
+    public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <inheritdoc/>
     public override void ResetClassifier(int numClasses)
     {
         last_linear.Dispose();
-        last_linear = Classifier(Width, numClasses);
+        last_linear = Classifier(NumFeatures, numClasses);
         ReplaceChild(nameof(last_linear), last_linear);
         NumClasses = numClasses;
     }

@@ -7,21 +7,30 @@ namespace Incept.Models.InceptionV4;
 
 /// <summary>
 /// The first stride-2 reduction of the Inception-v4 stem (paper Figure 3): a 3×3/2 max pool beside a
-/// 3×3/2 convolution to 96 channels, concatenated (64 → 160 channels).
+/// 3×3/2 convolution to 96 channels, concatenated (64 → 160 channels). For small inputs the pool is an identity
+/// and the convolution has stride 1 and padding 1, so that the block keeps the resolution.
 /// </summary>
 public sealed class Mixed3a : nn.Module<Tensor, Tensor>
 {
-    private readonly MaxPool2d maxpool;
+    private readonly nn.Module<Tensor, Tensor> maxpool;
     private readonly BasicConv2d conv;
 
-    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
-    public Mixed3a(ConvUnit u) : base(nameof(Mixed3a))
+    /// <summary>
+    /// Builds the block on <paramref name="inChannels"/> input channels with the convolution unit
+    /// <paramref name="u"/>; <paramref name="smallInput"/> keeps the resolution.
+    /// </summary>
+    public Mixed3a(long inChannels, ConvUnit u, bool smallInput = false) : base(nameof(Mixed3a))
     {
         ArgumentNullException.ThrowIfNull(u);
-        maxpool = nn.MaxPool2d(3, stride: 2);
-        conv = u.Build(64, 96, 3, stride: 2);
+        maxpool = smallInput ? nn.Identity() : nn.MaxPool2d(3, stride: 2);
+        long c96 = u.Scaled(96);
+        conv = smallInput ? u.Build(inChannels, c96, 3, padding: 1) : u.Build(inChannels, c96, 3, stride: 2);
+        OutChannels = inChannels + c96;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

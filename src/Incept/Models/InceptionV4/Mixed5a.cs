@@ -8,20 +8,30 @@ namespace Incept.Models.InceptionV4;
 /// <summary>
 /// The last block of the Inception-v4 stem: a 3×3/2 convolution beside a 3×3/2 max pool, concatenated
 /// (192 → 384 channels). Note the order: convolution first, pool second (the reverse of <see cref="Mixed3a"/>).
+/// For small inputs both are padded by 1, so that the block halves the map exactly.
 /// </summary>
 public sealed class Mixed5a : nn.Module<Tensor, Tensor>
 {
     private readonly BasicConv2d conv;
     private readonly MaxPool2d maxpool;
 
-    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
-    public Mixed5a(ConvUnit u) : base(nameof(Mixed5a))
+    /// <summary>
+    /// Builds the block on <paramref name="inChannels"/> input channels with the convolution unit
+    /// <paramref name="u"/>; <paramref name="smallInput"/> pads the convolution and the pool.
+    /// </summary>
+    public Mixed5a(long inChannels, ConvUnit u, bool smallInput = false) : base(nameof(Mixed5a))
     {
         ArgumentNullException.ThrowIfNull(u);
-        conv = u.Build(192, 192, 3, stride: 2);
-        maxpool = nn.MaxPool2d(3, stride: 2);
+        int pad = smallInput ? 1 : 0;
+        long c192 = u.Scaled(192);
+        conv = u.Build(inChannels, c192, 3, stride: 2, padding: pad);
+        maxpool = nn.MaxPool2d(3, stride: 2, padding: pad);
+        OutChannels = c192 + inChannels;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

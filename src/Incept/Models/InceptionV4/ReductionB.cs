@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace Incept.Models.InceptionV4;
 
 /// <summary>
-/// Reduction-B of Inception-v4 (paper Figure 8): 17×17 → 8×8, 1024 → 1536 channels.
+/// Reduction-B of Inception-v4 (paper Figure 8): 17×17 → 8×8, 1024 → 1536 channels (the branches scaled by the
+/// model's width).
 /// </summary>
 public sealed class ReductionB : nn.Module<Tensor, Tensor>
 {
@@ -14,21 +15,26 @@ public sealed class ReductionB : nn.Module<Tensor, Tensor>
     private readonly Sequential branch1;
     private readonly MaxPool2d branch2;
 
-    /// <summary>Builds the block with the convolution unit <paramref name="u"/>.</summary>
-    public ReductionB(ConvUnit u) : base(nameof(ReductionB))
+    /// <summary>Builds the block on <paramref name="inChannels"/> input channels with the convolution unit <paramref name="u"/>.</summary>
+    public ReductionB(long inChannels, ConvUnit u) : base(nameof(ReductionB))
     {
         ArgumentNullException.ThrowIfNull(u);
+        long c192 = u.Scaled(192), c256 = u.Scaled(256), c320 = u.Scaled(320);
         branch0 = nn.Sequential(
-            u.Build(1024, 192, 1),
-            u.Build(192, 192, 3, stride: 2));
+            u.Build(inChannels, c192, 1),
+            u.Build(c192, c192, 3, stride: 2));
         branch1 = nn.Sequential(
-            u.Build(1024, 256, 1),
-            u.Build(256, 256, (1, 7), (0, 3)),
-            u.Build(256, 320, (7, 1), (3, 0)),
-            u.Build(320, 320, 3, stride: 2));
+            u.Build(inChannels, c256, 1),
+            u.Build(c256, c256, (1, 7), (0, 3)),
+            u.Build(c256, c320, (7, 1), (3, 0)),
+            u.Build(c320, c320, 3, stride: 2));
         branch2 = nn.MaxPool2d(3, stride: 2);
+        OutChannels = c192 + c320 + inChannels;
         RegisterComponents();
     }
+
+    /// <summary>Channels of the concatenated output.</summary>
+    public long OutChannels { get; }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)

@@ -15,19 +15,37 @@ namespace Incept.Analysis;
 public sealed record StageSummary(string Name, IReadOnlyList<long> OutputShape, long Params, long Macs, IReadOnlyDictionary<string, long> Columns);
 
 /// <summary>A model's stages and totals at one input size.</summary>
-public sealed record ModelSummary(string Model, int InputSize, bool Aux, long Params, long Macs, IReadOnlyList<StageSummary> Layers)
+/// <param name="Model">Registry name of the model.</param>
+/// <param name="InputSize">Side of the square input, in pixels.</param>
+/// <param name="Aux">Whether the auxiliary heads were built, run and counted.</param>
+/// <param name="Width">The model's width multiplier (<see cref="ModelConfig.Width"/>).</param>
+/// <param name="SmallInput">Whether the model has the small-input stem (<see cref="ModelConfig.SmallInput"/>).</param>
+/// <param name="Params">Trainable parameters.</param>
+/// <param name="Macs">Multiply-accumulates of conv and linear layers for one image.</param>
+/// <param name="Layers">One row per top-level stage.</param>
+public sealed record ModelSummary(string Model, int InputSize, bool Aux, double Width, bool SmallInput, long Params, long Macs, IReadOnlyList<StageSummary> Layers)
 {
+    /// <summary>The input size a summary of a <see cref="ModelConfig.SmallInput"/> model takes when none is given (Fashion-MNIST's 28 pixels).</summary>
+    public const int DefaultSmallInputSize = 28;
+
     /// <summary>
     /// Runs one forward pass of <paramref name="modelName"/> at <paramref name="inputSize"/> (default: the
-    /// model's) and counts, per top-level stage, parameters and the multiply-accumulates of convolutions
-    /// (output elements × input channels per group × kernel area) and linear layers. With
-    /// <paramref name="aux"/> the auxiliary heads are built, run and counted.
+    /// model's, or <see cref="DefaultSmallInputSize"/> with <paramref name="smallInput"/>) and counts, per
+    /// top-level stage, parameters and the multiply-accumulates of convolutions (output elements × input channels
+    /// per group × kernel area) and linear layers. With <paramref name="aux"/> the auxiliary heads are built, run
+    /// and counted; <paramref name="width"/> and <paramref name="smallInput"/> build the model with
+    /// <see cref="ModelConfig.Width"/> and <see cref="ModelConfig.SmallInput"/>.
     /// </summary>
-    public static ModelSummary Create(string modelName, int? inputSize = null, bool aux = false)
+    public static ModelSummary Create(string modelName, int? inputSize = null, bool aux = false, double width = 1.0, bool smallInput = false)
+        => Create(modelName, new ModelConfig { AuxLogits = aux, Width = width, SmallInput = smallInput }, inputSize);
+
+    /// <summary>Summarises <paramref name="modelName"/> built with <paramref name="config"/> (see <see cref="Create(string, int?, bool, double, bool)"/>).</summary>
+    public static ModelSummary Create(string modelName, ModelConfig config, int? inputSize = null)
     {
+        ArgumentNullException.ThrowIfNull(config);
         var spec = ModelRegistry.Get(modelName);
-        int size = inputSize ?? spec.InputSize;
-        using var model = ModelFactory.Create(spec, new ModelConfig { AuxLogits = aux });
+        int size = inputSize ?? (config.SmallInput ? DefaultSmallInputSize : spec.InputSize);
+        using var model = ModelFactory.Create(spec, config);
         return Create(model, spec.Name, size);
     }
 
@@ -114,7 +132,7 @@ public sealed record ModelSummary(string Model, int InputSize, bool Aux, long Pa
             stageOf.Where(kv => kv.Value == s.Name).Sum(kv => kv.Key.parameters(recurse: false).Sum(p => p.numel())),
             macs[s.Name],
             s.Module is IDescribedStage d ? d.Columns : new Dictionary<string, long>())).ToList();
-        return new ModelSummary(name, inputSize, model.HasAux, rows.Sum(r => r.Params), rows.Sum(r => r.Macs), rows);
+        return new ModelSummary(name, inputSize, model.HasAux, model.Config.Width, model.Config.SmallInput, rows.Sum(r => r.Params), rows.Sum(r => r.Macs), rows);
     }
 }
 

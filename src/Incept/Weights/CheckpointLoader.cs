@@ -94,6 +94,12 @@ public static class CheckpointLoader
         /// <summary>"true" when the file holds aux-head weights.</summary>
         public const string Aux = "incept.aux";
 
+        /// <summary>The width multiplier (<see cref="ModelConfig.Width"/>), invariant culture; absent means 1.</summary>
+        public const string Width = "incept.width";
+
+        /// <summary>"true" when the model has the small-input stem (<see cref="ModelConfig.SmallInput"/>); absent means false.</summary>
+        public const string SmallInput = "incept.small_input";
+
         /// <summary>The preprocessing, as JSON.</summary>
         public const string Preprocess = "incept.preprocess";
 
@@ -144,7 +150,12 @@ public static class CheckpointLoader
         int inChannels = tensors.TryGetValue(spec.FirstConv + ".weight", out var first) ? (int)first.shape[1] : 3;
         int classes = options.SkipClassifier ? options.NumClasses ?? fileClasses : fileClasses;
         if (aux && classes == 0) aux = false;
-        var config = new ModelConfig { NumClasses = classes, AuxLogits = aux, InChannels = inChannels };
+        var config = new ModelConfig
+        {
+            NumClasses = classes, AuxLogits = aux, InChannels = inChannels,
+            Width = file.Metadata.TryGetValue(MetadataKeys.Width, out var width) ? ParseMetadata(file, MetadataKeys.Width, width, double.Parse) : 1.0,
+            SmallInput = file.Metadata.TryGetValue(MetadataKeys.SmallInput, out var small) && ParseMetadata(file, MetadataKeys.SmallInput, small, (v, _) => bool.Parse(v)),
+        };
 
         var model = ModelFactory.Create(spec, config);
         try
@@ -190,10 +201,24 @@ public static class CheckpointLoader
             [MetadataKeys.NumClasses] = model.NumClasses.ToString(CultureInfo.InvariantCulture),
             [MetadataKeys.InChannels] = model.Config.InChannels.ToString(CultureInfo.InvariantCulture),
             [MetadataKeys.Aux] = model.HasAux ? "true" : "false",
+            [MetadataKeys.Width] = model.Config.Width.ToString("R", CultureInfo.InvariantCulture),
+            [MetadataKeys.SmallInput] = model.Config.SmallInput ? "true" : "false",
         };
         if (preprocess is not null) metadata[MetadataKeys.Preprocess] = JsonSerializer.Serialize(preprocess);
         if (classNames is not null) metadata[MetadataKeys.ClassNames] = JsonSerializer.Serialize(classNames);
         SafeTensors.Write(path, model.state_dict(), metadata);
+    }
+
+    private static T ParseMetadata<T>(CheckpointFile file, string key, string value, Func<string, IFormatProvider, T> parse)
+    {
+        try
+        {
+            return parse(value, CultureInfo.InvariantCulture);
+        }
+        catch (FormatException e)
+        {
+            throw new CheckpointFormatException($"'{file.Path}' has an unreadable {key} value '{value}'. Fix or remove the metadata entry.", e);
+        }
     }
 
     private static Dictionary<string, Tensor> DropBackgroundRow(ModelSpec spec, Dictionary<string, Tensor> tensors)

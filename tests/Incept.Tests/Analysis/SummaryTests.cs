@@ -81,4 +81,24 @@ public class SummaryTests
         Assert.Equal([1L, 1024, 1, 1], small.Layers.Single(l => l.Name == "inception5b").OutputShape);
         Assert.Throws<InputShapeException>(() => ModelSummary.Create("googlenet", 14));
     }
+
+    [Fact]
+    public void Width_and_the_small_stem_summarise_the_small_model_at_28_pixels_by_default()
+    {
+        var full = ModelSummary.Create("googlenet");
+        var small = ModelSummary.Create("googlenet", width: 0.25, smallInput: true);
+        Assert.Equal(ModelSummary.DefaultSmallInputSize, small.InputSize);
+        Assert.Equal(28, small.InputSize);
+        Assert.Equal(0.25, small.Width);
+        Assert.True(small.SmallInput);
+        Assert.Equal(1.0, full.Width);
+        Assert.False(full.SmallInput);
+        var inception3a = small.Layers.Single(l => l.Name == "inception3a");
+        Assert.Equal([1L, 64, 14, 14], inception3a.OutputShape);
+        Assert.Equal(16, inception3a.Columns["#1×1"]);
+        Assert.Equal([1L, 256, 4, 4], small.Layers.Single(l => l.Name == "inception5b").OutputShape);
+        Assert.Equal(small.Macs, small.Layers.Sum(l => l.Macs));
+        Assert.Equal(small.Params, small.Layers.Sum(l => l.Params));
+        Assert.True(small.Macs < full.Macs / 50, $"{small.Macs:N0} MACs");
+    }
 }

@@ -89,4 +89,33 @@ public class CliTests
         Assert.Contains("GLIBCXX_3.4.32", message, StringComparison.Ordinal);
         Assert.Contains("libtorch-cpu-linux-x64", Incept.Runtime.TorchRuntime.Explain(null), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Summary_takes_width_and_small_input_and_reports_them_in_json()
+    {
+        var (code, output, error) = Run("summary", "inception_v3", "--width", "0.25", "--small-input", "--format", "json");
+        Assert.True(code == 0, error);
+        var root = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(0.25, root.GetProperty("width").GetDouble());
+        Assert.True(root.GetProperty("small_input").GetBoolean());
+        Assert.Equal(28, root.GetProperty("input_size").GetInt32());
+        var layers = root.GetProperty("layers").EnumerateArray().ToList();
+        var mixed5b = layers.Single(l => l.GetProperty("name").GetString() == "Mixed_5b");
+        Assert.Equal([1, 64, 14, 14], mixed5b.GetProperty("output_shape").EnumerateArray().Select(e => e.GetInt32()));
+
+        (code, output, _) = Run("summary", "googlenet", "--format", "json");
+        Assert.Equal(0, code);
+        root = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(1.0, root.GetProperty("width").GetDouble());
+        Assert.False(root.GetProperty("small_input").GetBoolean());
+    }
+
+    [Fact]
+    public void A_width_out_of_range_is_one_line_and_exit_code_1()
+    {
+        var (code, _, error) = Run("summary", "googlenet", "--width", "2");
+        Assert.Equal(1, code);
+        Assert.Contains("between 0.25 and 1", error, StringComparison.Ordinal);
+        Assert.Single(error.Trim().Split('\n'));
+    }
 }

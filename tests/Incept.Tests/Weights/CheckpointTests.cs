@@ -99,7 +99,43 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal("inception_resnet_v2", loaded.Spec.Name);
         Assert.Equal(7, loaded.Model.NumClasses);
         Assert.Equal(1, loaded.Model.Config.InChannels);
+        Assert.Equal(1.0, loaded.Model.Config.Width);
+        Assert.False(loaded.Model.Config.SmallInput);
         Assert.Equal("g", loaded.ClassNames![6]);
+    }
+
+    [Fact]
+    public void A_narrow_small_input_model_saved_by_incept_reloads_from_the_file_alone_with_identical_logits()
+    {
+        var path = Path.Combine(dir, "fashion.safetensors");
+        var spec = ModelRegistry.Get("googlenet");
+        using var input = randn(3, 1, 28, 28);
+        Tensor expected;
+        using (var model = ModelFactory.Create(spec, new ModelConfig { NumClasses = 10, InChannels = 1, Width = 0.25, SmallInput = true, AuxLogits = true }))
+        {
+            // A few training steps move the BatchNorm statistics away from their initial values.
+            model.train();
+            using (no_grad()) for (int i = 0; i < 3; i++) model.call(randn(4, 1, 28, 28));
+            model.eval();
+            using (no_grad()) expected = model.call(input).Logits.detach().clone();
+            CheckpointLoader.Save(path, model, spec);
+        }
+
+        using var file = CheckpointFile.Read(path);
+        Assert.Equal("0.25", file.Metadata[CheckpointLoader.MetadataKeys.Width]);
+        Assert.Equal("true", file.Metadata[CheckpointLoader.MetadataKeys.SmallInput]);
+        using var loaded = CheckpointLoader.Load(path);
+        Assert.Equal(0.25, loaded.Model.Config.Width);
+        Assert.True(loaded.Model.Config.SmallInput);
+        Assert.True(loaded.Model.HasAux);
+        Assert.Equal(1, loaded.Model.Config.InChannels);
+        using (no_grad())
+        {
+            var actual = loaded.Model.call(input).Logits;
+            Assert.Equal(0, (actual - expected).abs().max().item<float>());
+        }
+
+        expected.Dispose();
     }
 
     [Fact]

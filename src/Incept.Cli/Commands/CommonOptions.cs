@@ -12,6 +12,13 @@ internal static class CommonOptions
         WriteIndented = true,
     };
 
+    /// <summary>Compact JSON on one line, for results a script reads from the last line of output.</summary>
+    public static readonly JsonSerializerOptions JsonLine = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
     public static Option<string> Format()
     {
         var option = new Option<string>("--format")

@@ -1,0 +1,92 @@
+using System.CommandLine;
+using System.Text.Json;
+using Incept.Data;
+using Incept.Training;
+using Spectre.Console;
+
+namespace Incept.Cli.Commands;
+
+/// <summary><c>incept train</c>: train a model on Fashion-MNIST (default) or a folder, with a paper's recipe.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model to train (see 'incept models').", DefaultValueFactory = _ => "googlenet" };
+        var data = new Option<string>("--data") { Description = "fashion-mnist, or a folder of IDX files, CIFAR-10 batches, or train/ and test/ image folders.", DefaultValueFactory = _ => DataSources.FashionMnistName };
+        var recipe = new Option<string>("--recipe") { Description = $"Recipe preset ({string.Join(", ", Recipe.Names)}) or a JSON file.", DefaultValueFactory = _ => "fast" };
+        var set = new Option<string[]>("--set") { Description = "Override a recipe field, as field=value (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var epochs = new Option<int?>("--epochs") { Description = "Epochs (default: the recipe's)." };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Batch size (default: the recipe's)." };
+        var lr = new Option<double?>("--lr") { Description = "Peak learning rate (default: the recipe's, scaled to the batch size)." };
+        var width = new Option<double?>("--width") { Description = "Width multiplier 0.25–1 (default: 0.25 for images of 64 px or less, else 1)." };
+        var inputSize = new Option<int?>("--input-size") { Description = "Input side in pixels (default: the data's for small images, else the model's)." };
+        var smallInput = new Option<bool?>("--small-input") { Description = "Use the small-image stem (default: for inputs of 64 px or less)." };
+        var noAux = new Option<bool>("--no-aux") { Description = "Train without the auxiliary heads." };
+        var valSplit = new Option<double>("--val-split") { Description = "Fraction of the training set held out to pick the best epoch.", DefaultValueFactory = _ => 0.05 };
+        var outDir = new Option<string?>("--out") { Description = "Run folder (default: runs/<model>-<data>)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint." };
+        var seed = new Option<int>("--seed") { Description = "Seed of every random choice.", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cpu" };
+        device.AcceptOnlyFromAmong("cpu", "cuda");
+        var workers = new Option<int>("--workers") { Description = "Threads preparing batches.", DefaultValueFactory = _ => 2 };
+        var format = CommonOptions.Format();
+        var command = new Command("train", "Train a model; writes checkpoints, metrics.jsonl, TensorBoard events, plots and model.safetensors into the run folder.")
+        {
+            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, workers, format,
+        };
+        command.SetAction((parse, cancellation) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            bool json = parse.GetValue(format) == "json";
+            WeightsOptions.ParseDevice(parse.GetValue(device)!);
+            var source = DataSources.Open(parse.GetValue(data)!);
+            var chosenRecipe = LoadRecipe(parse.GetValue(recipe)!, parse.GetValue(set) ?? []);
+            int nativeOrDefault = parse.GetValue(inputSize) ?? source.ImageSize ?? 224;
+            var modelName = parse.GetValue(model)!;
+            Registry.ModelRegistry.Get(modelName);
+            var options = new TrainOptions
+            {
+                Model = modelName, Recipe = chosenRecipe, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize),
+                LearningRate = parse.GetValue(lr), Width = parse.GetValue(width) ?? (nativeOrDefault <= 64 ? 0.25 : 1.0),
+                InputSize = parse.GetValue(inputSize), SmallInput = parse.GetValue(smallInput), Aux = parse.GetValue(noAux) ? false : null,
+                ValidationFraction = parse.GetValue(valSplit), Seed = parse.GetValue(seed), Resume = parse.GetValue(resume),
+                OutDir = parse.GetValue(outDir) ?? Path.Combine("runs", $"{modelName}-{Path.GetFileName(source.Name.TrimEnd('/'))}"),
+                Device = parse.GetValue(device)!, Workers = parse.GetValue(workers),
+            };
+            var console = InceptCli.Console(json ? parse.InvocationConfiguration.Error : output);
+            var result = TrainingProgressView.Run(console, options, source, cancellation);
+            if (json)
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    test_top1 = result.TestTop1, test_top5 = result.TestTop5, epochs = result.Epochs, seconds = Math.Round(result.Seconds, 1),
+                    weights = result.Weights, run_dir = result.RunDir, best_epoch = result.BestEpoch, model = modelName, incomplete = result.Incomplete,
+                    artifacts = result.Artifacts,
+                }, CommonOptions.JsonLine));
+            }
+            else
+            {
+                console.MarkupLine($"[bold]Test accuracy[/] top-1 {result.TestTop1:P2}, top-5 {result.TestTop5:P2} after {result.Epochs} epochs in {TimeSpan.FromSeconds(result.Seconds):m\\:ss} (best epoch {result.BestEpoch}).");
+                console.MarkupLine($"Weights: [link]{Markup.Escape(result.Weights)}[/]");
+                console.MarkupLine($"Plots:   {Markup.Escape(string.Join(", ", result.Artifacts.Where(a => a.Key.EndsWith("_plot", StringComparison.Ordinal)).Select(a => a.Value)))}");
+                console.MarkupLine($"Logs:    {Markup.Escape(result.Artifacts["metrics"])}, TensorBoard in {Markup.Escape(result.Artifacts["tensorboard"])}");
+            }
+
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Recipe LoadRecipe(string name, string[] overrides)
+    {
+        var recipe = File.Exists(name) || name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? Recipe.Load(name) : Recipe.Get(name);
+        foreach (var o in overrides)
+        {
+            int eq = o.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0) throw new InceptException($"--set takes field=value; got '{o}'.");
+            recipe = recipe.WithOverride(o[..eq].Trim(), o[(eq + 1)..].Trim());
+        }
+
+        return recipe;
+    }
+}

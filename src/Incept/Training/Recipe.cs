@@ -455,13 +455,13 @@ public sealed record Recipe
             Nesterov = true,
             WeightDecay = 5e-4,
             Schedule = ScheduleKind.Cosine,
-            WarmupEpochs = 2,
+            WarmupEpochs = 0.2,
             FinalLrFactor = 0,
             LabelSmoothing = 0.1,
-            AuxWeight = 0.3,
+            AuxWeight = 0,
             EmaDecay = null,
             BatchSize = 64,
-            Epochs = 30,
+            Epochs = 2,
         };
         var all = new List<Recipe> { googlenet, bnInception, inceptionV3, inceptionV4, inceptionResNet, fast };
         foreach (var r in all) r.Validate();

@@ -67,6 +67,7 @@ public static class Trainer
         var tensorboard = utils.tensorboard.SummaryWriter(Path.Combine(options.OutDir, "tensorboard"));
         var weightsPath = Path.Combine(options.OutDir, "model.safetensors");
 
+        ClassificationMetrics? bestTest = null;
         int stopAt = options.StopAfterEpochs is { } n ? Math.Min(plan.Epochs, state.EpochsDone + n) : plan.Epochs;
         for (int epoch = state.EpochsDone; epoch < stopAt; epoch++)
         {
@@ -89,6 +90,7 @@ public static class Trainer
                     state.BestEpoch = epoch + 1;
                     state.BestScore = score;
                     CheckpointLoader.Save(weightsPath, model, plan.Spec, plan.Preprocess, data.Train.ClassNames);
+                    bestTest = testMetrics;
                 }
 
                 Log(tensorboard, metrics);
@@ -120,9 +122,9 @@ public static class Trainer
             };
         }
 
-        // The kept weights: the best epoch by validation accuracy, evaluated once more on the test set.
-        using var best = CheckpointLoader.Load(weightsPath, new CheckpointOptions { Device = device });
-        var (_, final) = Evaluate(best.Model, testLoader, plan, device, "test", plan.Epochs - 1, progress);
+        // The kept weights: the best epoch by validation accuracy. Its test metrics are at hand when that epoch ran
+        // in this invocation; after a resume the saved weights are evaluated again.
+        var final = bestTest ?? EvaluateSaved(weightsPath, testLoader, plan, device, progress);
         artifacts["loss_plot"] = Path.Combine(options.OutDir, "loss.png");
         artifacts["accuracy_plot"] = Path.Combine(options.OutDir, "accuracy.png");
         artifacts["confusion_plot"] = Path.Combine(options.OutDir, "confusion.png");
@@ -163,6 +165,12 @@ public static class Trainer
         }
 
         return (lossSum / Math.Max(1, metrics.Count), metrics);
+    }
+
+    private static ClassificationMetrics EvaluateSaved(string weightsPath, DataLoader testLoader, Plan plan, Device device, IProgress<TrainProgress>? progress)
+    {
+        using var best = CheckpointLoader.Load(weightsPath, new CheckpointOptions { Device = device });
+        return Evaluate(best.Model, testLoader, plan, device, "test", plan.Epochs - 1, progress).Metrics;
     }
 
     private static (double Loss, ClassificationMetrics Metrics) Evaluate(InceptionModel model, DataLoader loader, Plan plan, Device device, string phase, int epoch, IProgress<TrainProgress>? progress)

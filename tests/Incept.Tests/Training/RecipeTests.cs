@@ -127,7 +127,7 @@ public class RecipeTests
         Assert.Equal(2, unscaled.EveryEpochs);
 
         var fast = Assert.IsType<CosineSchedule>(Recipe.Get("fast").CreateSchedule(20));
-        Assert.Equal((20.0, 2.0), (fast.TotalEpochs, fast.WarmupEpochs));
+        Assert.Equal((20.0, 0.2), (fast.TotalEpochs, fast.WarmupEpochs));
         Assert.Equal(0.1, Recipe.Get("fast").LearningRateForBatch(128), 15);
     }
 

@@ -1,0 +1,88 @@
+using Incept.Data;
+using Incept.Training;
+using Incept.Weights;
+using static TorchSharp.torch;
+
+namespace Incept.Tests.Training;
+
+/// <summary>Tiny real-data runs: a few hundred Fashion-MNIST images, the narrowest GoogLeNet, 28 px.</summary>
+public sealed class TrainerTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("incept-train-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    private static DataSource TinyFashionMnist(int train, int test)
+    {
+        bool inCi = Environment.GetEnvironmentVariable("CI") == "true";
+        Skip.If(!inCi && !Directory.Exists(FashionMnist.DefaultDirectory), "Debian's dataset-fashion-mnist is not installed (bash .ci/run installs it).");
+        var source = DataSources.Open(DataSources.FashionMnistName);
+        return source with { Train = new Subset(source.Train, Enumerable.Range(0, train)), Test = new Subset(source.Test, Enumerable.Range(0, test)) };
+    }
+
+    private TrainOptions Options(string name, int epochs) => new()
+    {
+        Model = "googlenet", Width = 0.25, Epochs = epochs, BatchSize = 32, ValidationFraction = 0.1, Seed = 7, Workers = 2,
+        Recipe = Recipe.Get("fast") with { WarmupEpochs = 0.5, LearningRate = 0.05 },
+        OutDir = Path.Combine(dir, name),
+    };
+
+    [SkippableFact]
+    public void A_tiny_run_lowers_the_loss_beats_chance_and_leaves_weights_logs_and_plots()
+    {
+        var data = TinyFashionMnist(600, 200);
+        var result = Trainer.Run(Options("tiny", 4), data);
+        Assert.Equal(4, result.Epochs);
+        Assert.False(result.Incomplete);
+        Assert.True(result.History[^1].TrainLoss < result.History[0].TrainLoss, $"loss {result.History[0].TrainLoss} → {result.History[^1].TrainLoss}");
+        Assert.True(result.TestTop1 > 0.3, $"test top-1 {result.TestTop1} is not above chance (0.1) by a margin");
+        Assert.Equal(4, File.ReadAllLines(result.Artifacts["metrics"]).Length);
+        foreach (var plot in new[] { "loss_plot", "accuracy_plot", "confusion_plot" }) Assert.True(new FileInfo(result.Artifacts[plot]).Length > 1000);
+        Assert.NotEmpty(Directory.GetFiles(result.Artifacts["tensorboard"], "events.out.tfevents.*", SearchOption.AllDirectories));
+
+        using var loaded = CheckpointLoader.Load(result.Weights);
+        Assert.Equal(10, loaded.Model.NumClasses);
+        Assert.Equal("T-shirt/top", loaded.ClassNames![0]);
+        Assert.Equal(28, loaded.Preprocess!.InputSize);
+    }
+
+    [SkippableFact]
+    public void Resuming_from_a_mid_run_checkpoint_gives_bit_identical_parameters()
+    {
+        var data = TinyFashionMnist(256, 64);
+        var straight = Trainer.Run(Options("straight", 3), data);
+        var first = Trainer.Run(Options("resumed", 3) with { StopAfterEpochs = 1 }, data);
+        Assert.True(first.Incomplete);
+        Assert.Equal(1, first.Epochs);
+        var resumed = Trainer.Run(Options("resumed", 3) with { Resume = true }, data);
+        Assert.Equal(3, resumed.Epochs);
+
+        using var a = SafeTensors.Read(Path.Combine(straight.RunDir, "checkpoint", "model.safetensors"));
+        using var b = SafeTensors.Read(Path.Combine(resumed.RunDir, "checkpoint", "model.safetensors"));
+        Assert.Equal(a.Tensors.Keys, b.Tensors.Keys);
+        foreach (var (key, t) in a.Tensors)
+            Assert.True(t.eq(b.Tensors[key]).all().item<bool>(), $"{key} differs after resuming");
+        Assert.Equal(straight.TestTop1, resumed.TestTop1);
+    }
+
+    [SkippableFact]
+    public void Starting_over_an_existing_run_or_resuming_with_other_settings_is_refused()
+    {
+        var data = TinyFashionMnist(64, 32);
+        Trainer.Run(Options("once", 2) with { StopAfterEpochs = 1 }, data);
+        var again = Assert.Throws<InceptException>(() => Trainer.Run(Options("once", 2), data));
+        Assert.Contains("--resume", again.Message, StringComparison.Ordinal);
+        var other = Assert.Throws<InceptException>(() => Trainer.Run(Options("once", 2) with { Resume = true, Seed = 8 }, data));
+        Assert.Contains("other settings", other.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Missing_or_unrecognised_data_is_one_clear_sentence()
+    {
+        var missing = Assert.Throws<DatasetNotFoundException>(() => DataSources.Open(Path.Combine(dir, "nope")));
+        Assert.Contains("fashion-mnist", missing.Message, StringComparison.Ordinal);
+        var empty = Directory.CreateDirectory(Path.Combine(dir, "empty")).FullName;
+        var unknown = Assert.Throws<DatasetNotFoundException>(() => DataSources.Open(empty));
+        Assert.Contains("holds no data Incept recognises", unknown.Message, StringComparison.Ordinal);
+    }
+}

@@ -78,7 +78,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = conv.call(input);
-        if (bn is not null) x = bn.call(x);
+        if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
 }

@@ -22,7 +22,7 @@ public sealed class CheckpointFile : IDisposable
     public Dictionary<string, string> Metadata { get; }
 
     /// <summary>
-    /// Reads a safetensors or PyTorch (zip) checkpoint, unwrapping nested dicts (<c>state_dict</c>,
+    /// Reads a safetensors, PyTorch (zip) or TorchSharp (.dat) checkpoint, unwrapping nested dicts (<c>state_dict</c>,
     /// <c>model</c>) and DataParallel's <c>module.</c> prefix. The format is recognised from the content,
     /// not the file name.
     /// </summary>
@@ -44,7 +44,10 @@ public sealed class CheckpointFile : IDisposable
             return new CheckpointFile(path, StripModulePrefix(st.Tensors), st.Metadata);
         }
 
-        throw new CheckpointFormatException($"'{path}' is neither a safetensors file nor a PyTorch checkpoint. Incept reads .safetensors and PyTorch .pth/.pt files; convert other formats first.");
+        if (TorchSharpDat.LooksLike(path))
+            return new CheckpointFile(path, StripModulePrefix(TorchSharpDat.Read(path)), []);
+
+        throw new CheckpointFormatException($"'{path}' is neither a safetensors file, a PyTorch checkpoint nor a TorchSharp weight file. Incept reads .safetensors, PyTorch .pth/.pt and TorchSharp .dat files; convert other formats first.");
     }
 
     /// <summary>Disposes every tensor.</summary>

@@ -79,14 +79,18 @@ public class ReferenceParityTests
         StateDictLoader.Load(model, fixture.StateDict());
         model.eval();
         var observed = new List<(string Key, Tensor Mean)>();
-        foreach (var (key, module) in model.named_modules())
+        var modules = model.named_modules().ToDictionary(m => m.name, m => m.module);
+        foreach (var (key, module) in modules)
         {
             if (module is not TorchSharp.Modules.BatchNorm2d bn) continue;
             bn.train();
-            bn.register_forward_pre_hook((_, x) =>
+            // Each BatchNorm here sits in a conv unit (`<unit>.conv` → `<unit>.bn`): its input is the conv's output.
+            Assert.EndsWith(".bn", key, StringComparison.Ordinal);
+            var conv = Assert.IsType<TorchSharp.Modules.Conv2d>(modules[key[..^3] + ".conv"]);
+            conv.register_forward_hook((_, _, y) =>
             {
-                observed.Add((key, x.mean([0, 2, 3]).DetachFromDisposeScope()));
-                return x;
+                observed.Add((key, y.mean([0, 2, 3]).DetachFromDisposeScope()));
+                return y;
             });
         }
 

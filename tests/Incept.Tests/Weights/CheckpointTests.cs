@@ -212,7 +212,7 @@ public sealed class CheckpointTests : IDisposable
     [InlineData("bad-json", "not valid JSON")]
     [InlineData("bad-dtype", "unsupported dtype F8_E4M3")]
     [InlineData("short-data", "truncated file")]
-    [InlineData("text", "neither a safetensors file nor a PyTorch checkpoint")]
+    [InlineData("text", "neither a safetensors file, a PyTorch checkpoint nor a TorchSharp weight file")]
     [InlineData("legacy", "legacy (pre-1.6) PyTorch file")]
     [InlineData("missing", "does not exist")]
     public void Bad_files_give_one_line_errors_exit_code_1_and_no_output(string kind, string expected)
@@ -303,5 +303,50 @@ public sealed class CheckpointTests : IDisposable
         using var input = fixture.Input();
         using var expected = fixture.Logits();
         ReferenceParityTests.AssertClose(expected, loaded.Model.call(input).Logits, name, ReferenceModels.Tolerance(name));
+    }
+
+    [Fact]
+    public void A_torchsharp_dat_file_loads_like_any_other_checkpoint()
+    {
+        var path = Path.Combine(dir, "net.dat");
+        using var model = ModelFactory.Create("googlenet", new ModelConfig { NumClasses = 5, Width = 0.25, SmallInput = true, AuxLogits = true });
+        model.save(path);
+        var tensors = TorchSharpDat.Read(path);
+        var expected = model.state_dict();
+        Assert.Equal(expected.Keys.Order(), tensors.Keys.Order());
+        foreach (var (key, t) in expected) Assert.True(t.eq(tensors[key]).all().item<bool>(), key);
+
+        var truncated = Path.Combine(dir, "cut.dat");
+        File.WriteAllBytes(truncated, File.ReadAllBytes(path)[..5000]);
+        var e = Assert.Throws<CheckpointFormatException>(() => TorchSharpDat.Read(truncated));
+        Assert.Contains("truncated", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_pickle_that_calls_a_function_is_refused_through_the_cli_with_exit_code_1()
+    {
+        // A zip checkpoint whose data.pkl asks for os.system('touch PWNED'): GLOBAL, then the argument tuple, REDUCE.
+        var path = Path.Combine(dir, "evil.pth");
+        var marker = Path.Combine(dir, "PWNED");
+        using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Create))
+        using (var entry = zip.CreateEntry("archive/data.pkl").Open())
+        {
+            var pickle = new List<byte> { 0x80, 0x02, (byte)'c' };
+            pickle.AddRange("os\nsystem\n"u8.ToArray());
+            var command = System.Text.Encoding.ASCII.GetBytes($"touch {marker}");
+            pickle.Add((byte)'X');
+            pickle.AddRange(BitConverter.GetBytes(command.Length));
+            pickle.AddRange(command);
+            pickle.AddRange(new byte[] { 0x85, (byte)'R', (byte)'.' });
+            entry.Write(pickle.ToArray());
+        }
+
+        var output = Path.Combine(dir, "out.safetensors");
+        var (code, _, err) = Run("convert", path, output, "--model", "googlenet");
+        Assert.Equal(1, code);
+        Assert.Contains("os.system", err, StringComparison.Ordinal);
+        Assert.Contains("refuses to run code", err, StringComparison.Ordinal);
+        Assert.False(File.Exists(marker));
+        Assert.False(File.Exists(output));
     }
 }

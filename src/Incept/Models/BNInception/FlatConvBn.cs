@@ -52,7 +52,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = conv.call(input);
-        if (bn is not null) x = bn.call(x);
+        if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
 

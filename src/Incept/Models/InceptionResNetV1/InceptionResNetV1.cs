@@ -160,7 +160,7 @@ public sealed class InceptionResNetV1 : InceptionModel
         // N x 1792 x 1 x 1
         x = last_linear.call(flatten(x, 1));
         // N x 512
-        x = last_bn.call(x);
+        x = BatchNormForward.Apply(last_bn, x);
         // N x 512
         if (preLogits || logits is null) return nn.functional.normalize(x, p: 2, dim: 1).MoveToOuterDisposeScope();
         return logits.call(x).MoveToOuterDisposeScope();

@@ -90,6 +90,22 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
         _internal_submodules[name] = module;
     }
 
+    /// <summary>
+    /// Disposes the classifier <paramref name="current"/> registered as <paramref name="name"/>, registers a fresh
+    /// one from <see cref="NumFeatures"/> to <paramref name="numClasses"/> (an identity for 0) in its place, records
+    /// the class count and returns the new classifier: the body of most families' <see cref="ResetClassifier"/>.
+    /// </summary>
+    protected nn.Module<Tensor, Tensor> ReplaceClassifier(string name, nn.Module<Tensor, Tensor> current, int numClasses)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        ArgumentOutOfRangeException.ThrowIfNegative(numClasses);
+        current.Dispose();
+        var replacement = Classifier(NumFeatures, numClasses);
+        ReplaceChild(name, replacement);
+        NumClasses = numClasses;
+        return replacement;
+    }
+
     /// <summary>A classifier from <paramref name="inFeatures"/> to <paramref name="numClasses"/>, or an identity when there are no classes.</summary>
     protected static nn.Module<Tensor, Tensor> Classifier(long inFeatures, int numClasses)
         => numClasses > 0 ? nn.Linear(inFeatures, numClasses) : nn.Identity();

@@ -155,13 +155,7 @@ public sealed class BNInception : InceptionModel
     public static bool AcceptsSize(int size, bool smallInput) => smallInput ? size >= SmallMinSize : AcceptsSize(size);
 
     /// <inheritdoc/>
-    public override void ResetClassifier(int numClasses)
-    {
-        last_linear.Dispose();
-        last_linear = Classifier(NumFeatures, numClasses);
-        ReplaceChild(nameof(last_linear), last_linear);
-        NumClasses = numClasses;
-    }
+    public override void ResetClassifier(int numClasses) => last_linear = ReplaceClassifier(nameof(last_linear), last_linear, numClasses);
 
     /// <inheritdoc/>
     protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)

@@ -125,13 +125,7 @@ public sealed class GoogLeNet : InceptionModel
     public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <inheritdoc/>
-    public override void ResetClassifier(int numClasses)
-    {
-        fc.Dispose();
-        fc = Classifier(NumFeatures, numClasses);
-        ReplaceChild(nameof(fc), fc);
-        NumClasses = numClasses;
-    }
+    public override void ResetClassifier(int numClasses) => fc = ReplaceClassifier(nameof(fc), fc, numClasses);
 
     /// <inheritdoc/>
     protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)

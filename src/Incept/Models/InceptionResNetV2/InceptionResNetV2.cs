@@ -108,13 +108,7 @@ public sealed class InceptionResNetV2 : InceptionModel
     public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <inheritdoc/>
-    public override void ResetClassifier(int numClasses)
-    {
-        classif.Dispose();
-        classif = Classifier(NumFeatures, numClasses);
-        ReplaceChild(nameof(classif), classif);
-        NumClasses = numClasses;
-    }
+    public override void ResetClassifier(int numClasses) => classif = ReplaceClassifier(nameof(classif), classif, numClasses);
 
     /// <inheritdoc/>
     protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)

@@ -104,13 +104,7 @@ public sealed class InceptionV3 : InceptionModel
     internal Linear? AuxFc => AuxLogits?.Fc;
 
     /// <inheritdoc/>
-    public override void ResetClassifier(int numClasses)
-    {
-        fc.Dispose();
-        fc = Classifier(NumFeatures, numClasses);
-        ReplaceChild(nameof(fc), fc);
-        NumClasses = numClasses;
-    }
+    public override void ResetClassifier(int numClasses) => fc = ReplaceClassifier(nameof(fc), fc, numClasses);
 
     /// <inheritdoc/>
     protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)

@@ -91,13 +91,7 @@ public sealed class InceptionV4 : InceptionModel
     public override IReadOnlyList<FeatureInfo> FeatureInfo { get; }
 
     /// <inheritdoc/>
-    public override void ResetClassifier(int numClasses)
-    {
-        last_linear.Dispose();
-        last_linear = Classifier(NumFeatures, numClasses);
-        ReplaceChild(nameof(last_linear), last_linear);
-        NumClasses = numClasses;
-    }
+    public override void ResetClassifier(int numClasses) => last_linear = ReplaceClassifier(nameof(last_linear), last_linear, numClasses);
 
     /// <inheritdoc/>
     protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)

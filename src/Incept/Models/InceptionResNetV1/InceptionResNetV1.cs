@@ -41,7 +41,7 @@ public sealed class InceptionResNetV1 : InceptionModel
     private readonly Sequential repeat_1;
     private readonly ReductionA mixed_6a;
     private readonly Sequential repeat_2;
-    private readonly Mixed7a mixed_7a;
+    private readonly InceptionResNetV2.Mixed7a mixed_7a;
     private readonly Sequential repeat_3;
     private readonly Block8 block8;
     private readonly AdaptiveAvgPool2d avgpool_1a;
@@ -68,7 +68,7 @@ public sealed class InceptionResNetV1 : InceptionModel
         mixed_6a = new ReductionA(c256, 192, 192, 256, 384, u);
         long c896 = mixed_6a.OutChannels;
         repeat_2 = nn.Sequential(Enumerable.Range(0, 10).Select(_ => (nn.Module<Tensor, Tensor>)new Block17(c896, 0.10, u)).ToArray());
-        mixed_7a = new Mixed7a(c896, u);
+        mixed_7a = new InceptionResNetV2.Mixed7a(c896, u, branch1Out: 256, branch2Mid: 256, branch2Out: 256);
         long final = mixed_7a.OutChannels;
         repeat_3 = nn.Sequential(Enumerable.Range(0, 5).Select(_ => (nn.Module<Tensor, Tensor>)new Block8(final, 0.20, u)).ToArray());
         block8 = new Block8(final, 1.0, u, noReLU: true);

@@ -22,6 +22,7 @@ Writes into OUT_DIR:
 Both malicious payloads would create OUT_DIR/PWNED if a loader ran them; this script never loads them.
 Needs Debian's python3-torch (and python3-torchvision for googlenet).
 """
+import argparse
 import collections
 import json
 import os
@@ -127,7 +128,9 @@ def main():
     torch.save(sd, os.path.join(out, "plain.pth"))
     write_safetensors(os.path.join(out, "expected.safetensors"), sd)
     momentum = torch.ones(4, 3, 3, 3)
-    torch.save({"state_dict": sd, "epoch": 3, "arch": "toy", "best_acc1": 0.75,
+    # timm's and torchvision's training scripts save their parsed arguments beside the weights.
+    args = argparse.Namespace(lr=0.1, model="toy", epochs=3)
+    torch.save({"state_dict": sd, "epoch": 3, "arch": "toy", "best_acc1": 0.75, "args": args,
                 "optimizer": {"state": {0: {"momentum_buffer": momentum}},
                               "param_groups": [{"lr": 0.1, "momentum": 0.9, "params": [0]}]}},
                os.path.join(out, "wrapped.pth"))

@@ -6,6 +6,7 @@ using Incept.Models;
 using Incept.Registry;
 using Incept.Tests.Scripts;
 using Incept.Weights;
+using Incept.Weights.Pickle;
 using static TorchSharp.torch;
 
 namespace Incept.Tests.Weights;
@@ -88,7 +89,7 @@ public class PyTorchCheckpointTests(TorchSavedCheckpoints files) : IClassFixture
     }
 
     [SkippableFact]
-    public void A_wrapped_checkpoint_unwraps_its_state_dict_and_keeps_the_other_entries_readable()
+    public void A_wrapped_checkpoint_with_training_arguments_unwraps_its_state_dict_and_keeps_the_other_entries_readable()
     {
         files.Require();
         var sd = PyTorchCheckpoint.ReadStateDict(files["wrapped.pth"]);
@@ -106,6 +107,11 @@ public class PyTorchCheckpointTests(TorchSavedCheckpoints files) : IClassFixture
         Assert.Equal(3L, root["epoch"]);
         Assert.Equal("toy", root["arch"]);
         Assert.Equal(0.75, root["best_acc1"]);
+        var args = Assert.IsType<PythonObject>(root["args"]);
+        Assert.Equal("argparse.Namespace", args.TypeName);
+        Assert.Equal(0.1, args.Attributes["lr"]);
+        Assert.Equal("toy", args.Attributes["model"]);
+        Assert.Equal(3L, args.Attributes["epochs"]);
         var optimizer = Assert.IsType<Dictionary<object, object?>>(root["optimizer"]);
         var group = Assert.IsType<Dictionary<object, object?>>(Assert.IsType<List<object?>>(optimizer["param_groups"])[0]);
         Assert.Equal(0.1, group["lr"]);

@@ -275,6 +275,12 @@ internal sealed class PickleReader
     {
         // An OrderedDict carries its attributes (a state dict's _metadata) as BUILD state: not weights, dropped.
         if (target is Dictionary<object, object?>) return;
+        if (target is PythonObject obj && state is Dictionary<object, object?> attributes)
+        {
+            foreach (var (key, value) in attributes) obj.Attributes[key] = value;
+            return;
+        }
+
         throw Damaged($"BUILD sets the state of {Kind(target)}, which Incept does not restore");
     }
 

@@ -41,6 +41,19 @@ internal sealed record PendingTensor(StorageRef Storage, long Offset, long[] Siz
 }
 
 /// <summary>
+/// An instance of an allow-listed plain Python class (<c>argparse.Namespace</c>): an inert bag of attributes that
+/// training scripts save beside the weights. Its attributes are kept but never interpreted as weights.
+/// </summary>
+internal sealed class PythonObject(string typeName)
+{
+    public string TypeName { get; } = typeName;
+
+    public Dictionary<object, object?> Attributes { get; } = [];
+
+    public override string ToString() => TypeName;
+}
+
+/// <summary>
 /// The allow-list of Python globals a PyTorch checkpoint may name. Each resolves to an inert value or to a
 /// C# function that builds data; every other global is refused before anything else happens.
 /// </summary>
@@ -73,6 +86,7 @@ internal static class TorchGlobals
     private static readonly PickleCallable RebuildFromType = new("torch._tensor._rebuild_from_type_v2", FromType);
     private static readonly PickleCallable Device = new("torch.device", NewDevice);
     private static readonly PickleCallable Size = new("torch.Size", NewSize);
+    private static readonly PickleCallable Namespace = new("argparse.Namespace", NewNamespace);
 
     /// <summary>
     /// Resolves <paramref name="module"/>.<paramref name="name"/> or throws <see cref="CheckpointFormatException"/>
@@ -90,6 +104,7 @@ internal static class TorchGlobals
             ("torch._tensor", "_rebuild_from_type_v2") => RebuildFromType,
             ("torch", "device") => Device,
             ("torch", "Size") => Size,
+            ("argparse", "Namespace") => Namespace,
             ("torch", "Tensor") => new TensorClass("torch.Tensor"),
             ("torch.nn.parameter", "Parameter") => new TensorClass("torch.nn.parameter.Parameter"),
             ("torch", _) when Storages.TryGetValue(name, out var storage) => storage,
@@ -168,6 +183,13 @@ internal static class TorchGlobals
         if (args[2] is not object?[] inner) throw new PickleDataException("was given arguments that are not a tuple");
         return func.Call(inner);
     }
+
+    /// <summary>
+    /// <c>argparse.Namespace()</c> as NEWOBJ creates it (no arguments); its attributes arrive through BUILD. The
+    /// training scripts of timm and torchvision save their command-line arguments this way.
+    /// </summary>
+    private static PythonObject NewNamespace(object?[] args) =>
+        args.Length == 0 ? new PythonObject("argparse.Namespace") : throw new PickleDataException("was given arguments; torch.save writes none");
 
     /// <summary><c>torch.device('cuda:0')</c> or <c>torch.device('cuda', 0)</c>, kept as its string form.</summary>
     private static string NewDevice(object?[] args) => args switch

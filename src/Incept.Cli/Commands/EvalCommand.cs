@@ -19,7 +19,7 @@ internal static class EvalCommand
         var data = new Option<string>("--data") { Description = "fashion-mnist, or a folder of IDX files, CIFAR-10 batches, or train/ and test/ image folders.", DefaultValueFactory = _ => DataSources.FashionMnistName };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 128 };
         var plot = new Option<string?>("--plot") { Description = "Write the confusion matrix as a PNG to this file." };
-        var engineName = new Option<string>("--engine") { Description = "torch (the checkpoint in TorchSharp) or onnx (an exported .onnx file run by ONNX Runtime).", DefaultValueFactory = _ => "torch" };
+        var engineName = new Option<string?>("--engine") { Description = "torch (a checkpoint in TorchSharp) or onnx (an exported .onnx file run by ONNX Runtime); default: onnx for a .onnx file, else torch." };
         engineName.AcceptOnlyFromAmong("torch", "onnx");
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads with --engine onnx (0: one per core).", DefaultValueFactory = _ => 0 };
         var format = CommonOptions.Format();
@@ -33,7 +33,7 @@ internal static class EvalCommand
             var source = DataSources.Open(parse.GetValue(data)!);
             var classes = source.Test.ClassNames;
             var path = parse.GetValue(weightsFile)!;
-            bool onnx = parse.GetValue(engineName) == "onnx";
+            bool onnx = (parse.GetValue(engineName) ?? (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx" : "torch")) == "onnx";
             if (onnx && options.Device is { } device && device.type != DeviceType.CPU)
                 throw new InceptException("The onnx engine runs on the CPU; evaluate with --device cpu, or with --engine torch on the GPU.");
             using var loaded = onnx ? null : CheckpointLoader.Load(path, options);

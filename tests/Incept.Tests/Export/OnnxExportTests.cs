@@ -35,6 +35,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
             Assert.Equal([-1, 3, 32, 32], result.InputShape);
             Assert.Equal([-1, 10], result.OutputShape);
             output.WriteLine($"{name} fold={fold}: {result.Bytes} bytes, {result.Nodes} nodes, {result.Parameters} parameters");
+            AssertInitializersAreStateDictKeys(model, path, fold);
 
             using var engine = OnnxEngine.Open(path);
             Assert.Null(engine.Info.BatchSize);
@@ -189,6 +190,29 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         using var wrong = zeros(2, 3, 48, 48);
         var e = Assert.Throws<InputShapeException>(() => engine.Run(wrong));
         Assert.Contains("N×3×32×32", e.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Unfolded, the initializers are the model's state-dict entries under their keys (besides residual scales);
+    /// folded, the BatchNorms are gone and every convolution followed by one has a bias.
+    /// </summary>
+    private static void AssertInitializersAreStateDictKeys(InceptionModel model, string path, bool fold)
+    {
+        var graph = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)).Graph;
+        var names = graph.Initializer.Select(t => t.Name).Where(n => !n.EndsWith(".scale", StringComparison.Ordinal) && n != "scale").ToHashSet();
+        var bnPrefixes = model.named_modules().Where(m => m.module is BatchNorm).Select(m => m.name + ".").ToList();
+        var keys = model.state_dict().Keys.Where(k => !k.EndsWith(".num_batches_tracked", StringComparison.Ordinal)).ToHashSet();
+        if (fold)
+        {
+            keys.RemoveWhere(k => bnPrefixes.Any(p => k.StartsWith(p, StringComparison.Ordinal)));
+            Assert.DoesNotContain(graph.Node, n => n.OpType == "BatchNormalization");
+            Assert.Empty(keys.Except(names));
+            Assert.All(names.Except(keys), n => Assert.EndsWith(".bias", n, StringComparison.Ordinal));
+        }
+        else
+        {
+            Assert.Equal(keys.Order(), names.Order());
+        }
     }
 
     /// <summary>

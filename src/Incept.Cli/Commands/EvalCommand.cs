@@ -1,10 +1,12 @@
 using System.CommandLine;
 using System.Text.Json;
 using Incept.Data;
+using Incept.Inference;
 using Incept.Training;
 using Incept.Training.Reporting;
 using Incept.Weights;
 using Spectre.Console;
+using TorchSharp;
 
 namespace Incept.Cli.Commands;
 
@@ -17,35 +19,48 @@ internal static class EvalCommand
         var data = new Option<string>("--data") { Description = "fashion-mnist, or a folder of IDX files, CIFAR-10 batches, or train/ and test/ image folders.", DefaultValueFactory = _ => DataSources.FashionMnistName };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 128 };
         var plot = new Option<string?>("--plot") { Description = "Write the confusion matrix as a PNG to this file." };
+        var engineName = new Option<string?>("--engine") { Description = "torch (a checkpoint in TorchSharp) or onnx (an exported .onnx file run by ONNX Runtime); default: onnx for a .onnx file, else torch." };
+        engineName.AcceptOnlyFromAmong("torch", "onnx");
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads with --engine onnx (0: one per core).", DefaultValueFactory = _ => 0 };
         var format = CommonOptions.Format();
         var weights = new WeightsOptions();
-        var command = new Command("eval", "Evaluate weights on the test split: top-1, top-5, per-class accuracy, confusion matrix.") { weightsFile, data, batchSize, plot, format };
+        var command = new Command("eval", "Evaluate weights on the test split: top-1, top-5, per-class accuracy, confusion matrix.") { weightsFile, data, batchSize, plot, engineName, threads, format };
         weights.AddTo(command);
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
             var options = weights.Read(parse);
             var source = DataSources.Open(parse.GetValue(data)!);
-            using var loaded = CheckpointLoader.Load(parse.GetValue(weightsFile)!, options);
             var classes = source.Test.ClassNames;
-            if (loaded.Model.NumClasses != classes.Count)
-                throw new InceptException($"The weights classify {loaded.Model.NumClasses} classes but the data has {classes.Count}; evaluate them on matching data, or fine-tune them first.");
-            int size = loaded.Preprocess?.InputSize ?? source.ImageSize ?? loaded.Spec.InputSize;
-            var preprocess = loaded.Preprocess ?? new PreprocessSpec(size, 1.0, "bilinear", source.Mean, source.Std, false, 1.0);
+            var path = parse.GetValue(weightsFile)!;
+            bool onnx = (parse.GetValue(engineName) ?? (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx" : "torch")) == "onnx";
+            if (onnx && options.Device is { } device && device.type != DeviceType.CPU)
+                throw new InceptException("The onnx engine runs on the CPU; evaluate with --device cpu, or with --engine torch on the GPU.");
+            using var loaded = onnx ? null : CheckpointLoader.Load(path, options);
+            using var engine = onnx ? OnnxEngine.Open(path, new OnnxEngineOptions { Threads = parse.GetValue(threads) }) : null;
+            string modelName = loaded?.Spec.Name ?? engine!.Info.Model ?? Path.GetFileName(path);
+            int modelClasses = loaded?.Model.NumClasses ?? engine!.Info.NumClasses;
+            if (modelClasses != classes.Count)
+                throw new InceptException($"The weights classify {modelClasses} classes but the data has {classes.Count}; evaluate them on matching data, or fine-tune them first.");
+            var known = loaded is not null ? loaded.Preprocess : engine!.Info.Preprocess;
+            int size = known?.InputSize ?? engine?.Info.Height ?? source.ImageSize ?? loaded!.Spec.InputSize;
+            var preprocess = known ?? new PreprocessSpec(size, 1.0, "bilinear", source.Mean, source.Std, false, 1.0);
             var pipeline = preprocess.InputSize <= 64 && preprocess.CropFraction >= 1.0
                 ? ImagePipeline.SmallImageEvaluation(preprocess)
                 : ImagePipeline.Evaluation(preprocess);
             var loader = new DataLoader(source.Test, pipeline, new DataLoaderOptions { BatchSize = parse.GetValue(batchSize) });
-            var (loss, metrics) = Trainer.Evaluate(loaded.Model, loader, classes.Count, options.Device ?? TorchSharp.torch.CPU);
+            var (loss, metrics) = engine is not null
+                ? Trainer.Evaluate(engine, loader, classes.Count)
+                : Trainer.Evaluate(loaded!.Model, loader, classes.Count, options.Device ?? TorchSharp.torch.CPU);
             var plotPath = parse.GetValue(plot);
-            if (plotPath is not null) TrainingPlots.ConfusionMatrix(plotPath, metrics.ConfusionMatrix, classes, $"{loaded.Spec.Name} on {source.Name} (top-1 {metrics.Top1:P2})");
+            if (plotPath is not null) TrainingPlots.ConfusionMatrix(plotPath, metrics.ConfusionMatrix, classes, $"{modelName} on {source.Name} (top-1 {metrics.Top1:P2})");
             var perClass = metrics.PerClassAccuracy;
             if (parse.GetValue(format) == "json")
             {
                 var matrix = metrics.ConfusionMatrix;
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    model = loaded.Spec.Name, data = source.Name, count = metrics.Count, top1 = metrics.Top1, top5 = metrics.Top5, loss,
+                    model = modelName, engine = onnx ? "onnx" : "torch", data = source.Name, count = metrics.Count, top1 = metrics.Top1, top5 = metrics.Top5, loss,
                     expected_calibration_error = metrics.ExpectedCalibrationError,
                     per_class = classes.Select((c, i) => new { name = c, accuracy = perClass[i] }),
                     confusion_matrix = Enumerable.Range(0, classes.Count).Select(i => Enumerable.Range(0, classes.Count).Select(j => matrix[i, j])),
@@ -55,7 +70,7 @@ internal static class EvalCommand
             }
 
             var console = InceptCli.Console(output);
-            console.MarkupLine($"[bold]{Markup.Escape(loaded.Spec.Name)}[/] on {Markup.Escape(source.Name)} ({metrics.Count:N0} images): top-1 {metrics.Top1:P2}, top-5 {metrics.Top5:P2}, loss {loss:0.0000}");
+            console.MarkupLine($"[bold]{Markup.Escape(modelName)}[/] on {Markup.Escape(source.Name)} ({metrics.Count:N0} images): top-1 {metrics.Top1:P2}, top-5 {metrics.Top5:P2}, loss {loss:0.0000}");
             var table = new Table().AddColumn("class").AddColumn(new TableColumn("accuracy").RightAligned());
             for (int i = 0; i < classes.Count; i++) table.AddRow(Markup.Escape(classes[i]), $"{perClass[i]:P1}");
             console.Write(table);

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Models;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -52,7 +53,7 @@ public sealed record ConvUnit(bool Norm = true, double Eps = 1e-3, bool ConvBias
 /// Convolution → BatchNorm → ReLU, with the submodule names <c>conv</c> and <c>bn</c> that torchvision,
 /// timm and facenet-pytorch use, so that their checkpoint keys load unchanged.
 /// </summary>
-public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
+public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d? bn;
@@ -81,4 +82,6 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input) => graph.Relu(graph.Conv(conv, bn, input));
 }

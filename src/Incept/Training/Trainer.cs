@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Incept.Data;
+using Incept.Inference;
 using Incept.Models;
 using Incept.Registry;
 using Incept.Training.Reporting;
@@ -141,8 +142,22 @@ public static class Trainer
         IProgress<TrainProgress>? progress = null, string phase = "test", int epoch = 0, int epochs = 1)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(loader);
         model.eval();
+        return Evaluate(x => model.call(x.to(device)).Logits, loader, numClasses, device, progress, phase, epoch, epochs);
+    }
+
+    /// <summary>Evaluates an inference engine (such as an ONNX file run by ONNX Runtime) on <paramref name="loader"/>, as the model overload does.</summary>
+    public static (double Loss, ClassificationMetrics Metrics) Evaluate(IInferenceEngine engine, DataLoader loader, int numClasses,
+        IProgress<TrainProgress>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        return Evaluate(engine.Run, loader, numClasses, CPU, progress, "test", 0, 1);
+    }
+
+    private static (double Loss, ClassificationMetrics Metrics) Evaluate(Func<Tensor, Tensor> logitsOf, DataLoader loader, int numClasses, Device device,
+        IProgress<TrainProgress>? progress, string phase, int epoch, int epochs)
+    {
+        ArgumentNullException.ThrowIfNull(loader);
         var metrics = new ClassificationMetrics(numClasses);
         double lossSum = 0;
         var clock = Stopwatch.StartNew();
@@ -153,9 +168,8 @@ public static class Trainer
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                var x = batch.Images.to(device);
                 var y = batch.Labels.to(device);
-                var logits = model.call(x).Logits;
+                var logits = logitsOf(batch.Images);
                 lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
                 metrics.Update(logits, y);
             }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -33,7 +34,7 @@ namespace Incept.Models.BNInception;
 /// <para>The reference has no dropout; <see cref="ModelConfig.DropRate"/> defaults to 0 and, when set, applies
 /// before <c>last_linear</c> without adding a module.</para>
 /// </remarks>
-public sealed class BNInception : InceptionModel
+public sealed class BNInception : InceptionModel, IOnnxExportable
 {
     private const int MinSize = 31;
     private const int SmallMinSize = 3;
@@ -207,6 +208,19 @@ public sealed class BNInception : InceptionModel
         if (dropRate > 0) x = nn.functional.dropout(x, dropRate, training);
         return last_linear.call(x).MoveToOuterDisposeScope();
         // N x num_classes
+    }
+
+    /// <summary>The evaluation-mode forward pass as ONNX, in the order of <see cref="Stages"/>.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue x)
+    {
+        x = graph.Call(conv1_7x7_s2, x);
+        x = graph.Call(pool1_3x3_s2, x, nameof(pool1_3x3_s2));
+        x = graph.Call(conv2_3x3_reduce, x);
+        x = graph.Call(conv2_3x3, x);
+        x = graph.Call(pool2_3x3_s2, x, nameof(pool2_3x3_s2));
+        foreach (var block in Blocks) x = graph.Call(block, x);
+        x = graph.Flatten(graph.Call(global_pool, x, nameof(global_pool)));
+        return graph.Call(last_linear, x, nameof(last_linear));
     }
 
     /// <summary>Registers nothing: every module was registered in the constructor under its flat name.</summary>

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.BNInception;
 /// (<c>inception_3a_3x3</c> and <c>inception_3a_3x3_bn</c>), as in Cadene's BN-Inception. The unit is not a
 /// registered module: it only groups the two for the forward pass and for summaries.
 /// </summary>
-public sealed class FlatConvBn : nn.Module<Tensor, Tensor>
+public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d? bn;
@@ -55,6 +56,10 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Written under the flat names: <c>{Name}.weight</c>, <c>{Name}_bn.running_mean</c>, ….</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Relu(graph.Conv(conv, bn, input, Name, Name + "_bn"), Name + "_relu");
 
     /// <summary>Registers nothing: the modules are registered on the model under their flat names.</summary>
     protected override void RegisterComponents() { }

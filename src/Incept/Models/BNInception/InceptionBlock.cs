@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,7 +21,7 @@ public enum BranchPool
 /// Cadene's flat names (<c>{prefix}_1x1</c>, <c>{prefix}_3x3_reduce</c>, …, <c>{prefix}_pool</c>,
 /// <c>{prefix}_pool_proj</c>); the block itself is a grouping for the forward pass and summaries.
 /// </summary>
-public sealed class InceptionBlock : nn.Module<Tensor, Tensor>
+public sealed class InceptionBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly FlatConvBn b1x1;
     private readonly FlatConvBn b3x3_reduce;
@@ -72,6 +73,16 @@ public sealed class InceptionBlock : nn.Module<Tensor, Tensor>
         var x3 = double_3x3_2.call(double_3x3_1.call(double_3x3_reduce.call(input)));
         var x4 = pool_proj.call(pool.call(input));
         return cat([x1, x2, x3, x4], 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Written at the model's level, under the flat names, like the modules themselves.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var x1 = graph.Call(b1x1, input);
+        var x2 = graph.Call(b3x3, graph.Call(b3x3_reduce, input));
+        var x3 = graph.Call(double_3x3_2, graph.Call(double_3x3_1, graph.Call(double_3x3_reduce, input)));
+        var x4 = graph.Call(pool_proj, graph.Call(pool, input, GetName() + "_pool"));
+        return graph.InScope(GetName(), () => graph.Concat(x1, x2, x3, x4));
     }
 
     /// <summary>Registers nothing: the modules are registered on the model under their flat names.</summary>

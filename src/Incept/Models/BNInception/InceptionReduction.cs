@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ namespace Incept.Models.BNInception;
 /// <see cref="Incept.Models.ModelConfig.SmallInput"/>, the pool is padded by 1 in floor mode instead, which
 /// lines up with the convolutions at every size (the pool has no parameters, so the keys do not change).
 /// </remarks>
-public sealed class InceptionReduction : nn.Module<Tensor, Tensor>
+public sealed class InceptionReduction : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly FlatConvBn b3x3_reduce;
     private readonly FlatConvBn b3x3;
@@ -57,6 +58,15 @@ public sealed class InceptionReduction : nn.Module<Tensor, Tensor>
         var x2 = double_3x3_2.call(double_3x3_1.call(double_3x3_reduce.call(input)));
         var x3 = pool.call(input);
         return cat([x1, x2, x3], 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Written at the model's level, under the flat names, like the modules themselves.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var x1 = graph.Call(b3x3, graph.Call(b3x3_reduce, input));
+        var x2 = graph.Call(double_3x3_2, graph.Call(double_3x3_1, graph.Call(double_3x3_reduce, input)));
+        var x3 = graph.Call(pool, input, GetName() + "_pool");
+        return graph.InScope(GetName(), () => graph.Concat(x1, x2, x3));
     }
 
     /// <summary>Registers nothing: the modules are registered on the model under their flat names.</summary>

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -17,7 +18,7 @@ namespace Incept.Models.GoogLeNet;
 /// <c>inception5a</c>/<c>5b</c> at 4×4 (3×3 with the paper's 3×3 <c>maxpool4</c>), and both variants' aux
 /// heads pool adaptively to 4×4.
 /// </remarks>
-public sealed class GoogLeNet : InceptionModel
+public sealed class GoogLeNet : InceptionModel, IOnnxExportable
 {
     private const int SmallMinTv = 4;
     private const int SmallMinPaper = 8;
@@ -181,5 +182,30 @@ public sealed class GoogLeNet : InceptionModel
         x = dropout.call(x);
         return fc.call(x).MoveToOuterDisposeScope();
         // N x num_classes
+    }
+
+    /// <summary>The evaluation-mode forward pass as ONNX: the aux heads and dropout are left out.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue x)
+    {
+        x = graph.Call(conv1, x, nameof(conv1));
+        x = graph.Call(maxpool1, x, nameof(maxpool1));
+        if (lrn1 is not null) x = graph.Call(lrn1, x, nameof(lrn1));
+        x = graph.Call(conv2, x, nameof(conv2));
+        x = graph.Call(conv3, x, nameof(conv3));
+        if (lrn2 is not null) x = graph.Call(lrn2, x, nameof(lrn2));
+        x = graph.Call(maxpool2, x, nameof(maxpool2));
+        x = graph.Call(inception3a, x, nameof(inception3a));
+        x = graph.Call(inception3b, x, nameof(inception3b));
+        x = graph.Call(maxpool3, x, nameof(maxpool3));
+        x = graph.Call(inception4a, x, nameof(inception4a));
+        x = graph.Call(inception4b, x, nameof(inception4b));
+        x = graph.Call(inception4c, x, nameof(inception4c));
+        x = graph.Call(inception4d, x, nameof(inception4d));
+        x = graph.Call(inception4e, x, nameof(inception4e));
+        x = graph.Call(maxpool4, x, nameof(maxpool4));
+        x = graph.Call(inception5a, x, nameof(inception5a));
+        x = graph.Call(inception5b, x, nameof(inception5b));
+        x = graph.Flatten(graph.Call(avgpool, x, nameof(avgpool)));
+        return graph.Call(fc, x, nameof(fc));
     }
 }

@@ -1,4 +1,5 @@
 using Incept.Analysis;
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.GoogLeNet;
 /// The Inception module of GoogLeNet: 1×1, 1×1→3×3, 1×1→"5×5" and 3×3 max pool→1×1 branches,
 /// concatenated along channels.
 /// </summary>
-public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage
+public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage, IOnnxExportable
 {
     private readonly BasicConv2d branch1;
     private readonly Sequential branch2;
@@ -56,6 +57,10 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage
         return cat([branch1.call(input), branch2.call(input), branch3.call(input), branch4.call(input)], 1)
             .MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input) => graph.Concat(
+        graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)),
+        graph.Call(branch3, input, nameof(branch3)), graph.Call(branch4, input, nameof(branch4)));
 }
 
 /// <summary>

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.InceptionResNetV1;
 /// a 1×1 projection with bias back to the input's 896 channels, a scaled residual sum and a ReLU. The branches
 /// scale with the model's width; the projection always returns to the input's channels.
 /// </summary>
-public sealed class Block17 : nn.Module<Tensor, Tensor>
+public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -47,5 +48,12 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>
         x = conv2d.call(x);
         // N x 896 x 8 x 8
         return nn.functional.relu(x * Scale + input).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var x = graph.Call(conv2d, graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1))), nameof(conv2d));
+        x = graph.Add(graph.Scale(x, Scale), input);
+        return graph.Relu(x);
     }
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,7 +12,7 @@ namespace Incept.Models.InceptionResNetV1;
 /// except in the network's last block. The branches scale with the model's width; the projection always returns
 /// to the input's channels.
 /// </summary>
-public sealed class Block8 : nn.Module<Tensor, Tensor>
+public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -55,5 +56,12 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>
         x = x * Scale + input;
         if (!NoReLU) x = nn.functional.relu(x);
         return x.MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var x = graph.Call(conv2d, graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1))), nameof(conv2d));
+        x = graph.Add(graph.Scale(x, Scale), input);
+        return NoReLU ? x : graph.Relu(x);
     }
 }

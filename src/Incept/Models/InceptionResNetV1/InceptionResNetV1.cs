@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using Incept.Models.InceptionV4;
 using TorchSharp;
@@ -24,7 +25,7 @@ namespace Incept.Models.InceptionResNetV1;
 /// image then runs the stem at 28×28, <c>repeat_1</c> at 14×14, <c>repeat_2</c> at 6×6 and <c>repeat_3</c> and
 /// <c>block8</c> at 2×2 (<c>mixed_6a</c> and <c>mixed_7a</c> stay unpadded, as in the reference).</para>
 /// </remarks>
-public sealed class InceptionResNetV1 : InceptionModel
+public sealed class InceptionResNetV1 : InceptionModel, IOnnxExportable
 {
     /// <summary>Width of the face embedding (the output of <c>last_bn</c>).</summary>
     public const int EmbeddingSize = 512;
@@ -165,5 +166,29 @@ public sealed class InceptionResNetV1 : InceptionModel
         if (preLogits || logits is null) return nn.functional.normalize(x, p: 2, dim: 1).MoveToOuterDisposeScope();
         return logits.call(x).MoveToOuterDisposeScope();
         // N x num_classes
+    }
+
+    /// <summary>
+    /// The evaluation-mode forward pass as ONNX: dropout is left out; without a classifier the output is the
+    /// L2-normalised embedding.
+    /// </summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue x)
+    {
+        x = graph.Call(conv2d_1a, x, nameof(conv2d_1a));
+        x = graph.Call(conv2d_2a, x, nameof(conv2d_2a));
+        x = graph.Call(conv2d_2b, x, nameof(conv2d_2b));
+        x = graph.Call(maxpool_3a, x, nameof(maxpool_3a));
+        x = graph.Call(conv2d_3b, x, nameof(conv2d_3b));
+        x = graph.Call(conv2d_4a, x, nameof(conv2d_4a));
+        x = graph.Call(conv2d_4b, x, nameof(conv2d_4b));
+        x = graph.Call(repeat_1, x, nameof(repeat_1));
+        x = graph.Call(mixed_6a, x, nameof(mixed_6a));
+        x = graph.Call(repeat_2, x, nameof(repeat_2));
+        x = graph.Call(mixed_7a, x, nameof(mixed_7a));
+        x = graph.Call(repeat_3, x, nameof(repeat_3));
+        x = graph.Call(block8, x, nameof(block8));
+        x = graph.Flatten(graph.Call(avgpool_1a, x, nameof(avgpool_1a)));
+        x = graph.Linear(last_linear, last_bn, x, nameof(last_linear), nameof(last_bn));
+        return logits is null ? graph.L2Normalize(x) : graph.Call(logits, x, nameof(logits));
     }
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,7 +12,7 @@ namespace Incept.Models.InceptionResNetV2;
 /// added to the input, then ReLU. The branches scale with the model's width; the projection always returns to
 /// the input's channels.
 /// </summary>
-public sealed class Block35 : nn.Module<Tensor, Tensor>
+public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -53,5 +54,12 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>
         x = conv2d.call(x);
         // N x 320 x 35 x 35
         return nn.functional.relu(x * scale + input).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var x = graph.Call(conv2d, graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2))), nameof(conv2d));
+        x = graph.Add(graph.Scale(x, scale), input);
+        return graph.Relu(x);
     }
 }

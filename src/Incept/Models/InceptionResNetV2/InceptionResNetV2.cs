@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using Incept.Models.InceptionV4;
 using TorchSharp;
@@ -18,7 +19,7 @@ namespace Incept.Models.InceptionResNetV2;
 /// and <c>repeat_2</c> to <c>conv2d_7b</c> at 2×2 (<c>mixed_6a</c> and <c>mixed_7a</c> stay unpadded, as in the
 /// reference).
 /// </remarks>
-public sealed class InceptionResNetV2 : InceptionModel
+public sealed class InceptionResNetV2 : InceptionModel, IOnnxExportable
 {
     private const int SmallMin = 13;
 
@@ -158,5 +159,27 @@ public sealed class InceptionResNetV2 : InceptionModel
         if (preLogits) return x.MoveToOuterDisposeScope();
         return classif.call(x).MoveToOuterDisposeScope();
         // N x num_classes
+    }
+
+    /// <summary>The evaluation-mode forward pass as ONNX: dropout is left out.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue x)
+    {
+        x = graph.Call(conv2d_1a, x, nameof(conv2d_1a));
+        x = graph.Call(conv2d_2a, x, nameof(conv2d_2a));
+        x = graph.Call(conv2d_2b, x, nameof(conv2d_2b));
+        x = graph.Call(maxpool_3a, x, nameof(maxpool_3a));
+        x = graph.Call(conv2d_3b, x, nameof(conv2d_3b));
+        x = graph.Call(conv2d_4a, x, nameof(conv2d_4a));
+        x = graph.Call(maxpool_5a, x, nameof(maxpool_5a));
+        x = graph.Call(mixed_5b, x, nameof(mixed_5b));
+        x = graph.Call(repeat, x, nameof(repeat));
+        x = graph.Call(mixed_6a, x, nameof(mixed_6a));
+        x = graph.Call(repeat_1, x, nameof(repeat_1));
+        x = graph.Call(mixed_7a, x, nameof(mixed_7a));
+        x = graph.Call(repeat_2, x, nameof(repeat_2));
+        x = graph.Call(block8, x, nameof(block8));
+        x = graph.Call(conv2d_7b, x, nameof(conv2d_7b));
+        x = graph.Flatten(graph.Call(global_pool, x, nameof(global_pool)));
+        return graph.Call(classif, x, nameof(classif));
     }
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.InceptionResNetV2;
 /// paper's Figure 3 stem): 1×1, 1×1 → 5×5, 1×1 → 3×3 → 3×3 and average pool → 1×1 branches
 /// (192 → 320 channels at 35×35, scaled by the model's width).
 /// </summary>
-public sealed class Mixed5b : nn.Module<Tensor, Tensor>
+public sealed class Mixed5b : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -49,4 +50,7 @@ public sealed class Mixed5b : nn.Module<Tensor, Tensor>
         return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
             .MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)), graph.Call(branch3, input, nameof(branch3)));
 }

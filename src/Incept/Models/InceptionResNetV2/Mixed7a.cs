@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,7 +12,7 @@ namespace Incept.Models.InceptionResNetV2;
 /// (17×17 → 8×8, 1088 → 2080 channels); Inception-ResNet-v1 uses 256, 256, 256 (896 → 1792). The branches are
 /// scaled by the model's width.
 /// </summary>
-public sealed class Mixed7a : nn.Module<Tensor, Tensor>
+public sealed class Mixed7a : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Sequential branch0;
     private readonly Sequential branch1;
@@ -53,4 +54,7 @@ public sealed class Mixed7a : nn.Module<Tensor, Tensor>
         return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
             .MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)), graph.Call(branch3, input, nameof(branch3)));
 }

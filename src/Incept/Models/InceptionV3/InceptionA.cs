@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -5,7 +6,7 @@ using static TorchSharp.torch;
 namespace Incept.Models.InceptionV3;
 
 /// <summary>Inception-v3's 35×35 module (Figure 5): the 5×5 factorised into two 3×3 in one branch.</summary>
-public sealed class InceptionA : nn.Module<Tensor, Tensor>
+public sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch1x1;
     private readonly BasicConv2d branch5x5_1;
@@ -46,5 +47,16 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>
         var b3 = branch3x3dbl_3.call(branch3x3dbl_2.call(branch3x3dbl_1.call(input)));
         var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
         return cat([b1, b5, b3, bp], 1).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var b1 = graph.Call(branch1x1, input, nameof(branch1x1));
+        var b5 = graph.Call(branch5x5_2, graph.Call(branch5x5_1, input, nameof(branch5x5_1)), nameof(branch5x5_2));
+        var b3 = graph.Call(branch3x3dbl_1, input, nameof(branch3x3dbl_1));
+        b3 = graph.Call(branch3x3dbl_3, graph.Call(branch3x3dbl_2, b3, nameof(branch3x3dbl_2)), nameof(branch3x3dbl_3));
+        var bp = graph.AveragePool(input, [3, 3], [1, 1], [1, 1], ceilMode: false, countIncludePad: true);
+        bp = graph.Call(branch_pool, bp, nameof(branch_pool));
+        return graph.Concat(b1, b5, b3, bp);
     }
 }

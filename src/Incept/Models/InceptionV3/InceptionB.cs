@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -5,7 +6,7 @@ using static TorchSharp.torch;
 namespace Incept.Models.InceptionV3;
 
 /// <summary>Inception-v3's 35→17 grid reduction (Figure 10): stride-2 convolutions beside a stride-2 pool.</summary>
-public sealed class InceptionB : nn.Module<Tensor, Tensor>
+public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch3x3;
     private readonly BasicConv2d branch3x3dbl_1;
@@ -36,5 +37,14 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>
         var bd = branch3x3dbl_3.call(branch3x3dbl_2.call(branch3x3dbl_1.call(input)));
         var bp = nn.functional.max_pool2d(input, 3, stride: 2);
         return cat([b3, bd, bp], 1).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var b3 = graph.Call(branch3x3, input, nameof(branch3x3));
+        var bd = graph.Call(branch3x3dbl_1, input, nameof(branch3x3dbl_1));
+        bd = graph.Call(branch3x3dbl_3, graph.Call(branch3x3dbl_2, bd, nameof(branch3x3dbl_2)), nameof(branch3x3dbl_3));
+        var bp = graph.MaxPool(input, [3, 3], [2, 2], [0, 0], ceilMode: false);
+        return graph.Concat(b3, bd, bp);
     }
 }

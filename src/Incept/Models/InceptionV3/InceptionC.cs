@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -5,7 +6,7 @@ using static TorchSharp.torch;
 namespace Incept.Models.InceptionV3;
 
 /// <summary>Inception-v3's 17×17 module (Figure 6): 7×7 convolutions factorised into 1×7 and 7×1.</summary>
-public sealed class InceptionC : nn.Module<Tensor, Tensor>
+public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch1x1;
     private readonly BasicConv2d branch7x7_1;
@@ -53,5 +54,20 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>
         bd = branch7x7dbl_5.call(branch7x7dbl_4.call(branch7x7dbl_3.call(branch7x7dbl_2.call(bd))));
         var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
         return cat([b1, b7, bd, bp], 1).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var b1 = graph.Call(branch1x1, input, nameof(branch1x1));
+        var b7 = graph.Call(branch7x7_1, input, nameof(branch7x7_1));
+        b7 = graph.Call(branch7x7_3, graph.Call(branch7x7_2, b7, nameof(branch7x7_2)), nameof(branch7x7_3));
+        var bd = graph.Call(branch7x7dbl_1, input, nameof(branch7x7dbl_1));
+        bd = graph.Call(branch7x7dbl_2, bd, nameof(branch7x7dbl_2));
+        bd = graph.Call(branch7x7dbl_3, bd, nameof(branch7x7dbl_3));
+        bd = graph.Call(branch7x7dbl_4, bd, nameof(branch7x7dbl_4));
+        bd = graph.Call(branch7x7dbl_5, bd, nameof(branch7x7dbl_5));
+        var bp = graph.AveragePool(input, [3, 3], [1, 1], [1, 1], ceilMode: false, countIncludePad: true);
+        bp = graph.Call(branch_pool, bp, nameof(branch_pool));
+        return graph.Concat(b1, b7, bd, bp);
     }
 }

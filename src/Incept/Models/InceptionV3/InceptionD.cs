@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -5,7 +6,7 @@ using static TorchSharp.torch;
 namespace Incept.Models.InceptionV3;
 
 /// <summary>Inception-v3's 17→8 grid reduction: a 3×3/2 branch, a 1×7, 7×1, 3×3/2 branch and a max pool.</summary>
-public sealed class InceptionD : nn.Module<Tensor, Tensor>
+public sealed class InceptionD : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch3x3_1;
     private readonly BasicConv2d branch3x3_2;
@@ -40,5 +41,16 @@ public sealed class InceptionD : nn.Module<Tensor, Tensor>
         var b7 = branch7x7x3_4.call(branch7x7x3_3.call(branch7x7x3_2.call(branch7x7x3_1.call(input))));
         var bp = nn.functional.max_pool2d(input, 3, stride: 2);
         return cat([b3, b7, bp], 1).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var b3 = graph.Call(branch3x3_2, graph.Call(branch3x3_1, input, nameof(branch3x3_1)), nameof(branch3x3_2));
+        var b7 = graph.Call(branch7x7x3_1, input, nameof(branch7x7x3_1));
+        b7 = graph.Call(branch7x7x3_2, b7, nameof(branch7x7x3_2));
+        b7 = graph.Call(branch7x7x3_3, b7, nameof(branch7x7x3_3));
+        b7 = graph.Call(branch7x7x3_4, b7, nameof(branch7x7x3_4));
+        var bp = graph.MaxPool(input, [3, 3], [2, 2], [0, 0], ceilMode: false);
+        return graph.Concat(b3, b7, bp);
     }
 }

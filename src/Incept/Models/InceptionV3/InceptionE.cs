@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -5,7 +6,7 @@ using static TorchSharp.torch;
 namespace Incept.Models.InceptionV3;
 
 /// <summary>Inception-v3's 8×8 module (Figure 7): expanded filter banks with parallel 1×3 and 3×1 outputs.</summary>
-public sealed class InceptionE : nn.Module<Tensor, Tensor>
+public sealed class InceptionE : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch1x1;
     private readonly BasicConv2d branch3x3_1;
@@ -49,5 +50,17 @@ public sealed class InceptionE : nn.Module<Tensor, Tensor>
         bd = cat([branch3x3dbl_3a.call(bd), branch3x3dbl_3b.call(bd)], 1);
         var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
         return cat([b1, b3, bd, bp], 1).MoveToOuterDisposeScope();
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var b1 = graph.Call(branch1x1, input, nameof(branch1x1));
+        var b3 = graph.Call(branch3x3_1, input, nameof(branch3x3_1));
+        b3 = graph.Concat(graph.Call(branch3x3_2a, b3, nameof(branch3x3_2a)), graph.Call(branch3x3_2b, b3, nameof(branch3x3_2b)));
+        var bd = graph.Call(branch3x3dbl_2, graph.Call(branch3x3dbl_1, input, nameof(branch3x3dbl_1)), nameof(branch3x3dbl_2));
+        bd = graph.Concat(graph.Call(branch3x3dbl_3a, bd, nameof(branch3x3dbl_3a)), graph.Call(branch3x3dbl_3b, bd, nameof(branch3x3dbl_3b)));
+        var bp = graph.AveragePool(input, [3, 3], [1, 1], [1, 1], ceilMode: false, countIncludePad: true);
+        bp = graph.Call(branch_pool, bp, nameof(branch_pool));
+        return graph.Concat(b1, b3, bd, bp);
     }
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,7 +17,7 @@ namespace Incept.Models.InceptionV3;
 /// and <c>Mixed_7b</c>/<c>7c</c> at 2×2 (the reductions <c>Mixed_6a</c> and <c>Mixed_7a</c> are unpadded, as in the
 /// reference); <c>AuxLogits</c> pools adaptively to 5×5.
 /// </remarks>
-public sealed class InceptionV3 : InceptionModel
+public sealed class InceptionV3 : InceptionModel, IOnnxExportable
 {
     private const int SmallMin = 13;
 
@@ -157,5 +158,30 @@ public sealed class InceptionV3 : InceptionModel
         if (preLogits) return x.MoveToOuterDisposeScope();
         x = dropout.call(x);
         return fc.call(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The evaluation-mode forward pass as ONNX: the aux head and dropout are left out.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue x)
+    {
+        x = graph.Call(Conv2d_1a_3x3, x, nameof(Conv2d_1a_3x3));
+        x = graph.Call(Conv2d_2a_3x3, x, nameof(Conv2d_2a_3x3));
+        x = graph.Call(Conv2d_2b_3x3, x, nameof(Conv2d_2b_3x3));
+        x = graph.Call(maxpool1, x, nameof(maxpool1));
+        x = graph.Call(Conv2d_3b_1x1, x, nameof(Conv2d_3b_1x1));
+        x = graph.Call(Conv2d_4a_3x3, x, nameof(Conv2d_4a_3x3));
+        x = graph.Call(maxpool2, x, nameof(maxpool2));
+        x = graph.Call(Mixed_5b, x, nameof(Mixed_5b));
+        x = graph.Call(Mixed_5c, x, nameof(Mixed_5c));
+        x = graph.Call(Mixed_5d, x, nameof(Mixed_5d));
+        x = graph.Call(Mixed_6a, x, nameof(Mixed_6a));
+        x = graph.Call(Mixed_6b, x, nameof(Mixed_6b));
+        x = graph.Call(Mixed_6c, x, nameof(Mixed_6c));
+        x = graph.Call(Mixed_6d, x, nameof(Mixed_6d));
+        x = graph.Call(Mixed_6e, x, nameof(Mixed_6e));
+        x = graph.Call(Mixed_7a, x, nameof(Mixed_7a));
+        x = graph.Call(Mixed_7b, x, nameof(Mixed_7b));
+        x = graph.Call(Mixed_7c, x, nameof(Mixed_7c));
+        x = graph.Flatten(graph.Call(avgpool, x, nameof(avgpool)));
+        return graph.Call(fc, x, nameof(fc));
     }
 }

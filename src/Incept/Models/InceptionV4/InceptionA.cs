@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ namespace Incept.Models.InceptionV4;
 /// Inception-A, the 35×35 block of Inception-v4 (paper Figure 4): 1×1, 1×1 → 3×3, 1×1 → 3×3 → 3×3 and
 /// 3×3 average pool → 1×1 branches of 96 channels each (384 → 384; all scaled by the model's width).
 /// </summary>
-public sealed class InceptionA : nn.Module<Tensor, Tensor>
+public sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -48,4 +49,7 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>
         return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
             .MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)), graph.Call(branch3, input, nameof(branch3)));
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ namespace Incept.Models.InceptionV4;
 /// Inception-B, the 17×17 block of Inception-v4 (paper Figure 5): 1×1, factorised 7×7 and doubly
 /// factorised 7×7 branches and an average pool → 1×1 branch (1024 → 1024 channels, scaled by the model's width).
 /// </summary>
-public sealed class InceptionB : nn.Module<Tensor, Tensor>
+public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -51,4 +52,7 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>
         return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
             .MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)), graph.Call(branch3, input, nameof(branch3)));
 }

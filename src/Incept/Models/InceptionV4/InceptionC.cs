@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -11,7 +12,7 @@ namespace Incept.Models.InceptionV4;
 /// scaled by the model's width).
 /// The split convolutions are flat children (<c>branch1_1a</c>, <c>branch2_3b</c>), as in the reference.
 /// </summary>
-public sealed class InceptionC : nn.Module<Tensor, Tensor>
+public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly BasicConv2d branch1_0;
@@ -71,5 +72,18 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>
         // N x 256 x 8 x 8
         return cat([x0, x1, x2, x3], 1).MoveToOuterDisposeScope();
         // N x (256 + 512 + 512 + 256) x 8 x 8
+    }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+    {
+        var x0 = graph.Call(branch0, input, nameof(branch0));
+        var x1 = graph.Call(branch1_0, input, nameof(branch1_0));
+        x1 = graph.Concat(graph.Call(branch1_1a, x1, nameof(branch1_1a)), graph.Call(branch1_1b, x1, nameof(branch1_1b)));
+        var x2 = graph.Call(branch2_0, input, nameof(branch2_0));
+        x2 = graph.Call(branch2_1, x2, nameof(branch2_1));
+        x2 = graph.Call(branch2_2, x2, nameof(branch2_2));
+        x2 = graph.Concat(graph.Call(branch2_3a, x2, nameof(branch2_3a)), graph.Call(branch2_3b, x2, nameof(branch2_3b)));
+        var x3 = graph.Call(branch3, input, nameof(branch3));
+        return graph.Concat(x0, x1, x2, x3);
     }
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -17,7 +18,7 @@ namespace Incept.Models.InceptionV4;
 /// stride-2 convolution and pool. A 28-pixel image then runs the stem at 28×28, Inception-A at 14×14, Inception-B
 /// at 6×6 and Inception-C at 2×2 (Reduction-A and -B stay unpadded, as in the reference).
 /// </remarks>
-public sealed class InceptionV4 : InceptionModel
+public sealed class InceptionV4 : InceptionModel, IOnnxExportable
 {
     private const int SmallMin = 13;
 
@@ -111,5 +112,13 @@ public sealed class InceptionV4 : InceptionModel
         if (preLogits) return x.MoveToOuterDisposeScope();
         return last_linear.call(x).MoveToOuterDisposeScope();
         // N x num_classes
+    }
+
+    /// <summary>The evaluation-mode forward pass as ONNX: dropout is left out.</summary>
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue x)
+    {
+        x = graph.Call(features, x, nameof(features));
+        x = graph.Flatten(graph.Call(global_pool, x, nameof(global_pool)));
+        return graph.Call(last_linear, x, nameof(last_linear));
     }
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.InceptionV4;
 /// 3×3/2 convolution to 96 channels, concatenated (64 → 160 channels). For small inputs the pool is an identity
 /// and the convolution has stride 1 and padding 1, so that the block keeps the resolution.
 /// </summary>
-public sealed class Mixed3a : nn.Module<Tensor, Tensor>
+public sealed class Mixed3a : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly nn.Module<Tensor, Tensor> maxpool;
     private readonly BasicConv2d conv;
@@ -39,4 +40,7 @@ public sealed class Mixed3a : nn.Module<Tensor, Tensor>
         // N x 64 x 147 x 147 → N x (64 + 96) x 73 x 73
         return cat([maxpool.call(input), conv.call(input)], 1).MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(maxpool, input, nameof(maxpool)), graph.Call(conv, input, nameof(conv)));
 }

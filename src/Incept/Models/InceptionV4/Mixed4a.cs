@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.InceptionV4;
 /// both unpadded in their last 3×3 (160 → 192 channels, the map shrinks by 2; padded for small inputs, so that
 /// the map keeps its size).
 /// </summary>
-public sealed class Mixed4a : nn.Module<Tensor, Tensor>
+public sealed class Mixed4a : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Sequential branch0;
     private readonly Sequential branch1;
@@ -46,4 +47,7 @@ public sealed class Mixed4a : nn.Module<Tensor, Tensor>
         // N x 160 x 73 x 73 → N x (96 + 96) x 71 x 71
         return cat([branch0.call(input), branch1.call(input)], 1).MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)));
 }

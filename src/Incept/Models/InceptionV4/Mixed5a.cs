@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace Incept.Models.InceptionV4;
 /// (192 → 384 channels). Note the order: convolution first, pool second (the reverse of <see cref="Mixed3a"/>).
 /// For small inputs both are padded by 1, so that the block halves the map exactly.
 /// </summary>
-public sealed class Mixed5a : nn.Module<Tensor, Tensor>
+public sealed class Mixed5a : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d conv;
     private readonly MaxPool2d maxpool;
@@ -40,4 +41,7 @@ public sealed class Mixed5a : nn.Module<Tensor, Tensor>
         // N x 192 x 71 x 71 → N x (192 + 192) x 35 x 35
         return cat([conv.call(input), maxpool.call(input)], 1).MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(conv, input, nameof(conv)), graph.Call(maxpool, input, nameof(maxpool)));
 }

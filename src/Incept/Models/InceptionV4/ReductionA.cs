@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -12,7 +13,7 @@ namespace Incept.Models.InceptionV4;
 /// and a stride-2 3×3 max pool, concatenated: 35×35 → 17×17 with <c>inChannels + m + n</c> channels (k, l, m
 /// and n scaled by the model's width).
 /// </summary>
-public sealed class ReductionA : nn.Module<Tensor, Tensor>
+public sealed class ReductionA : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
@@ -46,4 +47,7 @@ public sealed class ReductionA : nn.Module<Tensor, Tensor>
         // N x C x 35 x 35 → N x (n + m + C) x 17 x 17
         return cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1).MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)));
 }

@@ -1,3 +1,4 @@
+using Incept.Export;
 using Incept.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -9,7 +10,7 @@ namespace Incept.Models.InceptionV4;
 /// Reduction-B of Inception-v4 (paper Figure 8): 17×17 → 8×8, 1024 → 1536 channels (the branches scaled by the
 /// model's width).
 /// </summary>
-public sealed class ReductionB : nn.Module<Tensor, Tensor>
+public sealed class ReductionB : nn.Module<Tensor, Tensor>, IOnnxExportable
 {
     private readonly Sequential branch0;
     private readonly Sequential branch1;
@@ -43,4 +44,7 @@ public sealed class ReductionB : nn.Module<Tensor, Tensor>
         // N x 1024 x 17 x 17 → N x (192 + 320 + 1024) x 8 x 8
         return cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1).MoveToOuterDisposeScope();
     }
+
+    OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
+        => graph.Concat(graph.Call(branch0, input, nameof(branch0)), graph.Call(branch1, input, nameof(branch1)), graph.Call(branch2, input, nameof(branch2)));
 }

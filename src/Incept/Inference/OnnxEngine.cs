@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+using Incept.Export;
+using Incept.Runtime;
+using Microsoft.ML.OnnxRuntime;
+using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
+using static TorchSharp.torch;
+
+namespace Incept.Inference;
+
+/// <summary>How <see cref="OnnxEngine"/> sets up ONNX Runtime.</summary>
+public sealed record OnnxEngineOptions
+{
+    /// <summary>Threads one run may use; 0 lets ONNX Runtime choose (one per physical core).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Let ONNX Runtime rewrite the graph (fuse BatchNorms and activations into convolutions, …).</summary>
+    public bool Optimize { get; init; } = true;
+}
+
+/// <summary>
+/// Runs an ONNX file, such as one written by <see cref="OnnxExporter"/>, with ONNX Runtime on the CPU.
+/// </summary>
+public sealed class OnnxEngine : IInferenceEngine
+{
+    private readonly InferenceSession session;
+    private readonly RunOptions runOptions = new();
+    private readonly string[] inputNames;
+    private readonly string[] outputNames;
+
+    private OnnxEngine(InferenceSession session, OnnxModelInfo info)
+    {
+        this.session = session;
+        Info = info;
+        inputNames = [info.InputName];
+        outputNames = [info.OutputName];
+    }
+
+    /// <inheritdoc/>
+    public string Name => "onnx";
+
+    /// <summary>The file's input, output and metadata (model, classes, preprocessing).</summary>
+    public OnnxModelInfo Info { get; }
+
+    /// <summary>Loads the ONNX file at <paramref name="path"/>.</summary>
+    /// <exception cref="InceptException">The file is missing, or not an ONNX image classifier ONNX Runtime can load.</exception>
+    /// <exception cref="NativeLibraryException">ONNX Runtime's native library cannot be loaded.</exception>
+    public static OnnxEngine Open(string path, OnnxEngineOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        options ??= new OnnxEngineOptions();
+        ArgumentOutOfRangeException.ThrowIfNegative(options.Threads);
+        OnnxModelInfo.CheckExists(path);
+        InferenceSession? session = null;
+        try
+        {
+            using var sessionOptions = new SessionOptions
+            {
+                IntraOpNumThreads = options.Threads,
+                InterOpNumThreads = 1,
+                ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+                GraphOptimizationLevel = options.Optimize ? GraphOptimizationLevel.ORT_ENABLE_ALL : GraphOptimizationLevel.ORT_DISABLE_ALL,
+            };
+            session = new InferenceSession(path, sessionOptions);
+            if (session.InputMetadata.Count != 1 || session.OutputMetadata.Count < 1)
+                throw OnnxModelInfo.NotAModel(path, $"it has {session.InputMetadata.Count} inputs and {session.OutputMetadata.Count} outputs instead of one image input and a logits output");
+            var (inputName, input) = session.InputMetadata.First();
+            var (outputName, output) = session.OutputMetadata.First();
+            if (input.ElementDataType != TensorElementType.Float || output.ElementDataType != TensorElementType.Float)
+                throw OnnxModelInfo.NotAModel(path, "its input or output is not float32");
+            var info = OnnxModelInfo.From(path, session.ModelMetadata.CustomMetadataMap, inputName, Dims(input), outputName, Dims(output));
+            var engine = new OnnxEngine(session, info);
+            session = null;
+            return engine;
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw OnnxModelInfo.NotAModel(path, e.Message, e);
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new NativeLibraryException($"ONNX Runtime's native library (libonnxruntime) could not be loaded: {e.GetBaseException().Message}. Reinstall Incept, or use --engine torch.", e);
+        }
+        finally
+        {
+            session?.Dispose();
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// A file exported with a fixed batch size runs batches of any size: in chunks of that size, the last one padded
+    /// with zeros.
+    /// </remarks>
+    /// <exception cref="InputShapeException">The batch does not have the file's channels and image size.</exception>
+    public Tensor Run(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        CheckShape(input);
+        using var scope = NewDisposeScope();
+        var x = input.to(float32, CPU).contiguous();
+        long n = x.shape[0];
+        if (Info.BatchSize is not { } fixedBatch || fixedBatch == n) return RunBatch(x).MoveToOuterDisposeScope();
+        var chunks = new List<Tensor>();
+        for (long start = 0; start < n; start += fixedBatch)
+        {
+            var chunk = x[TensorIndex.Slice(start, Math.Min(n, start + fixedBatch))];
+            long rows = chunk.shape[0];
+            if (rows < fixedBatch) chunk = cat([chunk, zeros([fixedBatch - rows, .. chunk.shape[1..]], float32)], 0);
+            chunks.Add(RunBatch(chunk.contiguous())[TensorIndex.Slice(0, rows)]);
+        }
+
+        return cat(chunks, 0).MoveToOuterDisposeScope();
+    }
+
+    private Tensor RunBatch(Tensor x)
+    {
+        using var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, x.shape);
+        x.bytes.CopyTo(value.GetTensorMutableRawData());
+        using var outputs = session.Run(runOptions, inputNames, [value], outputNames);
+        var result = outputs[0];
+        var logits = empty(result.GetTensorTypeAndShape().Shape, float32);
+        MemoryMarshal.AsBytes(result.GetTensorDataAsSpan<float>()).CopyTo(logits.bytes);
+        return logits;
+    }
+
+    private void CheckShape(Tensor input)
+    {
+        var i = Info;
+        if (input.dim() == 4 && input.shape[1] == i.InChannels && input.shape[2] == i.Height && input.shape[3] == i.Width) return;
+        throw new InputShapeException($"'{Path.GetFileName(i.Path)}' takes batches shaped N×{i.InChannels}×{i.Height}×{i.Width}; got [{string.Join(", ", input.shape)}]. "
+            + "Preprocess the images to the file's input size (see its metadata), or export it again with --input-size.");
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        runOptions.Dispose();
+        session.Dispose();
+    }
+
+    private static long?[] Dims(NodeMetadata metadata)
+        => [.. metadata.Dimensions.Select(d => d > 0 ? d : (long?)null)];
+}

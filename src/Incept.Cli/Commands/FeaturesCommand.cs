@@ -24,12 +24,10 @@ internal static class FeaturesCommand
             images, weightsFile, layer, output, batchSize, format,
         };
         weights.AddTo(command);
-        command.Validators.Add(result =>
-        {
-            if (result.GetValue(batchSize) < 1) result.AddError("--batch-size must be at least 1.");
-        });
         command.SetAction(parse =>
         {
+            int size = parse.GetValue(batchSize);
+            if (size < 1) throw new InceptException($"--batch-size must be at least 1; got {size}.");
             var stdout = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var options = weights.Read(parse);
@@ -39,7 +37,6 @@ internal static class FeaturesCommand
             var extractor = new FeatureExtractor(loaded.Model, parse.GetValue(layer)!, options.Device);
             var files = ImageFiles.Expand(parse.GetValue(images)!);
             var preprocessor = ImageInputs.Preprocessor(loaded, file, error);
-            int size = parse.GetValue(batchSize);
             var rows = new List<Tensor>();
             var read = new List<string>();
             var failures = new List<ImageFailure>();

@@ -34,19 +34,10 @@ internal static class PredictCommand
             images, weightsFile, top, batchSize, engine, inputTensor, saveLogits, format,
         };
         weights.AddTo(command);
-        command.Validators.Add(result =>
-        {
-            bool hasImages = result.GetValue(images) is { Length: > 0 };
-            bool hasTensor = result.GetValue(inputTensor) is not null;
-            if (hasImages && hasTensor) result.AddError("Give either images or --input-tensor, not both.");
-            else if (!hasImages && !hasTensor) result.AddError("Name image files or folders to classify (or give --input-tensor with --save-logits).");
-            else if (hasTensor && result.GetValue(saveLogits) is null) result.AddError("--input-tensor needs --save-logits, the .npy file to write the logits to.");
-            if (hasTensor && result.GetValue(format) == "csv") result.AddError("--format csv lists image predictions; use table or json with --input-tensor.");
-            if (result.GetValue(top) < 1) result.AddError("--top must be at least 1.");
-            if (result.GetValue(batchSize) < 1) result.AddError("--batch-size must be at least 1.");
-        });
         command.SetAction(parse =>
         {
+            CheckArguments(parse.GetValue(images) is { Length: > 0 }, parse.GetValue(inputTensor) is not null, parse.GetValue(saveLogits) is not null,
+                parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize));
             var engineName = parse.GetValue(engine)!;
             if (engineName == "onnx")
                 throw new InceptException("The ONNX Runtime engine is not available in this build yet; use --engine torch with a TorchSharp-readable checkpoint.");
@@ -59,6 +50,16 @@ internal static class PredictCommand
                 : PredictImages(parse, loaded, runner, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!);
         });
         return command;
+    }
+
+    private static void CheckArguments(bool hasImages, bool hasTensor, bool hasLogitsFile, string format, int top, int batchSize)
+    {
+        if (hasImages && hasTensor) throw new InceptException("Give either images or --input-tensor, not both.");
+        if (!hasImages && !hasTensor) throw new InceptException("Name image files or folders to classify (or give --input-tensor with --save-logits).");
+        if (hasTensor && !hasLogitsFile) throw new InceptException("--input-tensor needs --save-logits, the .npy file to write the logits to.");
+        if (hasTensor && format == "csv") throw new InceptException("--format csv lists image predictions; use table or json with --input-tensor.");
+        if (top < 1) throw new InceptException($"--top must be at least 1; got {top}.");
+        if (batchSize < 1) throw new InceptException($"--batch-size must be at least 1; got {batchSize}.");
     }
 
     /// <summary>The engine called <paramref name="name"/> for <paramref name="loaded"/>.</summary>

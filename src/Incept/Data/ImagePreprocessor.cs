@@ -83,6 +83,7 @@ public sealed class ImagePreprocessor
         ArgumentNullException.ThrowIfNull(paths);
         var images = new FloatImage?[paths.Count];
         var errors = new string?[paths.Count];
+        var fatal = new Exception?[paths.Count];
         // Decoding and resizing are independent per file; the order of the results is kept.
         Parallel.For(0, paths.Count, i =>
         {
@@ -94,7 +95,15 @@ public sealed class ImagePreprocessor
             {
                 errors[i] = e.Message;
             }
+#pragma warning disable CA1031 // Any other failure is rethrown unwrapped below, not swallowed.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                fatal[i] = e;
+            }
         });
+        if (fatal.FirstOrDefault(e => e is not null) is { } first)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
 
         var loaded = new List<string>();
         var failures = new List<ImageFailure>();

@@ -55,31 +55,35 @@ public sealed class FeaturesTests : IDisposable
         TestImages.Write(dir.File("c.png"), 40, 64, gray: false, seed: 3),
     ];
 
+    /// <summary>A tap per naming scheme: a named child, a position in timm's <c>features</c>, a flat BN-Inception stage.</summary>
     [Theory]
-    [InlineData("googlenet")]
-    [InlineData("inception_v4")]
-    [InlineData("bn_inception")]
-    public void Every_feature_tap_is_saved_as_n_c_h_w_with_the_channels_feature_info_lists(string name)
+    [InlineData("googlenet", "inception4e")]
+    [InlineData("inception_v4", "features.9")]
+    [InlineData("bn_inception", "conv2_3x3")]
+    public void A_feature_tap_is_saved_as_n_c_h_w_with_the_channels_feature_info_lists(string name, string tap)
     {
         var weights = SaveCheckpoint(name, 3);
         var images = Images();
+        var outFile = dir.File($"{tap}.npy");
+        var (code, output, error) = Run(["features", "--weights", weights, .. images, "--layer", tap, "--out", outFile, "--format", "json", "--batch-size", "2"]);
+        Assert.True(code == 0, error);
+
         using var loaded = CheckpointLoader.Load(weights);
-        foreach (var info in loaded.Model.FeatureInfo)
-        {
-            var outFile = dir.File($"{info.Module}.npy");
-            var (code, output, error) = Run(["features", "--weights", weights, .. images, "--layer", info.Module, "--out", outFile, "--format", "json", "--batch-size", "2"]);
-            Assert.True(code == 0, error);
-            using var features = Npy.Read(outFile);
-            Assert.Equal(4, features.dim());
-            Assert.Equal(3, features.shape[0]);
-            Assert.Equal(info.NumChannels, features.shape[1]);
-            // The small-input stem keeps 32-pixel inputs at 32 / reduction pixels, give or take the unpadded convolutions.
-            Assert.InRange(features.shape[2], 1, 32 / info.Reduction + 1);
-            Assert.Equal(features.shape[2], features.shape[3]);
-            var root = JsonDocument.Parse(output).RootElement;
-            Assert.Equal(features.shape, root.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
-            Assert.Equal(images, root.GetProperty("images").EnumerateArray().Select(e => e.GetString()));
-        }
+        var info = loaded.Model.FeatureInfo.Single(f => f.Module == tap);
+        using var saved = Npy.Read(outFile);
+        Assert.Equal(4, saved.dim());
+        Assert.Equal([3L, info.NumChannels], saved.shape[..2]);
+        // The small-input stem keeps 32-pixel inputs at about 32 / reduction pixels (unpadded convolutions shave some).
+        Assert.InRange(saved.shape[2], 1, 32 / info.Reduction + 1);
+        Assert.Equal(saved.shape[2], saved.shape[3]);
+        var root = JsonDocument.Parse(output).RootElement;
+        Assert.Equal(saved.shape, root.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal(images, root.GetProperty("images").EnumerateArray().Select(e => e.GetString()));
+
+        // Batches of two through the command line equal one batch of three in process.
+        using var batch = new ImagePreprocessor(Spec, 3).LoadBatch(images);
+        using var direct = new FeatureExtractor(loaded.Model, tap).Extract(batch.Images!);
+        Assert.True(saved.allclose(direct, rtol: 1e-5, atol: 1e-6));
     }
 
     [Fact]

@@ -26,6 +26,7 @@ public static class InceptCli
         root.Subcommands.Add(WeightsCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(PredictCommand.Create());
+        root.Subcommands.Add(FeaturesCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());

@@ -1,43 +1,170 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
+using Incept.Data;
+using Incept.Inference;
 using Incept.Weights;
-using TorchSharp;
+using Spectre.Console;
 using static TorchSharp.torch;
 
 namespace Incept.Cli.Commands;
 
-/// <summary><c>incept predict</c>: logits for an N×C×H×W tensor (the scripting path; images come later).</summary>
+/// <summary>
+/// <c>incept predict</c>: the most probable classes of image files (or folders of them), prepared as the weights say;
+/// or, for scripts, the logits of an already preprocessed N×C×H×W tensor.
+/// </summary>
 internal static class PredictCommand
 {
     public static Command Create()
     {
-        var weightsFile = new Option<string>("--weights") { Description = "Checkpoint to load.", Required = true };
-        var inputTensor = new Option<string>("--input-tensor") { Description = "float32 or float64 N×C×H×W .npy file, already preprocessed.", Required = true };
-        var saveLogits = new Option<string>("--save-logits") { Description = ".npy file to write the float32 N×classes logits to.", Required = true };
-        var format = CommonOptions.Format();
+        var images = new Argument<string[]>("images") { Description = "Image files or folders of images (searched recursively).", Arity = ArgumentArity.ZeroOrMore };
+        var weightsFile = new Option<string>("--weights") { Description = "Weights to load.", Required = true };
+        var top = new Option<int>("--top") { Description = "Classes to show per image.", DefaultValueFactory = _ => 5 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 16 };
+        var engine = new Option<string>("--engine") { Description = "What runs the network: torch (TorchSharp) or onnx (ONNX Runtime).", DefaultValueFactory = _ => "torch" };
+        engine.AcceptOnlyFromAmong("torch", "onnx");
+        var inputTensor = new Option<string?>("--input-tensor") { Description = "Instead of images: a float32 or float64 N×C×H×W .npy file, already preprocessed." };
+        var saveLogits = new Option<string?>("--save-logits") { Description = ".npy file to write the float32 N×classes logits to (rows in the order of the images read)." };
+        var format = new Option<string>("--format") { Description = "Output format: table, json or csv.", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong("table", "json", "csv");
         var weights = new WeightsOptions();
-        var command = new Command("predict", "Run a model on a preprocessed input tensor and save its logits.") { weightsFile, inputTensor, saveLogits, format };
+        var command = new Command("predict", "Classify images with a model and show the most probable classes (or save the logits of a preprocessed tensor).")
+        {
+            images, weightsFile, top, batchSize, engine, inputTensor, saveLogits, format,
+        };
         weights.AddTo(command);
         command.SetAction(parse =>
         {
-            var output = parse.InvocationConfiguration.Output;
+            CheckArguments(parse.GetValue(images) is { Length: > 0 }, parse.GetValue(inputTensor) is not null, parse.GetValue(saveLogits) is not null,
+                parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize));
+            var engineName = parse.GetValue(engine)!;
+            if (engineName == "onnx")
+                throw new InceptException("The ONNX Runtime engine is not available in this build yet; use --engine torch with a TorchSharp-readable checkpoint.");
             var options = weights.Read(parse);
-            using var loaded = CheckpointLoader.Load(parse.GetValue(weightsFile)!, options);
-            using var input = Npy.Read(parse.GetValue(inputTensor)!);
-            if (input.dtype is not (ScalarType.Float32 or ScalarType.Float64))
-                throw new InceptException($"The input tensor must be float32 or float64; '{parse.GetValue(inputTensor)}' is {input.dtype}.");
-            using var _ = no_grad();
-            using var scope = NewDisposeScope();
-            var x = input.to_type(ScalarType.Float32).to(options.Device ?? CPU);
-            var logits = loaded.Model.call(x).Logits.cpu();
-            var path = parse.GetValue(saveLogits)!;
-            Npy.Write(path, logits);
-            if (parse.GetValue(format) == "json")
-                output.WriteLine(JsonSerializer.Serialize(new { model = loaded.Spec.Name, logits = path, shape = logits.shape }, CommonOptions.Json));
-            else
-                output.WriteLine($"Wrote {path}: logits [{string.Join(", ", logits.shape)}] from {loaded.Spec.Name}.");
-            return 0;
+            var file = parse.GetValue(weightsFile)!;
+            using var loaded = CheckpointLoader.Load(file, options);
+            using var runner = OpenEngine(engineName, loaded, options.Device);
+            return parse.GetValue(inputTensor) is { } tensorFile
+                ? PredictTensor(parse.InvocationConfiguration.Output, loaded, runner, tensorFile, parse.GetValue(saveLogits)!, parse.GetValue(format)!)
+                : PredictImages(parse, loaded, runner, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!);
         });
         return command;
+    }
+
+    private static void CheckArguments(bool hasImages, bool hasTensor, bool hasLogitsFile, string format, int top, int batchSize)
+    {
+        if (hasImages && hasTensor) throw new InceptException("Give either images or --input-tensor, not both.");
+        if (!hasImages && !hasTensor) throw new InceptException("Name image files or folders to classify (or give --input-tensor with --save-logits).");
+        if (hasTensor && !hasLogitsFile) throw new InceptException("--input-tensor needs --save-logits, the .npy file to write the logits to.");
+        if (hasTensor && format == "csv") throw new InceptException("--format csv lists image predictions; use table or json with --input-tensor.");
+        if (top < 1) throw new InceptException($"--top must be at least 1; got {top}.");
+        if (batchSize < 1) throw new InceptException($"--batch-size must be at least 1; got {batchSize}.");
+    }
+
+    /// <summary>The engine called <paramref name="name"/> for <paramref name="loaded"/>.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Every engine comes through here; ONNX Runtime's joins TorchSharp's.")]
+    private static IInferenceEngine OpenEngine(string name, LoadedModel loaded, Device? device) => name switch
+    {
+        "torch" => new TorchEngine(loaded.Model, device),
+        _ => throw new InceptException($"Unknown engine '{name}'; use torch or onnx."),
+    };
+
+    private static int PredictTensor(TextWriter output, LoadedModel loaded, IInferenceEngine engine, string tensorFile, string logitsFile, string format)
+    {
+        using var input = Npy.Read(tensorFile);
+        if (input.dtype is not (ScalarType.Float32 or ScalarType.Float64))
+            throw new InceptException($"The input tensor must be float32 or float64; '{tensorFile}' is {input.dtype}.");
+        using var x = input.to_type(ScalarType.Float32);
+        using var logits = engine.Run(x);
+        Npy.Write(logitsFile, logits);
+        if (format == "json")
+            output.WriteLine(JsonSerializer.Serialize(new { model = loaded.Spec.Name, engine = engine.Name, logits = logitsFile, shape = logits.shape }, CommonOptions.Json));
+        else
+            output.WriteLine($"Wrote {logitsFile}: logits [{string.Join(", ", logits.shape)}] from {loaded.Spec.Name}.");
+        return 0;
+    }
+
+    private static int PredictImages(ParseResult parse, LoadedModel loaded, IInferenceEngine engine, string weightsFile, string[] paths, int top, int batchSize, string? logitsFile, string format)
+    {
+        var output = parse.InvocationConfiguration.Output;
+        var error = parse.InvocationConfiguration.Error;
+        if (loaded.Model.NumClasses == 0)
+            throw new InceptException($"'{weightsFile}' holds {loaded.Spec.Name} without a classifier, so it predicts no classes; use 'incept features' for its embeddings.");
+        var files = ImageFiles.Expand(paths);
+        var labels = ClassLabels.Resolve(loaded.Model.NumClasses, loaded.ClassNames, loaded.Weights?.Labels);
+        var predictor = new Predictor(engine, ImageInputs.Preprocessor(loaded, weightsFile, error), labels);
+        var predictions = new List<ImagePrediction>();
+        var failures = new List<ImageFailure>();
+        BatchProgress.Run(error, "Predicting", files.Count, done =>
+        {
+            for (int start = 0; start < files.Count; start += batchSize)
+            {
+                var batch = files.Skip(start).Take(batchSize).ToList();
+                var result = predictor.Predict(batch, top);
+                predictions.AddRange(result.Predictions);
+                failures.AddRange(result.Failures);
+                done(batch.Count);
+            }
+        });
+
+        if (logitsFile is not null && predictions.Count > 0)
+        {
+            using var logits = tensor(predictions.SelectMany(p => p.Logits).ToArray(), [predictions.Count, labels.Count], ScalarType.Float32);
+            Npy.Write(logitsFile, logits);
+        }
+
+        switch (format)
+        {
+            case "json":
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    model = loaded.Spec.Name, engine = engine.Name, preprocess = predictor.Preprocessor.Spec,
+                    predictions = predictions.Select(p => new
+                    {
+                        image = p.Path,
+                        top = p.Top.Select(s => new { index = s.Index, label = s.Label, probability = s.Probability, logit = s.Logit }),
+                    }),
+                    failed = failures.Select(f => new { image = f.Path, error = f.Message }),
+                    logits = predictions.Count > 0 ? logitsFile : null,
+                }, CommonOptions.Json));
+                break;
+            case "csv":
+                output.WriteLine("image,rank,index,label,probability,logit");
+                foreach (var p in predictions)
+                {
+                    for (int r = 0; r < p.Top.Count; r++)
+                    {
+                        var s = p.Top[r];
+                        output.WriteLine(string.Join(',', Csv(p.Path), (r + 1).ToString(CultureInfo.InvariantCulture), s.Index.ToString(CultureInfo.InvariantCulture),
+                            Csv(s.Label), s.Probability.ToString("R", CultureInfo.InvariantCulture), s.Logit.ToString("R", CultureInfo.InvariantCulture)));
+                    }
+                }
+                break;
+            default:
+                var console = InceptCli.Console(output);
+                var table = new Table().AddColumn("image").AddColumn(new TableColumn("#").RightAligned()).AddColumn("class")
+                    .AddColumn(new TableColumn("index").RightAligned()).AddColumn(new TableColumn("probability").RightAligned());
+                foreach (var p in predictions)
+                {
+                    for (int r = 0; r < p.Top.Count; r++)
+                    {
+                        var s = p.Top[r];
+                        table.AddRow(r == 0 ? Markup.Escape(p.Path) : "", $"{r + 1}", Markup.Escape(s.Label), $"{s.Index}", $"{s.Probability:P2}");
+                    }
+                }
+                if (predictions.Count > 0) console.Write(table);
+                if (logitsFile is not null && predictions.Count > 0) console.WriteLine($"Logits: {logitsFile}");
+                break;
+        }
+
+        return ImageInputs.ReportFailures(error, failures, files.Count);
+    }
+
+    /// <summary>A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).</summary>
+    private static string Csv(string value)
+    {
+        if (value.IndexOfAny([',', '"', '\n', '\r']) < 0) return value;
+        return new StringBuilder("\"").Append(value.Replace("\"", "\"\"", StringComparison.Ordinal)).Append('"').ToString();
     }
 }

@@ -4,8 +4,9 @@ namespace Incept.Data;
 
 /// <summary>
 /// Turns an 8-bit image into a network input: converts it to float CHW in [0, 1], then applies the
-/// transforms in order. All transforms operate on floats, so there is no rounding to 8 bits between steps as
-/// with PIL (results differ from PIL pipelines by at most about half a grey level).
+/// transforms in order. Transforms operate on floats without rounding to 8 bits between steps, except the
+/// evaluation resize, which rounds as Pillow does (see <see cref="Evaluation"/>); training augmentations therefore
+/// differ from PIL pipelines by up to about one grey level.
 /// </summary>
 public sealed class ImagePipeline
 {
@@ -36,7 +37,10 @@ public sealed class ImagePipeline
     /// <summary>
     /// Evaluation preprocessing of <paramref name="spec"/>, as timm builds it: grayscale to three channels (when
     /// the spec has three means), resize the shorter side to floor(InputSize / CropFraction) with the spec's
-    /// filter (antialiased), centre crop InputSize squared, normalise.
+    /// filter, centre crop InputSize squared, normalise. An antialiased bilinear or bicubic resize runs in Pillow's
+    /// 8-bit arithmetic (<see cref="Resampler.ResizeEightBit"/>), as the reference loaders resize PIL images, so that
+    /// the network sees the pixels it was evaluated on; without antialiasing it resizes in float, as torchvision does
+    /// on tensors.
     /// </summary>
     public static ImagePipeline Evaluation(PreprocessSpec spec)
     {
@@ -46,7 +50,8 @@ public sealed class ImagePipeline
         int resized = (int)Math.Floor(spec.InputSize / spec.CropFraction);
         var steps = new List<IImageTransform>();
         if (spec.Mean.Length == 3) steps.Add(new GrayscaleToRgb());
-        steps.Add(new Resize(resized, interpolation));
+        bool eightBit = spec.Antialias && interpolation != Interpolation.Nearest;
+        steps.Add(new Resize(resized, interpolation, spec.Antialias, eightBit));
         steps.Add(new CenterCrop(spec.InputSize));
         steps.Add(Normalize.From(spec));
         return new ImagePipeline([.. steps]);

@@ -16,6 +16,10 @@ namespace Incept.Data;
 /// <param name="Std">Per-channel standard deviation divided by, in the output channel order and in <paramref name="Scale"/> units.</param>
 /// <param name="Bgr">Whether the network takes channels in BGR order (Caffe-trained weights) rather than RGB.</param>
 /// <param name="Scale">What the brightest value maps to before normalisation: 1 for [0, 1] inputs, 255 for [0, 255].</param>
+/// <param name="Antialias">
+/// Whether the evaluation resize widens its filter when shrinking, as Pillow and torchvision's <c>antialias=True</c>
+/// do (true for every published Inception weight set; absent from older metadata, where it means true).
+/// </param>
 #pragma warning disable CA1819 // A plain record: the arrays are metadata values that are never mutated.
 public sealed record PreprocessSpec(
     int InputSize,
@@ -24,5 +28,6 @@ public sealed record PreprocessSpec(
     float[] Mean,
     float[] Std,
     bool Bgr,
-    double Scale);
+    double Scale,
+    bool Antialias = true);
 #pragma warning restore CA1819

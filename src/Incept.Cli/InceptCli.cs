@@ -30,6 +30,7 @@ public static class InceptCli
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(CamCommand.Create());
         return root;
     }
 

@@ -11,7 +11,7 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model to train (see 'incept models').", DefaultValueFactory = _ => "googlenet" };
+        var model = new Option<string?>("--model") { Description = "Model to train (see 'incept models'; default googlenet). With --from: names the architecture of a file that does not say." };
         var data = new Option<string>("--data") { Description = "fashion-mnist, or a folder of IDX files, CIFAR-10 batches, or train/ and test/ image folders.", DefaultValueFactory = _ => DataSources.FashionMnistName };
         var recipe = new Option<string>("--recipe") { Description = $"Recipe preset ({string.Join(", ", Recipe.Names)}) or a JSON file.", DefaultValueFactory = _ => "fast" };
         var set = new Option<string[]>("--set") { Description = "Override a recipe field, as field=value (repeatable).", AllowMultipleArgumentsPerToken = false };
@@ -29,28 +29,41 @@ internal static class TrainCommand
         var device = new Option<string>("--device") { Description = "cpu or cuda.", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong("cpu", "cuda");
         var workers = new Option<int>("--workers") { Description = "Threads preparing batches.", DefaultValueFactory = _ => 2 };
+        var from = new Option<string?>("--from") { Description = "Fine-tune: start from these weights (Incept, torchvision, timm, facenet or Cadene file) with a new classifier for the data's classes." };
+        var fromKeys = new Option<string>("--from-keys") { Description = "Key scheme of the --from file: auto, torchvision, timm, facenet, cadene.", DefaultValueFactory = _ => "auto" };
+        fromKeys.AcceptOnlyFromAmong("auto", "torchvision", "timm", "facenet", "cadene");
+        var freeze = new Option<bool>("--freeze-backbone") { Description = "With --from: train only the new classifier; the backbone's weights and BatchNorm statistics stay as loaded." };
+        var unfreezeAfter = new Option<int?>("--unfreeze-after") { Description = "With --freeze-backbone: train the whole network after this many epochs." };
         var format = CommonOptions.Format();
         var command = new Command("train", "Train a model; writes checkpoints, metrics.jsonl, TensorBoard events, plots and model.safetensors into the run folder.")
         {
-            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, workers, format,
+            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, workers,
+            from, fromKeys, freeze, unfreezeAfter, format,
         };
         command.SetAction((parse, cancellation) =>
         {
             var output = parse.InvocationConfiguration.Output;
             bool json = parse.GetValue(format) == "json";
+            var explicitModel = parse.GetValue(model);
+            var modelName = explicitModel ?? "googlenet";
+            if (explicitModel is not null) Registry.ModelRegistry.Get(explicitModel);
+            var fineTune = ReadFineTune(parse, from, fromKeys, freeze, unfreezeAfter, explicitModel);
+            if (fineTune is not null && parse.GetValue(width) is not null)
+                throw new InceptException("With --from the width comes from the weights; leave out --width.");
+            if (fineTune is not null && !File.Exists(fineTune.Weights) && !Directory.Exists(fineTune.Weights))
+                throw new InceptException($"Weights file '{fineTune.Weights}' does not exist. Check the --from path.");
             WeightsOptions.ParseDevice(parse.GetValue(device)!);
             var source = DataSources.Open(parse.GetValue(data)!);
             var chosenRecipe = LoadRecipe(parse.GetValue(recipe)!, parse.GetValue(set) ?? []);
             int nativeOrDefault = parse.GetValue(inputSize) ?? source.ImageSize ?? 224;
-            var modelName = parse.GetValue(model)!;
-            Registry.ModelRegistry.Get(modelName);
+            var runName = fineTune is null ? modelName : $"{Path.GetFileNameWithoutExtension(fineTune.Weights)}-finetune";
             var options = new TrainOptions
             {
-                Model = modelName, Recipe = chosenRecipe, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize),
+                FineTune = fineTune, Model = modelName, Recipe = chosenRecipe, Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize),
                 LearningRate = parse.GetValue(lr), Width = parse.GetValue(width) ?? (nativeOrDefault <= 64 ? 0.25 : 1.0),
                 InputSize = parse.GetValue(inputSize), SmallInput = parse.GetValue(smallInput), Aux = parse.GetValue(noAux) ? false : null,
                 ValidationFraction = parse.GetValue(valSplit), Seed = parse.GetValue(seed), Resume = parse.GetValue(resume),
-                OutDir = parse.GetValue(outDir) ?? Path.Combine("runs", $"{modelName}-{Path.GetFileName(source.Name.TrimEnd('/'))}"),
+                OutDir = parse.GetValue(outDir) ?? Path.Combine("runs", $"{runName}-{Path.GetFileName(source.Name.TrimEnd('/'))}"),
                 Device = parse.GetValue(device)!, Workers = parse.GetValue(workers),
             };
             var console = InceptCli.Console(json ? parse.InvocationConfiguration.Error : output);
@@ -60,7 +73,8 @@ internal static class TrainCommand
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
                     test_top1 = result.TestTop1, test_top5 = result.TestTop5, epochs = result.Epochs, seconds = Math.Round(result.Seconds, 1),
-                    weights = result.Weights, run_dir = result.RunDir, best_epoch = result.BestEpoch, model = modelName, incomplete = result.Incomplete,
+                    weights = result.Weights, run_dir = result.RunDir, best_epoch = result.BestEpoch, model = result.Model, incomplete = result.Incomplete,
+                    fine_tuned_from = fineTune?.Weights,
                     artifacts = result.Artifacts,
                 }, CommonOptions.JsonLine));
             }
@@ -75,6 +89,26 @@ internal static class TrainCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    private static FineTuneOptions? ReadFineTune(ParseResult parse, Option<string?> from, Option<string> fromKeys, Option<bool> freeze,
+        Option<int?> unfreezeAfter, string? model)
+    {
+        var weights = parse.GetValue(from);
+        if (weights is null)
+        {
+            if (parse.GetValue(freeze) || parse.GetValue(unfreezeAfter) is not null)
+                throw new InceptException("--freeze-backbone and --unfreeze-after fine-tune pretrained weights; give them with --from <weights>.");
+            return null;
+        }
+
+        return new FineTuneOptions
+        {
+            Weights = weights,
+            Load = new Weights.CheckpointOptions { Model = model, From = Enum.Parse<Weights.KeyFormat>(parse.GetValue(fromKeys)!, ignoreCase: true) },
+            FreezeBackbone = parse.GetValue(freeze),
+            UnfreezeAfter = parse.GetValue(unfreezeAfter),
+        };
     }
 
     private static Recipe LoadRecipe(string name, string[] overrides)

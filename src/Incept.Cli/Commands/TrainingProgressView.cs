@@ -9,7 +9,8 @@ internal static class TrainingProgressView
 {
     public static TrainResult Run(IAnsiConsole console, TrainOptions options, DataSource data, CancellationToken cancellation)
     {
-        console.MarkupLine($"Training [bold]{Markup.Escape(options.Model)}[/] on {Markup.Escape(data.Name)} ({data.Train.Count:N0} train / {data.Test.Count:N0} test images) with the {Markup.Escape(options.Recipe.Name)} recipe → {Markup.Escape(options.OutDir)}");
+        var what = options.FineTune is { } ft ? $"Fine-tuning [bold]{Markup.Escape(Path.GetFileName(ft.Weights))}[/]{(ft.FreezeBackbone ? " (backbone frozen" + (ft.UnfreezeAfter is { } n ? $" for {n} epochs)" : ")") : "")}" : $"Training [bold]{Markup.Escape(options.Model)}[/]";
+        console.MarkupLine($"{what} on {Markup.Escape(data.Name)} ({data.Train.Count:N0} train / {data.Test.Count:N0} test images) with the {Markup.Escape(options.Recipe.Name)} recipe → {Markup.Escape(options.OutDir)}");
         if (!console.Profile.Capabilities.Interactive)
         {
             var lines = new ActionProgress(p =>

@@ -10,6 +10,8 @@ namespace Incept.Models;
 /// </summary>
 public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
 {
+    private nn.Module[] heldInEvaluation = [];
+
     /// <summary>Builds the shared part of a model.</summary>
     protected InceptionModel(string name, ModelConfig config) : base(name)
     {
@@ -61,6 +63,33 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
     /// By default the registered children.
     /// </summary>
     public virtual IEnumerable<(string Name, nn.Module Module)> Stages() => named_children();
+
+    /// <summary>
+    /// Modules that stay in evaluation mode when the model is switched to training mode: the BatchNorm layers of a
+    /// frozen backbone, whose running statistics must not move (see <see cref="HoldInEvaluation"/>). Empty by default.
+    /// </summary>
+    public IReadOnlyList<nn.Module> HeldInEvaluation => heldInEvaluation;
+
+    /// <summary>
+    /// Keeps <paramref name="modules"/> (submodules of this model) in evaluation mode from now on, whatever
+    /// <see cref="train"/> asks, until the next call replaces the set; an empty set releases them. Applies the current
+    /// mode at once.
+    /// </summary>
+    public void HoldInEvaluation(IEnumerable<nn.Module> modules)
+    {
+        ArgumentNullException.ThrowIfNull(modules);
+        var previous = heldInEvaluation;
+        heldInEvaluation = [.. modules];
+        foreach (var m in previous) m.train(training);
+        train(training);
+    }
+
+    /// <summary>Sets training or evaluation mode; modules in <see cref="HeldInEvaluation"/> stay in evaluation mode.</summary>
+    public override void train(bool train = true)
+    {
+        base.train(train);
+        foreach (var m in heldInEvaluation) m.train(false);
+    }
 
     /// <summary>Runs the network; auxiliary heads run only in training.</summary>
     public override ModelOutput forward(Tensor input)

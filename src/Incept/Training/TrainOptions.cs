@@ -1,9 +1,11 @@
+using Incept.Weights;
+
 namespace Incept.Training;
 
 /// <summary>What to train and how; every value not given comes from the recipe or the data.</summary>
 public sealed record TrainOptions
 {
-    /// <summary>Registry name of the architecture.</summary>
+    /// <summary>Registry name of the architecture (with <see cref="FineTune"/>, the weights' architecture is used instead).</summary>
     public string Model { get; init; } = "googlenet";
 
     /// <summary>The recipe (optimizer, schedule, regularisation).</summary>
@@ -18,13 +20,16 @@ public sealed record TrainOptions
     /// <summary>Peak learning rate; null scales the recipe's to the batch size (linear rule).</summary>
     public double? LearningRate { get; init; }
 
-    /// <summary>Width multiplier (0.25–1).</summary>
+    /// <summary>Width multiplier (0.25–1); with <see cref="FineTune"/>, the weights' width is used instead.</summary>
     public double Width { get; init; } = 1.0;
 
     /// <summary>Input side in pixels; null takes the data's native size for small images, else the model's default.</summary>
     public int? InputSize { get; init; }
 
-    /// <summary>Use the small-input stem; null decides from the input size (64 px or less).</summary>
+    /// <summary>
+    /// Use the small-input stem; null decides from the input size (64 px or less). With <see cref="FineTune"/> the stem
+    /// is the weights' and a different value is refused.
+    /// </summary>
     public bool? SmallInput { get; init; }
 
     /// <summary>Build and train the auxiliary heads; null: when the family has them and the recipe weighs them.</summary>
@@ -50,4 +55,38 @@ public sealed record TrainOptions
 
     /// <summary>Stop after this many epochs of this invocation (for tests and time-boxed runs); null runs to the end.</summary>
     public int? StopAfterEpochs { get; init; }
+
+    /// <summary>Start from pretrained weights with a new classifier (fine-tuning) instead of from scratch; null: from scratch.</summary>
+    public FineTuneOptions? FineTune { get; init; }
+}
+
+/// <summary>
+/// Fine-tuning: the model, its width, stem and input channels come from <see cref="Weights"/>; its classifier is replaced
+/// by a fresh one for the data's classes and the auxiliary heads are left out. By default the preprocessing is the
+/// weights' (input size, crop, interpolation, mean and standard deviation), so that the backbone sees inputs prepared as
+/// it was trained; grayscale data is repeated to three channels for RGB weights.
+/// </summary>
+public sealed record FineTuneOptions
+{
+    /// <summary>The pretrained weights: a file Incept saved, or a published or converted checkpoint in another key scheme.</summary>
+    public required string Weights { get; init; }
+
+    /// <summary>
+    /// How to read <see cref="Weights"/> (model name for files that do not say, key scheme, strictness);
+    /// <see cref="CheckpointOptions.SkipClassifier"/>, <see cref="CheckpointOptions.NumClasses"/> and
+    /// <see cref="CheckpointOptions.Device"/> are set by the trainer.
+    /// </summary>
+    public CheckpointOptions Load { get; init; } = new();
+
+    /// <summary>
+    /// Train only the new classifier: every other parameter is frozen and every BatchNorm layer of the backbone stays in
+    /// evaluation mode, so its running statistics do not change (<see cref="Freezing"/>).
+    /// </summary>
+    public bool FreezeBackbone { get; init; }
+
+    /// <summary>
+    /// With <see cref="FreezeBackbone"/>: after this many epochs the whole network trains (BatchNorm layers back in
+    /// training mode) with a new optimizer over all parameters; null keeps the backbone frozen to the end.
+    /// </summary>
+    public int? UnfreezeAfter { get; init; }
 }

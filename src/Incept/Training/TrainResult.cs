@@ -23,6 +23,9 @@ public sealed record TrainResult
     /// <summary>The run folder.</summary>
     public required string RunDir { get; init; }
 
+    /// <summary>Registry name of the architecture trained.</summary>
+    public string Model { get; init; } = "";
+
     /// <summary>The final weights (the best epoch by validation accuracy), loadable on their own.</summary>
     public required string Weights { get; init; }
 

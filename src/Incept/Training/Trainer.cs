@@ -37,26 +37,26 @@ public static class Trainer
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(data);
-        var plan = Plan.Create(options, data);
-        Directory.CreateDirectory(options.OutDir);
         var device = torch.device(options.Device);
-
-        manual_seed(DataLoader.SampleSeed(options.Seed, -1, -1));
-        using var model = ModelFactory.Create(plan.Spec, plan.Config, device);
-        if (plan.InputSize < model.MinInputSize)
-            throw new InputShapeException($"{plan.Spec.Name} needs inputs of at least {model.MinInputSize} pixels with these settings; the data is {plan.InputSize}. Use --input-size {model.MinInputSize}{(plan.Config.SmallInput ? "" : " or --small-input")}.");
-        if (plan.Config.AuxLogits && plan.InputSize < model.MinAuxInputSize)
-            throw new InputShapeException($"{plan.Spec.Name}'s auxiliary heads need training inputs of at least {model.MinAuxInputSize} pixels; the data is {plan.InputSize}. Use --no-aux or a larger --input-size.");
-        using var optimizer = plan.Recipe.CreateOptimizer(model, plan.LearningRate);
-        var schedule = plan.Recipe.CreateSchedule(plan.Epochs);
-        using var ema = plan.Recipe.CreateEma(model);
+        var (plan, model) = Build(options, data, device);
+        using var _ = model;
+        Directory.CreateDirectory(options.OutDir);
 
         var state = new RunState { Signature = plan.Signature };
         var checkpoint = Path.Combine(options.OutDir, CheckpointDir);
         if (options.Resume)
-            state = LoadCheckpoint(checkpoint, plan, model, (OptimizerHelper)optimizer, ema);
+            state = ReadState(checkpoint, plan);
         else if (File.Exists(Path.Combine(checkpoint, "state.json")))
             throw new InceptException($"'{options.OutDir}' already holds a training run. Continue it with --resume, or choose another --out.");
+
+        // The optimizer covers exactly the parameters that train in the current phase; a resumed run re-enters the phase
+        // its checkpoint was written in, so the saved optimizer state matches.
+        bool frozen = plan.FreezeBackbone && (plan.UnfreezeAfter is not { } after || state.EpochsDone < after);
+        if (frozen) Freezing.FreezeBackbone(model, plan.Spec);
+        using var optimizer = new PhaseOptimizer(plan.Recipe.CreateOptimizer(model, plan.LearningRate));
+        var schedule = plan.Recipe.CreateSchedule(plan.Epochs);
+        using var ema = plan.Recipe.CreateEma(model);
+        if (options.Resume) LoadCheckpoint(checkpoint, model, optimizer.Current, ema);
 
         var trainLoader = new DataLoader(plan.Train, plan.TrainPipeline, new DataLoaderOptions
         {
@@ -75,7 +75,7 @@ public static class Trainer
             cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             manual_seed(DataLoader.SampleSeed(options.Seed, epoch, -2));
-            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, optimizer, schedule, ema, plan, trainLoader, epoch, device, progress, cancellation);
+            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, progress, cancellation);
             ema?.Swap(model);
             try
             {
@@ -102,8 +102,17 @@ public static class Trainer
             }
 
             state.EpochsDone = epoch + 1;
+            if (frozen && state.EpochsDone == plan.UnfreezeAfter)
+            {
+                // From here the whole network trains, with a fresh optimizer over every parameter. The switch happens
+                // before the checkpoint is written, so that a resumed run finds the optimizer of the phase it resumes in.
+                Freezing.Unfreeze(model);
+                optimizer.Replace(plan.Recipe.CreateOptimizer(model, plan.LearningRate));
+                frozen = false;
+            }
+
             WriteMetrics(options.OutDir, state.History);
-            SaveCheckpoint(checkpoint, model, (OptimizerHelper)optimizer, ema, state);
+            SaveCheckpoint(checkpoint, model, optimizer.Current, ema, state);
         }
 
         var artifacts = new Dictionary<string, string>
@@ -117,7 +126,7 @@ public static class Trainer
             var last = state.History.LastOrDefault();
             return new TrainResult
             {
-                RunDir = options.OutDir, Weights = weightsPath, Epochs = state.EpochsDone, Seconds = state.Seconds,
+                RunDir = options.OutDir, Model = plan.Spec.Name, Weights = weightsPath, Epochs = state.EpochsDone, Seconds = state.Seconds,
                 TestTop1 = last?.TestTop1 ?? double.NaN, TestTop5 = last?.TestTop5 ?? double.NaN, BestEpoch = state.BestEpoch,
                 History = state.History, Artifacts = artifacts, Incomplete = true,
             };
@@ -132,7 +141,7 @@ public static class Trainer
         WritePlots(options.OutDir, state.History, final, data.Train.ClassNames);
         return new TrainResult
         {
-            RunDir = options.OutDir, Weights = weightsPath, Epochs = state.EpochsDone, Seconds = state.Seconds,
+            RunDir = options.OutDir, Model = plan.Spec.Name, Weights = weightsPath, Epochs = state.EpochsDone, Seconds = state.Seconds,
             TestTop1 = final.Top1, TestTop5 = final.Top5, BestEpoch = state.BestEpoch, History = state.History, Artifacts = artifacts,
         };
     }
@@ -265,7 +274,7 @@ public static class Trainer
             $"Test confusion matrix (top-1 {final.Top1:P2})");
     }
 
-    private static void SaveCheckpoint(string dir, InceptionModel model, OptimizerHelper optimizer, ExponentialMovingAverage? ema, RunState state)
+    private static void SaveCheckpoint(string dir, InceptionModel model, optim.Optimizer optimizer, ExponentialMovingAverage? ema, RunState state)
     {
         // Write a complete new folder, then swap it in: a crash leaves the previous checkpoint intact.
         var fresh = dir + ".new";
@@ -273,7 +282,7 @@ public static class Trainer
         if (Directory.Exists(fresh)) Directory.Delete(fresh, recursive: true);
         Directory.CreateDirectory(fresh);
         SafeTensors.Write(Path.Combine(fresh, "model.safetensors"), model.state_dict());
-        using (var writer = new BinaryWriter(File.Create(Path.Combine(fresh, "optimizer.bin")))) optimizer.save_state_dict(writer);
+        using (var writer = new BinaryWriter(File.Create(Path.Combine(fresh, "optimizer.bin")))) ((OptimizerHelper)optimizer).save_state_dict(writer);
         if (ema is not null)
             SafeTensors.Write(Path.Combine(fresh, "ema.safetensors"), ema.Shadow,
                 new Dictionary<string, string> { ["num_updates"] = ema.NumUpdates.ToString(CultureInfo.InvariantCulture) });
@@ -284,9 +293,13 @@ public static class Trainer
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
     }
 
-    private static RunState LoadCheckpoint(string dir, Plan plan, InceptionModel model, OptimizerHelper optimizer, ExponentialMovingAverage? ema)
+    /// <summary>The folder holding the last complete checkpoint: <paramref name="dir"/>, or the previous one a crash left aside.</summary>
+    private static string CompleteCheckpoint(string dir) =>
+        !File.Exists(Path.Combine(dir, "state.json")) && Directory.Exists(dir + ".old") ? dir + ".old" : dir;
+
+    private static RunState ReadState(string dir, Plan plan)
     {
-        if (!File.Exists(Path.Combine(dir, "state.json")) && Directory.Exists(dir + ".old")) dir += ".old";
+        dir = CompleteCheckpoint(dir);
         var statePath = Path.Combine(dir, "state.json");
         if (!File.Exists(statePath))
             throw new InceptException($"There is no checkpoint to resume in '{Path.GetDirectoryName(dir)}'. Start the run without --resume.");
@@ -294,15 +307,84 @@ public static class Trainer
             ?? throw new CheckpointFormatException($"'{statePath}' is empty or damaged; start the run again without --resume.");
         if (state.Signature != plan.Signature)
             throw new InceptException($"The checkpoint in '{dir}' belongs to a run with other settings ({state.Signature}); resume with the same model, data, width, input size, recipe and seed, or choose another --out.");
+        return state;
+    }
+
+    private static void LoadCheckpoint(string dir, InceptionModel model, optim.Optimizer optimizer, ExponentialMovingAverage? ema)
+    {
+        dir = CompleteCheckpoint(dir);
         using (var weights = SafeTensors.Read(Path.Combine(dir, "model.safetensors"))) StateDictLoader.Load(model, weights.Tensors);
-        using (var reader = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin")))) optimizer.load_state_dict(reader);
+        using (var reader = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin")))) ((OptimizerHelper)optimizer).load_state_dict(reader);
         if (ema is not null)
         {
             using var shadow = SafeTensors.Read(Path.Combine(dir, "ema.safetensors"));
             ema.Restore(shadow.Tensors, long.Parse(shadow.Metadata["num_updates"], CultureInfo.InvariantCulture));
         }
+    }
 
-        return state;
+    /// <summary>
+    /// Builds the model of the run, seeded: from scratch, or for fine-tuning from the pretrained weights with a fresh
+    /// classifier for the data's classes and no auxiliary heads.
+    /// </summary>
+    private static (Plan Plan, InceptionModel Model) Build(TrainOptions options, DataSource data, Device device)
+    {
+        using var pretrained = options.FineTune is { } fineTune ? LoadPretrained(fineTune, data) : null;
+        var plan = Plan.Create(options, data, pretrained);
+        manual_seed(DataLoader.SampleSeed(options.Seed, -1, -1));
+        var model = ModelFactory.Create(plan.Spec, plan.Config, device);
+        try
+        {
+            if (plan.InputSize < model.MinInputSize)
+                throw new InputShapeException($"{plan.Spec.Name} needs inputs of at least {model.MinInputSize} pixels with these settings; the data is {plan.InputSize}. Use --input-size {model.MinInputSize}{(plan.Config.SmallInput || pretrained is not null ? "" : " or --small-input")}.");
+            if (plan.Config.AuxLogits && plan.InputSize < model.MinAuxInputSize)
+                throw new InputShapeException($"{plan.Spec.Name}'s auxiliary heads need training inputs of at least {model.MinAuxInputSize} pixels; the data is {plan.InputSize}. Use --no-aux or a larger --input-size.");
+            if (pretrained is not null)
+            {
+                // Everything but the heads: the classifier keeps the initialisation the factory gave it.
+                var heads = new List<string> { plan.Spec.Classifier + "." };
+                heads.AddRange(plan.Spec.AuxModules.Select(m => m + "."));
+                StateDictLoader.Load(model, pretrained.Model.state_dict(), new LoadOptions { Skip = heads, MayBeMissing = heads });
+            }
+
+            return (plan, model);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static LoadedModel LoadPretrained(FineTuneOptions fineTune, DataSource data)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(fineTune.Weights);
+        if (fineTune.UnfreezeAfter is { } after)
+        {
+            if (!fineTune.FreezeBackbone)
+                throw new InceptException("Unfreezing after some epochs needs a frozen backbone to start with; add --freeze-backbone or drop --unfreeze-after.");
+            if (after < 1)
+                throw new InceptException($"The backbone can be unfrozen after 1 epoch or more; got --unfreeze-after {after}.");
+        }
+
+        // The file's classifier is not needed: it is replaced by one for the data's classes.
+        return CheckpointLoader.Load(fineTune.Weights, fineTune.Load with
+        {
+            SkipClassifier = true, NumClasses = data.Train.ClassNames.Count, Device = null,
+        });
+    }
+
+    /// <summary>The optimizer of the current phase of the run; replaced when the backbone is unfrozen.</summary>
+    private sealed class PhaseOptimizer(optim.Optimizer optimizer) : IDisposable
+    {
+        public optim.Optimizer Current { get; private set; } = optimizer;
+
+        public void Replace(optim.Optimizer next)
+        {
+            Current.Dispose();
+            Current = next;
+        }
+
+        public void Dispose() => Current.Dispose();
     }
 
     /// <summary>Position and history of a run, saved with every checkpoint.</summary>
@@ -325,27 +407,24 @@ public static class Trainer
     private sealed record Plan(
         ModelSpec Spec, Recipe Recipe, ModelConfig Config, int InputSize, int Epochs, int BatchSize, double LearningRate,
         int NumClasses, IImageDataset Train, IImageDataset? Validation, PreprocessSpec Preprocess,
-        ImagePipeline TrainPipeline, ImagePipeline EvalPipeline, string Signature)
+        ImagePipeline TrainPipeline, ImagePipeline EvalPipeline, string Signature, bool FreezeBackbone, int? UnfreezeAfter)
     {
-        public static Plan Create(TrainOptions o, DataSource data)
+        public static Plan Create(TrainOptions o, DataSource data, LoadedModel? pretrained)
         {
-            var spec = ModelRegistry.Get(o.Model);
             var recipe = o.Recipe;
             recipe.Validate();
-            int size = o.InputSize ?? (data.ImageSize is { } native && native <= 64 ? native : spec.InputSize);
-            bool small = o.SmallInput ?? size <= 64;
             int epochs = o.Epochs ?? recipe.Epochs;
             int batch = o.BatchSize ?? recipe.BatchSize;
             if (epochs < 1) throw new InceptException($"The number of epochs must be at least 1; got {epochs}.");
             if (batch < 2) throw new InceptException($"The batch size must be at least 2 (BatchNorm needs two samples); got {batch}.");
             double lr = o.LearningRate ?? recipe.LearningRateForBatch(batch);
             int classes = data.Train.ClassNames.Count;
-            bool aux = o.Aux ?? (spec.HasAux && recipe.AuxWeight > 0);
-            if (aux && !spec.HasAux) throw new InceptException($"{spec.Name} has no auxiliary heads; train it without --aux.");
-            var config = recipe.ApplyTo(new ModelConfig
-            {
-                NumClasses = classes, InChannels = data.Mean.Length, AuxLogits = aux, Width = o.Width, SmallInput = small,
-            });
+            var (spec, config, preprocess, small) = pretrained is null ? FromScratch(o, data) : FromWeights(o, data, pretrained);
+            config = recipe.ApplyTo(config);
+            int size = preprocess.InputSize;
+            if (o.FineTune?.UnfreezeAfter is { } after && after >= epochs)
+                throw new InceptException($"The backbone would be unfrozen after epoch {after}, but the run has {epochs} epochs; unfreeze earlier or train longer.");
+
             IImageDataset train = data.Train;
             IImageDataset? validation = null;
             if (o.ValidationFraction > 0)
@@ -355,12 +434,60 @@ public static class Trainer
                 validation = split.Validation;
             }
 
-            var preprocess = new PreprocessSpec(size, small ? 1.0 : 0.875, "bilinear", data.Mean, data.Std, false, 1.0);
             var trainPipeline = small ? ImagePipeline.SmallImageTraining(preprocess) : ImagePipeline.Training(preprocess);
             var evalPipeline = small ? ImagePipeline.SmallImageEvaluation(preprocess) : ImagePipeline.Evaluation(preprocess);
             var signature = string.Create(CultureInfo.InvariantCulture,
-                $"model={spec.Name} data={data.Name} width={o.Width} size={size} small={small} aux={aux} epochs={epochs} batch={batch} lr={lr} recipe={recipe.Name} seed={o.Seed} val={o.ValidationFraction}");
-            return new Plan(spec, recipe, config, size, epochs, batch, lr, classes, train, validation, preprocess, trainPipeline, evalPipeline, signature);
+                $"model={spec.Name} data={data.Name} width={config.Width} size={size} small={config.SmallInput} aux={config.AuxLogits} epochs={epochs} batch={batch} lr={lr} recipe={recipe.Name} seed={o.Seed} val={o.ValidationFraction}");
+            if (o.FineTune is { } ft)
+                signature += string.Create(CultureInfo.InvariantCulture, $" from={Path.GetFullPath(ft.Weights)} freeze={ft.FreezeBackbone} unfreeze={ft.UnfreezeAfter}");
+            return new Plan(spec, recipe, config, size, epochs, batch, lr, classes, train, validation, preprocess, trainPipeline, evalPipeline,
+                signature, o.FineTune?.FreezeBackbone ?? false, o.FineTune?.UnfreezeAfter);
         }
+
+        /// <summary>The registry's architecture with the data's classes and channels; small images get the small stem and pipelines.</summary>
+        private static (ModelSpec, ModelConfig, PreprocessSpec, bool SmallPipelines) FromScratch(TrainOptions o, DataSource data)
+        {
+            var spec = ModelRegistry.Get(o.Model);
+            int size = o.InputSize ?? (data.ImageSize is { } native && native <= 64 ? native : spec.InputSize);
+            bool small = o.SmallInput ?? size <= 64;
+            bool aux = o.Aux ?? (spec.HasAux && o.Recipe.AuxWeight > 0);
+            if (aux && !spec.HasAux) throw new InceptException($"{spec.Name} has no auxiliary heads; train it without --aux.");
+            var config = new ModelConfig
+            {
+                NumClasses = data.Train.ClassNames.Count, InChannels = data.Mean.Length, AuxLogits = aux, Width = o.Width, SmallInput = small,
+            };
+            return (spec, config, new PreprocessSpec(size, small ? 1.0 : 0.875, "bilinear", data.Mean, data.Std, false, 1.0), small);
+        }
+
+        /// <summary>
+        /// The architecture, width, stem and input channels of the pretrained weights, a classifier for the data's classes,
+        /// no auxiliary heads, and the weights' preprocessing (the data's normalisation when the weights do not say).
+        /// </summary>
+        private static (ModelSpec, ModelConfig, PreprocessSpec, bool SmallPipelines) FromWeights(TrainOptions o, DataSource data, LoadedModel pretrained)
+        {
+            var spec = pretrained.Spec;
+            var trained = pretrained.Model.Config;
+            if (o.SmallInput is { } s && s != trained.SmallInput)
+                throw new InceptException($"The weights were trained {(trained.SmallInput ? "with" : "without")} the small-input stem, which fine-tuning keeps; leave out --small-input.");
+            if (o.Aux == true)
+                throw new InceptException("Fine-tuning trains without the auxiliary heads; leave out --aux.");
+            int channels = data.Mean.Length;
+            if (channels != trained.InChannels && !(channels == 1 && trained.InChannels == 3))
+                throw new InceptException($"The weights take {trained.InChannels}-channel images but {data.Name} has {channels}-channel images; fine-tune them on {trained.InChannels}-channel data.");
+
+            var weights = pretrained.Preprocess is { } p && p.Mean.Length == trained.InChannels && p.Std.Length == trained.InChannels ? p : null;
+            int size = o.InputSize
+                ?? (trained.SmallInput && data.ImageSize is { } native && native <= 64 ? native : weights?.InputSize ?? spec.InputSize);
+            double crop = size <= 64 ? 1.0 : weights?.CropFraction ?? 0.875;
+            // Grayscale data for an RGB network: the pipelines repeat the channel, and the data's own statistics repeat with it.
+            var preprocess = weights is not null
+                ? weights with { InputSize = size, CropFraction = crop }
+                : new PreprocessSpec(size, crop, "bilinear", Repeat(data.Mean, trained.InChannels), Repeat(data.Std, trained.InChannels), false, 1.0);
+            var config = trained with { NumClasses = data.Train.ClassNames.Count, AuxLogits = false, DropRate = null };
+            return (spec, config, preprocess, size <= 64);
+        }
+
+        private static float[] Repeat(float[] values, int channels) =>
+            values.Length == channels ? values : [.. Enumerable.Repeat(values[0], channels)];
     }
 }

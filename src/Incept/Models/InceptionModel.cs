@@ -1,3 +1,4 @@
+using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -61,6 +62,12 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
     /// By default the registered children.
     /// </summary>
     public virtual IEnumerable<(string Name, nn.Module Module)> Stages() => named_children();
+
+    /// <summary>
+    /// Every convolution unit with a BatchNorm that an inference copy may fold (see <see cref="IConvBnUnit"/>). By
+    /// default the registered modules that are such units; families whose units are not registered modules list them.
+    /// </summary>
+    internal virtual IEnumerable<IConvBnUnit> ConvBnUnits() => modules().OfType<IConvBnUnit>();
 
     /// <summary>Runs the network; auxiliary heads run only in training.</summary>
     public override ModelOutput forward(Tensor input)

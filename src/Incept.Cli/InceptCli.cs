@@ -31,6 +31,7 @@ public static class InceptCli
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(CamCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 

@@ -53,10 +53,11 @@ public sealed record ConvUnit(bool Norm = true, double Eps = 1e-3, bool ConvBias
 /// Convolution → BatchNorm → ReLU, with the submodule names <c>conv</c> and <c>bn</c> that torchvision,
 /// timm and facenet-pytorch use, so that their checkpoint keys load unchanged.
 /// </summary>
-public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
+public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IConvBnUnit
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d? bn;
+    private bool folded;
 
     /// <summary>Builds the unit.</summary>
     public BasicConv2d(long inChannels, long outChannels, (long, long) kernel, (long, long) stride, (long, long) padding, ConvUnit unit)
@@ -75,11 +76,22 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable
     public BatchNorm2d? Bn => bn;
 
     /// <inheritdoc/>
+    bool IConvBnUnit.BatchNormFolded => folded;
+
+    /// <inheritdoc/>
+    void IConvBnUnit.FoldBatchNorm()
+    {
+        if (bn is null || folded) return;
+        ConvBnFolding.Fold(conv, bn);
+        folded = true;
+    }
+
+    /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
         var x = conv.call(input);
-        if (bn is not null) x = BatchNormForward.Apply(bn, x);
+        if (bn is not null && !folded) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
 

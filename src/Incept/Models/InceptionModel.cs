@@ -1,3 +1,4 @@
+using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -90,6 +91,12 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
         base.train(train);
         foreach (var m in heldInEvaluation) m.train(false);
     }
+
+    /// <summary>
+    /// Every convolution unit with a BatchNorm that an inference copy may fold (see <see cref="IConvBnUnit"/>). By
+    /// default the registered modules that are such units; families whose units are not registered modules list them.
+    /// </summary>
+    internal virtual IEnumerable<IConvBnUnit> ConvBnUnits() => modules().OfType<IConvBnUnit>();
 
     /// <summary>Runs the network; auxiliary heads run only in training.</summary>
     public override ModelOutput forward(Tensor input)

@@ -238,6 +238,19 @@ public sealed class BNInception : InceptionModel, IOnnxExportable
         base.Dispose(disposing);
     }
 
+    /// <summary>The flat conv units: the stem's, then each Inception module's (they are not registered modules).</summary>
+    internal override IEnumerable<IConvBnUnit> ConvBnUnits()
+    {
+        IEnumerable<FlatConvBn> stem = [conv1_7x7_s2, conv2_3x3_reduce, conv2_3x3];
+        var blocks = Blocks.SelectMany(b => b switch
+        {
+            InceptionBlock block => block.Units,
+            InceptionReduction reduction => reduction.Units,
+            _ => [],
+        });
+        return stem.Concat(blocks);
+    }
+
     private IEnumerable<nn.Module<Tensor, Tensor>> Blocks =>
     [
         inception_3a, inception_3b, inception_3c, inception_4a, inception_4b, inception_4c, inception_4d,

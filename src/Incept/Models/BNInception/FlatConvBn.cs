@@ -11,10 +11,11 @@ namespace Incept.Models.BNInception;
 /// (<c>inception_3a_3x3</c> and <c>inception_3a_3x3_bn</c>), as in Cadene's BN-Inception. The unit is not a
 /// registered module: it only groups the two for the forward pass and for summaries.
 /// </summary>
-public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable
+public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, IConvBnUnit
 {
     private readonly Conv2d conv;
     private readonly BatchNorm2d? bn;
+    private bool folded;
 
     /// <summary>
     /// Builds the unit and registers its convolution on <paramref name="owner"/> as <paramref name="name"/> and its
@@ -49,11 +50,22 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable
     public BatchNorm2d? Bn => bn;
 
     /// <inheritdoc/>
+    bool IConvBnUnit.BatchNormFolded => folded;
+
+    /// <inheritdoc/>
+    void IConvBnUnit.FoldBatchNorm()
+    {
+        if (bn is null || folded) return;
+        ConvBnFolding.Fold(conv, bn);
+        folded = true;
+    }
+
+    /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
         var x = conv.call(input);
-        if (bn is not null) x = BatchNormForward.Apply(bn, x);
+        if (bn is not null && !folded) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
 

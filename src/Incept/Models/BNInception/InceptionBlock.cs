@@ -64,6 +64,9 @@ public sealed class InceptionBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
     /// <summary>Channels of the concatenated output.</summary>
     public long OutChannels { get; }
 
+    /// <summary>The block's conv units.</summary>
+    internal IEnumerable<FlatConvBn> Units => [b1x1, b3x3_reduce, b3x3, double_3x3_reduce, double_3x3_1, double_3x3_2, pool_proj];
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {

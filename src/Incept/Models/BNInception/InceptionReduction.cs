@@ -50,6 +50,9 @@ public sealed class InceptionReduction : nn.Module<Tensor, Tensor>, IOnnxExporta
     /// <summary>Channels of the concatenated output.</summary>
     public long OutChannels { get; }
 
+    /// <summary>The block's conv units.</summary>
+    internal IEnumerable<FlatConvBn> Units => [b3x3_reduce, b3x3, double_3x3_reduce, double_3x3_1, double_3x3_2];
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""Turns bench/compare results (JSON lines) into a Markdown table of images/s and ratios."""
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+
+
+def cpu():
+    text = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+    flags = set(flags.group(1).split()) if flags else set()
+    mhz = re.search(r"^cpu MHz\s*:\s*(.*)$", text, re.M)
+    return {
+        "model": model.group(1) if model else "unknown",
+        "cores": os.cpu_count(),
+        "ghz": float(mhz.group(1)) / 1000 if mhz else 0.0,
+        "avx512": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_tile" in flags,
+        "avx2": "avx2" in flags,
+    }
+
+
+def versions(repo):
+    def run(*cmd):
+        try:
+            return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        except Exception:
+            return "?"
+    props = open(os.path.join(repo, "Directory.Packages.props")).read()
+    ts = re.search(r'Include="TorchSharp" Version="([^"]+)"', props)
+    lt = re.search(r'Include="libtorch-cpu-linux-x64" Version="([^"]+)"', props)
+    import torch
+    import torchvision
+    return {
+        "incept": run("git", "rev-parse", "--short", "HEAD"),
+        "torchsharp": ts.group(1) if ts else "?", "libtorch": lt.group(1) if lt else "?",
+        "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "dotnet": run("dotnet", "--version"),
+    }
+
+
+def fmt(x, digits=1):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--results", required=True)
+    p.add_argument("--notes")
+    p.add_argument("--load-before")
+    p.add_argument("--load-after")
+    p.add_argument("--command", default="bench/compare/run.sh")
+    p.add_argument("--repo", default=".")
+    a = p.parse_args()
+    rows = [json.loads(l) for l in open(a.results) if l.strip()]
+    machine = cpu()
+    v = versions(a.repo)
+    out = []
+    out.append(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: `{a.command}`")
+    out.append("")
+    out.append(f"- Machine: {machine['model']}, {machine['cores']} cores at {machine['ghz']:.2f} GHz; "
+               f"avx2 {'yes' if machine['avx2'] else 'no'}, avx512f {'yes' if machine['avx512'] else 'no'}, "
+               f"avx512_bf16 {'yes' if machine['avx512_bf16'] else 'no'}, amx {'yes' if machine['amx'] else 'no'} (as /proc/cpuinfo reports them).")
+    out.append(f"- Versions: Incept {v['incept']} on TorchSharp {v['torchsharp']} / libtorch {v['libtorch']} (.NET SDK {v['dotnet']}); "
+               f"PyTorch {v['torch']}, torchvision {v['torchvision']} (Debian).")
+    for name, path in (("before", a.load_before), ("after", a.load_after)):
+        if path and os.path.exists(path):
+            out.append(f"- Load {name}: `{open(path).read().strip()}`")
+    out.append("")
+    out.append("images/s (higher is better); ratios compare Incept's best engine with PyTorch's best and with ONNX Runtime.")
+    out.append("")
+    out.append("| model | mode | batch | Incept fast | Incept torch | Incept torch CL | PyTorch eager | PyTorch CL | PyTorch TorchScript | ORT | Incept / best PyTorch | Incept / ORT | Incept GFLOP/s (% peak) | peak RSS MiB Incept / PyTorch |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    keys = sorted({(r["model"], r["mode"], r["batch_size"]) for r in rows}, key=lambda k: (k[0], k[1], k[2]))
+    for model, mode, batch in keys:
+        group = [r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)]
+
+        def get(impl, label):
+            for r in group:
+                if r.get("impl") == impl and r.get("label") == label:
+                    return r
+            return None
+
+        inc = {l: get("incept", l) for l in ("fast", "torch", "torch-channels-last")}
+        pt = {l: get("pytorch", l) for l in ("eager", "channels_last", "torchscript")}
+        ort = get("incept", "onnx")
+        ips = lambda r: r["images_per_second"] if r else None
+        best_inc = max((r for r in inc.values() if r), key=ips, default=None)
+        best_pt = max((r for r in pt.values() if r), key=ips, default=None)
+        ratio_pt = ips(best_inc) / ips(best_pt) if best_inc and best_pt else None
+        ratio_ort = ips(best_inc) / ips(ort) if best_inc and ort else None
+        gf = f"{best_inc['gflops']:.1f} ({100 * best_inc['peak_fraction']:.1f}%)" if best_inc else "–"
+        rss = f"{fmt(best_inc and best_inc.get('peak_rss_mb'), 0)} / {fmt(best_pt and best_pt.get('peak_rss_mb'), 0)}"
+        out.append(f"| {model} | {mode} | {batch} | {fmt(ips(inc['fast']), 2)} | {fmt(ips(inc['torch']), 2)} | {fmt(ips(inc['torch-channels-last']), 2)} | "
+                   f"{fmt(ips(pt['eager']), 2)} | {fmt(ips(pt['channels_last']), 2)} | {fmt(ips(pt['torchscript']), 2)} | {fmt(ips(ort), 2)} | "
+                   f"{fmt(ratio_pt, 2)}× | {fmt(ratio_ort, 2) + '×' if ratio_ort else '–'} | {gf} | {rss} |")
+    if best_any := [r for r in rows if r.get("impl") == "incept"]:
+        r = best_any[0]
+        out.append("")
+        out.append(f"FMA peak used for the share: {r['peak_gflops']:.0f} GFLOP/s = cores × GHz × 2 FMA units × "
+                   f"{16 if r.get('avx512') else 8} float32 lanes × 2 (vector ISA {r.get('vector_isa')}).")
+    if a.notes and os.path.exists(a.notes):
+        notes = [l.strip() for l in open(a.notes) if l.strip()]
+        if notes:
+            out.append("")
+            out.append("Skipped or failed:")
+            out.extend(f"- {n}" for n in notes)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

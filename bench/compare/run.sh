@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs Incept (`incept bench`) and the PyTorch anchors (Debian's python3-torch) side by side on this machine,
+# one configuration per process, and writes a Markdown table of ratios.
+#
+#   bench/compare/run.sh [--iterations N] [--warmup N] [--threads N] [--models "googlenet inception_v3"]
+#                        [--batches "1 16"] [--out DIR]
+#
+# Results: DIR/results.jsonl (one JSON line per configuration) and DIR/report.md (default DIR:
+# bench/compare/results/<UTC date-time>). ONNX Runtime runs through `incept bench --engine onnx` on files
+# exported with torch.onnx.export; where this build has no ONNX engine the rows say so.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+iterations=10
+warmup=3
+threads="$(nproc)"
+models="googlenet inception_v3"
+batches="1 16"
+train_batch=16
+out=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --iterations) iterations="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --models) models="$2"; shift 2 ;;
+    --batches) batches="$2"; shift 2 ;;
+    --train-batch) train_batch="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+out="${out:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$out"
+results="$out/results.jsonl"
+notes="$out/notes.txt"
+: > "$results"
+: > "$notes"
+python=/usr/bin/python3
+if ! "$python" -c 'import torch, torchvision' 2>/dev/null; then
+  echo "Debian's python3-torch and python3-torchvision are needed: apt-get install python3-torch python3-torchvision" >&2
+  exit 1
+fi
+
+echo "building incept (Release)…" >&2
+dotnet build "$root/src/Incept.Cli" -c Release -v quiet -nologo >&2
+incept=(dotnet "$root/src/Incept.Cli/bin/Release/net10.0/incept.dll")
+
+uptime > "$out/load-before.txt"
+common=(--threads "$threads" --warmup "$warmup" --iterations "$iterations")
+
+run_incept() { # label, then bench arguments
+  local label="$1"; shift
+  echo "incept $label $*" >&2
+  local line
+  if line="$("${incept[@]}" bench "$@" "${common[@]}" --format json 2>"$out/last-error.txt")"; then
+    "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["impl"]="incept"; d["label"]=sys.argv[2]; print(json.dumps(d))' "$line" "$label" >> "$results"
+  else
+    echo "incept $label $*: $(cat "$out/last-error.txt")" | tee -a "$notes" >&2
+  fi
+}
+
+run_torch() { # label, then pytorch_bench.py arguments
+  local label="$1"; shift
+  echo "pytorch $label $*" >&2
+  local line
+  if line="$("$python" "$here/pytorch_bench.py" "$@" "${common[@]}" 2>"$out/last-error.txt")"; then
+    "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' "$line" "$label" >> "$results"
+  else
+    echo "pytorch $label $*: $(tail -1 "$out/last-error.txt")" | tee -a "$notes" >&2
+  fi
+}
+
+for model in $models; do
+  onnx="$out/$model.onnx"
+  "$python" "$here/pytorch_bench.py" --model "$model" --export-onnx "$onnx" 2>/dev/null || echo "torch.onnx.export of $model failed" >> "$notes"
+  for batch in $batches; do
+    run_incept fast --model "$model" --batch-size "$batch" --engine fast
+    run_incept torch --model "$model" --batch-size "$batch" --engine torch
+    [[ -f "$onnx" ]] && run_incept onnx --model "$model" --batch-size "$batch" --engine onnx --weights "$onnx"
+    for engine in eager channels_last torchscript; do
+      run_torch "$engine" --model "$model" --batch-size "$batch" --engine "$engine"
+    done
+  done
+  run_incept torch --model "$model" --batch-size "$train_batch" --mode train --aux
+  run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last
+  for engine in eager channels_last; do
+    run_torch "$engine" --model "$model" --batch-size "$train_batch" --mode train --engine "$engine"
+  done
+  rm -f "$onnx"
+done
+uptime > "$out/load-after.txt"
+
+"$python" "$here/report.py" --results "$results" --notes "$notes" --load-before "$out/load-before.txt" \
+  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --threads $threads" \
+  --repo "$root" > "$out/report.md"
+cat "$out/report.md"
+echo "wrote $out/report.md" >&2

@@ -1,0 +1,90 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Incept.Benchmarks;
+using Incept.Runtime;
+using Spectre.Console;
+
+namespace Incept.Cli.Commands;
+
+/// <summary><c>incept bench</c>: images per second, batch times, peak memory and achieved GFLOP/s of a model.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Model to time (see 'incept models').", DefaultValueFactory = _ => null };
+        var mode = new Option<string>("--mode") { Description = "infer, or train (forward, loss, backward, SGD step).", DefaultValueFactory = _ => "infer" };
+        mode.AcceptOnlyFromAmong("infer", "train");
+        var engine = new Option<string>("--engine")
+        {
+            Description = "Inference engine: fast (BatchNorm folded, channels-last, inference mode), torch (the model as is), onnx (an exported file given with --weights).",
+            DefaultValueFactory = _ => "fast",
+        };
+        engine.AcceptOnlyFromAmong("fast", "torch", "onnx");
+        var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 1 };
+        var inputSize = new Option<int?>("--input-size") { Description = "Square input side in pixels (default: the model's, 28 with --small-input)." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads (default: one per core)." };
+        var width = new Option<double>("--width") { Description = "Width multiplier from 0.25 to 1.", DefaultValueFactory = _ => 1.0 };
+        var smallInput = new Option<bool>("--small-input") { Description = "Build the stem for 28–64 pixel images." };
+        var aux = new Option<bool>("--aux") { Description = "Train the auxiliary heads too (training only)." };
+        var channelsLast = new Option<bool>("--channels-last") { Description = "Train in the channels-last memory layout (training only)." };
+        var classes = new Option<int>("--num-classes") { Description = "Classes of the classifier.", DefaultValueFactory = _ => 1000 };
+        var inChannels = new Option<int>("--in-channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 3 };
+        var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
+        var weights = new Option<string?>("--weights") { Description = "Checkpoint to load (an .onnx file for --engine onnx); random weights otherwise." };
+        var format = CommonOptions.Format();
+        var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")
+        {
+            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, warmup, iterations, weights, format,
+        };
+        command.SetAction(parse =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var name = parse.GetValue(model);
+            if (name is not null) Registry.ModelRegistry.Get(name);
+            TorchRuntime.EnsureAvailable();
+            var options = new BenchmarkOptions
+            {
+                Model = name, Mode = parse.GetValue(mode) == "train" ? BenchmarkMode.Train : BenchmarkMode.Infer,
+                Engine = Enum.Parse<BenchmarkEngine>(parse.GetValue(engine)!, ignoreCase: true), BatchSize = parse.GetValue(batchSize),
+                InputSize = parse.GetValue(inputSize), Threads = parse.GetValue(threads), Width = parse.GetValue(width),
+                SmallInput = parse.GetValue(smallInput), Aux = parse.GetValue(aux), ChannelsLast = parse.GetValue(channelsLast),
+                NumClasses = parse.GetValue(classes), InChannels = parse.GetValue(inChannels), Warmup = parse.GetValue(warmup),
+                Iterations = parse.GetValue(iterations), Weights = parse.GetValue(weights),
+            };
+            var r = Benchmark.Run(options);
+            if (parse.GetValue(format) == "json")
+            {
+                output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    model = r.Model, mode = r.Mode.ToString().ToLowerInvariant(), engine = r.Engine, batch_size = r.BatchSize, input_size = r.InputSize,
+                    width = r.Width, aux = r.Aux, threads = r.Threads, warmup = r.Warmup, iterations = r.Iterations,
+                    images_per_second = Math.Round(r.ImagesPerSecond, 3), ms_per_batch_median = Math.Round(r.MsPerBatchMedian, 3),
+                    ms_per_batch_min = Math.Round(r.MsPerBatchMin, 3), ms_per_batch_max = Math.Round(r.MsPerBatchMax, 3),
+                    peak_rss_mb = r.PeakRssMb is { } rss ? Math.Round(rss, 1) : (double?)null, macs_per_image = r.MacsPerImage,
+                    gflops = Math.Round(r.Gflops, 2), peak_gflops = Math.Round(r.PeakGflops, 1), peak_fraction = Math.Round(r.PeakFraction, 4),
+                    cpu = r.Machine.CpuModel, cores = r.Machine.Cores, ghz = r.Machine.Ghz, vector_isa = r.Machine.VectorIsa,
+                    avx512 = r.Machine.HasAvx512, avx512_bf16 = r.Machine.HasAvx512Bf16,
+                }, CommonOptions.JsonLine));
+                return 0;
+            }
+
+            var c = CultureInfo.InvariantCulture;
+            var table = new Table().Title(string.Create(c, $"{r.Model} {r.Mode.ToString().ToLowerInvariant()}, engine {r.Engine}, batch {r.BatchSize} at {r.InputSize}×{r.InputSize}{(r.Width != 1 ? $", width {r.Width}" : "")}{(r.Aux ? ", aux heads" : "")}, {r.Threads} threads"));
+            table.AddColumn("measure");
+            table.AddColumn(new TableColumn("value").RightAligned());
+            table.AddRow("images/s", r.ImagesPerSecond.ToString("0.00", c));
+            table.AddRow("ms per batch (median)", r.MsPerBatchMedian.ToString("0.00", c));
+            table.AddRow("ms per batch (min – max)", string.Create(c, $"{r.MsPerBatchMin:0.00} – {r.MsPerBatchMax:0.00}"));
+            table.AddRow("peak memory (RSS)", r.PeakRssMb is { } peak ? string.Create(c, $"{peak:0} MiB") : "unknown");
+            table.AddRow("GMACs per image", (r.MacsPerImage / 1e9).ToString("0.000", c));
+            table.AddRow("achieved GFLOP/s", r.Gflops.ToString("0.0", c));
+            table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));
+            InceptCli.Console(output).Write(table);
+            output.WriteLine(string.Create(c, $"{r.Warmup} warm-up and {r.Iterations} timed iterations on {r.Machine.CpuModel}, {r.Machine.Cores} cores at {r.Machine.Ghz:0.00} GHz, {r.Machine.VectorIsa}. Peak = cores × GHz × 2 FMA units × {r.Machine.Fp32Lanes} float32 lanes × 2."));
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using Incept.Analysis;
+using Incept.Inference;
+using Incept.Models;
+using Incept.Registry;
+using Incept.Training;
+using Incept.Weights;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Benchmarks;
+
+/// <summary>What a benchmark times.</summary>
+public enum BenchmarkMode
+{
+    /// <summary>Inference: one engine call on a batch.</summary>
+    Infer,
+
+    /// <summary>One training step: forward in training mode (with the aux heads if built), loss, backward, SGD step.</summary>
+    Train,
+}
+
+/// <summary>The engine an inference benchmark runs.</summary>
+public enum BenchmarkEngine
+{
+    /// <summary><see cref="FastTorchEngine"/>: BatchNorm folded, channels-last, inference mode.</summary>
+    Fast,
+
+    /// <summary>The model itself in evaluation mode under <c>no_grad</c>.</summary>
+    Torch,
+
+    /// <summary>An exported ONNX file run by ONNX Runtime.</summary>
+    Onnx,
+}
+
+/// <summary>Settings of one benchmark run.</summary>
+public sealed record BenchmarkOptions
+{
+    /// <summary>Registered model name; optional with <see cref="Weights"/> when the file names its model.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>What to time.</summary>
+    public BenchmarkMode Mode { get; init; } = BenchmarkMode.Infer;
+
+    /// <summary>The inference engine (training always runs the TorchSharp model).</summary>
+    public BenchmarkEngine Engine { get; init; } = BenchmarkEngine.Fast;
+
+    /// <summary>Images per batch.</summary>
+    public int BatchSize { get; init; } = 1;
+
+    /// <summary>Square input side in pixels (default: the model's, or 28 with <see cref="SmallInput"/>).</summary>
+    public int? InputSize { get; init; }
+
+    /// <summary>libtorch intra-op threads (default: libtorch's, one per core).</summary>
+    public int? Threads { get; init; }
+
+    /// <summary>Width multiplier of the model (<see cref="ModelConfig.Width"/>).</summary>
+    public double Width { get; init; } = 1.0;
+
+    /// <summary>Build the small-input stem (<see cref="ModelConfig.SmallInput"/>).</summary>
+    public bool SmallInput { get; init; }
+
+    /// <summary>Build and train the auxiliary heads (training only; they never run at inference).</summary>
+    public bool Aux { get; init; }
+
+    /// <summary>Classes of the classifier.</summary>
+    public int NumClasses { get; init; } = 1000;
+
+    /// <summary>Input channels.</summary>
+    public int InChannels { get; init; } = 3;
+
+    /// <summary>
+    /// Train in the channels-last layout (conv weights and input with N×H×W×C strides). Inference engines choose
+    /// their own layout.
+    /// </summary>
+    public bool ChannelsLast { get; init; }
+
+    /// <summary>Untimed iterations first.</summary>
+    public int Warmup { get; init; } = 3;
+
+    /// <summary>Timed iterations.</summary>
+    public int Iterations { get; init; } = 10;
+
+    /// <summary>A checkpoint to load (an .onnx file for the ONNX engine); random weights otherwise.</summary>
+    public string? Weights { get; init; }
+
+    /// <summary>Throws an <see cref="InceptException"/> naming the first setting out of range.</summary>
+    public void Validate()
+    {
+        if (BatchSize < 1) throw new InceptException($"The batch size must be at least 1; got {BatchSize}.");
+        if (Mode == BenchmarkMode.Train && BatchSize < 2) throw new InceptException($"Training needs a batch of at least 2 (BatchNorm needs two samples); got {BatchSize}.");
+        if (InputSize is < 1) throw new InceptException($"The input size must be at least 1 pixel; got {InputSize}.");
+        if (Threads is < 1) throw new InceptException($"The thread count must be at least 1; got {Threads}.");
+        if (Warmup < 0) throw new InceptException($"The warm-up iteration count cannot be negative; got {Warmup}.");
+        if (Iterations < 1) throw new InceptException($"At least one timed iteration is needed; got {Iterations}.");
+        if (Model is null && Weights is null) throw new InceptException("Name a model with --model, or give a checkpoint with --weights.");
+        if (Mode == BenchmarkMode.Train && Engine == BenchmarkEngine.Onnx) throw new InceptException("The ONNX engine only runs inference; use --mode infer or --engine torch.");
+    }
+}
+
+/// <summary>The timings and resources of one benchmark run.</summary>
+/// <param name="Model">Registered model name.</param>
+/// <param name="Mode">What was timed.</param>
+/// <param name="Engine">The engine's name (<c>fast</c>, <c>torch</c>, <c>onnx</c>; <c>torch</c> or <c>torch-channels-last</c> in training).</param>
+/// <param name="BatchSize">Images per batch.</param>
+/// <param name="InputSize">Square input side in pixels.</param>
+/// <param name="Width">Width multiplier.</param>
+/// <param name="Aux">Whether the auxiliary heads were trained.</param>
+/// <param name="Threads">libtorch intra-op threads.</param>
+/// <param name="Warmup">Untimed iterations.</param>
+/// <param name="Iterations">Timed iterations.</param>
+/// <param name="MsPerBatchMedian">Median milliseconds per batch.</param>
+/// <param name="MsPerBatchMin">Fastest batch.</param>
+/// <param name="MsPerBatchMax">Slowest batch.</param>
+/// <param name="ImagesPerSecond">Batch size over the median batch time.</param>
+/// <param name="PeakRssMb">Peak resident memory of the process (VmHWM) in MiB, or null where unknown.</param>
+/// <param name="MacsPerImage">Multiply-accumulates of one image's forward pass (conv and linear layers).</param>
+/// <param name="Gflops">Achieved GFLOP/s at the median: 2 FLOPs per MAC, three passes' worth for a training step.</param>
+/// <param name="PeakGflops">The machine's theoretical float32 peak (<see cref="MachineInfo.PeakGflops"/>).</param>
+/// <param name="Machine">The CPU.</param>
+public sealed record BenchmarkResult(
+    string Model, BenchmarkMode Mode, string Engine, int BatchSize, int InputSize, double Width, bool Aux, int Threads,
+    int Warmup, int Iterations, double MsPerBatchMedian, double MsPerBatchMin, double MsPerBatchMax, double ImagesPerSecond,
+    double? PeakRssMb, long MacsPerImage, double Gflops, double PeakGflops, MachineInfo Machine)
+{
+    /// <summary>Achieved GFLOP/s as a fraction of the theoretical peak.</summary>
+    public double PeakFraction => PeakGflops > 0 ? Gflops / PeakGflops : double.NaN;
+}
+
+/// <summary>
+/// Times a model's inference or training step on random data: warm-up iterations, then timed ones, reporting the
+/// median, fastest and slowest batch, images per second, the process's peak memory, and the achieved GFLOP/s as a
+/// share of the CPU's multiply-add peak.
+/// </summary>
+public static class Benchmark
+{
+    /// <summary>The weight of each auxiliary loss in a training step (torchvision's GoogLeNet recipe: 0.3).</summary>
+    public const double AuxLossWeight = 0.3;
+
+    /// <summary>Runs the benchmark described by <paramref name="options"/>.</summary>
+    public static BenchmarkResult Run(BenchmarkOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (options.Threads is { } threads) set_num_threads(threads);
+        if (options.Engine == BenchmarkEngine.Onnx) return RunOnnx(options);
+
+        using var loaded = Load(options);
+        var (model, spec) = (loaded.Model, loaded.Spec);
+        int size = options.InputSize ?? (model.Config.SmallInput ? ModelSummary.DefaultSmallInputSize : spec.InputSize);
+        if (size < model.MinInputSize)
+            throw new InputShapeException($"{spec.Name} needs inputs of at least {model.MinInputSize}×{model.MinInputSize} pixels with these settings; got {size}. Use --input-size {model.MinInputSize} or more.");
+        bool train = options.Mode == BenchmarkMode.Train;
+        if (train && model.HasAux && size < model.MinAuxInputSize)
+            throw new InputShapeException($"{spec.Name}'s auxiliary heads need inputs of at least {model.MinAuxInputSize} pixels; got {size}. Use a larger --input-size or leave out --aux.");
+        long macs = ModelSummary.Create(spec.Name, model.Config with { AuxLogits = train && model.HasAux }, size).Macs;
+
+        manual_seed(0);
+        using var input = randn(options.BatchSize, model.Config.InChannels, size, size);
+        double[] times;
+        string engineName;
+        if (train)
+        {
+            engineName = options.ChannelsLast ? "torch-channels-last" : "torch";
+            times = TimeTraining(model, input, options);
+        }
+        else
+        {
+            using var engine = CreateEngine(options.Engine, spec, model, options);
+            engineName = engine.Name;
+            times = Time(() => engine.Run(input).Dispose(), options);
+        }
+
+        return Summarise(spec.Name, engineName, options, size, model.Config.Width, train && model.HasAux, times, macs, train ? 3 : 1);
+    }
+
+    /// <summary>
+    /// Opens the inference engine <paramref name="kind"/> over <paramref name="model"/>. The model stays the caller's.
+    /// </summary>
+    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, BenchmarkOptions? options = null) => kind switch
+    {
+        BenchmarkEngine.Fast => FastTorchEngine.Create(spec, model),
+        BenchmarkEngine.Torch => new EagerModelEngine(model),
+        BenchmarkEngine.Onnx => OpenOnnx(options?.Weights),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown engine."),
+    };
+
+    /// <summary>Opens an exported ONNX file with ONNX Runtime.</summary>
+    private static IInferenceEngine OpenOnnx(string? path)
+    {
+        if (string.IsNullOrEmpty(path))
+            throw new InceptException("The onnx engine runs an exported file: give it with --weights model.onnx.");
+        // The ONNX Runtime engine (Incept.Inference.OnnxEngine) is wired in here once it is part of the build.
+        throw new InceptException("The onnx engine is not available in this build of Incept; use --engine fast or --engine torch.");
+    }
+
+    private static BenchmarkResult RunOnnx(BenchmarkOptions options)
+    {
+        using var engine = OpenOnnx(options.Weights);
+        var spec = ModelRegistry.Get(options.Model ?? throw new InceptException("Name the exported model with --model so that its input size and MACs are known."));
+        var config = new ModelConfig { Width = options.Width, SmallInput = options.SmallInput, NumClasses = options.NumClasses, InChannels = options.InChannels };
+        int size = options.InputSize ?? (options.SmallInput ? ModelSummary.DefaultSmallInputSize : spec.InputSize);
+        long macs = ModelSummary.Create(spec.Name, config, size).Macs;
+        manual_seed(0);
+        using var input = randn(options.BatchSize, options.InChannels, size, size);
+        var times = Time(() => engine.Run(input).Dispose(), options);
+        return Summarise(spec.Name, engine.Name, options, size, options.Width, false, times, macs, 1);
+    }
+
+    private static LoadedModelOrBuilt Load(BenchmarkOptions options)
+    {
+        bool aux = options.Mode == BenchmarkMode.Train && options.Aux;
+        if (options.Weights is { } path)
+        {
+            var loaded = CheckpointLoader.Load(path, new CheckpointOptions { Model = options.Model });
+            if (aux && !loaded.Model.HasAux)
+            {
+                loaded.Dispose();
+                throw new InceptException($"'{path}' holds {loaded.Spec.Name} without auxiliary heads; leave out --aux to train it.");
+            }
+
+            return new LoadedModelOrBuilt(loaded.Model, loaded.Spec);
+        }
+
+        var spec = ModelRegistry.Get(options.Model!);
+        if (aux && !spec.HasAux) throw new InceptException($"{spec.Name} has no auxiliary heads; leave out --aux.");
+        var config = new ModelConfig
+        {
+            Width = options.Width, SmallInput = options.SmallInput, AuxLogits = aux, NumClasses = options.NumClasses, InChannels = options.InChannels,
+        };
+        manual_seed(0);
+        return new LoadedModelOrBuilt(ModelFactory.Create(spec, config), spec);
+    }
+
+    private static double[] TimeTraining(InceptionModel model, Tensor input, BenchmarkOptions options)
+    {
+        if (options.ChannelsLast) FastTorchEngine.ConvertToChannelsLast(model, requiresGrad: true);
+
+        model.train();
+        using var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        using var targets = randint(model.NumClasses, [input.shape[0]], dtype: ScalarType.Int64);
+        var x = options.ChannelsLast ? FastTorchEngine.ToChannelsLast(input) : input;
+        using var converted = ReferenceEquals(x, input) ? null : x;
+        return Time(() =>
+        {
+            using var scope = NewDisposeScope();
+            optimizer.zero_grad();
+            var output = model.call(x);
+            var loss = Losses.Total(output, targets, AuxLossWeight);
+            loss.backward();
+            optimizer.step();
+        }, options);
+    }
+
+    private static double[] Time(Action step, BenchmarkOptions options)
+    {
+        for (int i = 0; i < options.Warmup; i++) step();
+        var times = new double[options.Iterations];
+        for (int i = 0; i < times.Length; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            step();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        return times;
+    }
+
+    private static BenchmarkResult Summarise(string model, string engine, BenchmarkOptions o, int size, double width, bool aux, double[] times, long macs, int passes)
+    {
+        var sorted = times.Order().ToArray();
+        double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        var machine = MachineInfo.Detect();
+        double gflops = 2.0 * passes * macs * o.BatchSize / (median / 1000.0) / 1e9;
+        return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, get_num_threads(), o.Warmup, o.Iterations,
+            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), ProcessMemory.PeakRssMb(), macs, gflops, machine.PeakGflops, machine);
+    }
+
+    /// <summary>A model and its spec, built here or loaded from a checkpoint; disposing it disposes the model.</summary>
+    private sealed record LoadedModelOrBuilt(InceptionModel Model, ModelSpec Spec) : IDisposable
+    {
+        public void Dispose() => Model.Dispose();
+    }
+}

@@ -1,0 +1,56 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Layers;
+
+/// <summary>
+/// A convolution followed by a BatchNorm that can be merged for inference: after <see cref="FoldBatchNorm"/> the
+/// convolution alone (with a bias) computes what convolution → BatchNorm computed in evaluation mode.
+/// </summary>
+internal interface IConvBnUnit
+{
+    /// <summary>The convolution.</summary>
+    Conv2d Conv { get; }
+
+    /// <summary>The BatchNorm, or null where the unit has none.</summary>
+    BatchNorm2d? Bn { get; }
+
+    /// <summary>Whether the BatchNorm has been folded into the convolution (and is skipped).</summary>
+    bool BatchNormFolded { get; }
+
+    /// <summary>Folds the BatchNorm's running statistics and affine parameters into the convolution (see <see cref="ConvBnFolding.Fold"/>).</summary>
+    void FoldBatchNorm();
+}
+
+/// <summary>Merges an evaluation-mode BatchNorm into the convolution before it.</summary>
+internal static class ConvBnFolding
+{
+    /// <summary>
+    /// Rewrites <paramref name="conv"/> so that it computes <c>bn(conv(x))</c> of evaluation mode: with
+    /// s = γ / √(running_var + ε), the weight becomes W·s per output channel and the bias β + (b − running_mean)·s
+    /// (b = 0 for a convolution without bias, which gets one). The arithmetic is done in float64 and rounded once.
+    /// The BatchNorm is left as it was; its owner must stop applying it.
+    /// </summary>
+    public static void Fold(Conv2d conv, BatchNorm2d bn)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        ArgumentNullException.ThrowIfNull(bn);
+        if (bn.running_mean is null || bn.running_var is null)
+            throw new InvalidOperationException("A BatchNorm without running statistics cannot be folded into its convolution.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var weight = conv.weight!;
+        var dtype = weight.dtype;
+        long outChannels = weight.shape[0];
+        var gamma = bn.weight?.to_type(ScalarType.Float64) ?? ones(outChannels, ScalarType.Float64, weight.device);
+        var beta = bn.bias?.to_type(ScalarType.Float64) ?? zeros(outChannels, ScalarType.Float64, weight.device);
+        var scale = gamma / (bn.running_var.to_type(ScalarType.Float64) + bn.eps).sqrt();
+        var bias = conv.bias?.to_type(ScalarType.Float64) ?? zeros(outChannels, ScalarType.Float64, weight.device);
+        var foldedWeight = weight.to_type(ScalarType.Float64) * scale.reshape(outChannels, 1, 1, 1);
+        var foldedBias = beta + (bias - bn.running_mean.to_type(ScalarType.Float64)) * scale;
+        weight.copy_(foldedWeight.to_type(dtype));
+        if (conv.bias is { } existing) existing.copy_(foldedBias.to_type(dtype));
+        else conv.bias = new Parameter(foldedBias.to_type(dtype).DetachFromDisposeScope(), requires_grad: false);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Text.Json;
+using Incept.Analysis;
+using Incept.Benchmarks;
+using Incept.Cli;
+using Incept.Models;
+
+namespace Incept.Tests.Benchmarks;
+
+public class BenchmarkTests
+{
+    private const string CpuInfo = """
+        processor	: 0
+        vendor_id	: GenuineIntel
+        model name	: Intel(R) Xeon(R) Platinum 8480C
+        cpu MHz		: 2000.000
+        flags		: fpu sse avx avx2 fma avx512f avx512_bf16 amx_tile
+        
+        processor	: 1
+        model name	: Intel(R) Xeon(R) Platinum 8480C
+        cpu MHz		: 2500.000
+        flags		: fpu sse avx avx2 fma avx512f avx512_bf16 amx_tile
+        """;
+
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        int code = InceptCli.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void Cpuinfo_gives_the_model_cores_clock_flags_and_fma_peak()
+    {
+        var m = MachineInfo.Parse(CpuInfo);
+        Assert.Equal("Intel(R) Xeon(R) Platinum 8480C", m.CpuModel);
+        Assert.Equal(2, m.Cores);
+        Assert.Equal(2.0, m.Ghz, 6);
+        Assert.True(m.HasAvx512 && m.HasAvx512Bf16 && m.HasAmx);
+        Assert.Equal(16, m.Fp32Lanes);
+        Assert.Equal(2 * 2.0 * 2 * 16 * 2, m.PeakGflops, 6);
+    }
+
+    [Fact]
+    public void Without_avx512_the_peak_uses_eight_avx2_lanes()
+    {
+        var m = MachineInfo.Parse("processor : 0\nmodel name : AMD EPYC\ncpu MHz : 2600.0\nflags : fpu avx avx2 fma\n", cores: 4);
+        Assert.Equal(4, m.Cores);
+        Assert.Equal("avx2", m.VectorIsa);
+        Assert.Equal(4 * 2.6 * 2 * 8 * 2, m.PeakGflops, 6);
+    }
+
+    [Fact]
+    public void Proc_status_lines_with_tabs_read_as_mebibytes()
+    {
+        Assert.Equal(2.0, ProcessMemory.ParseKb("Name:\tx\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n", "VmHWM:"));
+        Assert.Null(ProcessMemory.ParseKb("Name:\tx\n", "VmHWM:"));
+        Assert.True(ProcessMemory.PeakRssMb() > 0);
+    }
+
+    [Fact]
+    public void An_inference_run_reports_times_rate_memory_and_flops_from_the_summary_macs()
+    {
+        var r = Benchmark.Run(new BenchmarkOptions
+        {
+            Model = "googlenet", Width = 0.25, SmallInput = true, NumClasses = 10, BatchSize = 2, Warmup = 1, Iterations = 3,
+        });
+        Assert.Equal("fast", r.Engine);
+        Assert.Equal(28, r.InputSize);
+        Assert.Equal(ModelSummary.Create("googlenet", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10 }).Macs, r.MacsPerImage);
+        Assert.True(r.MsPerBatchMin <= r.MsPerBatchMedian && r.MsPerBatchMedian <= r.MsPerBatchMax);
+        Assert.Equal(2 / (r.MsPerBatchMedian / 1000), r.ImagesPerSecond, 6);
+        Assert.Equal(2.0 * r.MacsPerImage * 2 / (r.MsPerBatchMedian / 1000) / 1e9, r.Gflops, 6);
+        Assert.True(r.PeakRssMb > 0);
+    }
+
+    [Fact]
+    public void A_training_run_counts_the_aux_heads_and_three_passes()
+    {
+        var options = new BenchmarkOptions
+        {
+            Model = "googlenet", Mode = BenchmarkMode.Train, Width = 0.25, SmallInput = true, NumClasses = 10, BatchSize = 2,
+            Aux = true, ChannelsLast = true, Warmup = 0, Iterations = 2,
+        };
+        var r = Benchmark.Run(options);
+        Assert.True(r.Aux);
+        Assert.Equal("torch-channels-last", r.Engine);
+        long macs = ModelSummary.Create("googlenet", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10, AuxLogits = true }).Macs;
+        Assert.Equal(macs, r.MacsPerImage);
+        Assert.Equal(3 * 2.0 * macs * 2 / (r.MsPerBatchMedian / 1000) / 1e9, r.Gflops, 6);
+    }
+
+    [Fact]
+    public void Bench_json_has_the_fields_scripts_read()
+    {
+        var (code, output, error) = Cli("bench", "--model", "inception_v3", "--width", "0.25", "--input-size", "75", "--engine", "torch",
+            "--warmup", "0", "--iterations", "1", "--format", "json");
+        Assert.True(code == 0, error);
+        var root = JsonDocument.Parse(output).RootElement;
+        Assert.True(root.GetProperty("images_per_second").GetDouble() > 0);
+        Assert.True(root.GetProperty("ms_per_batch_median").GetDouble() > 0);
+        Assert.True(root.GetProperty("peak_rss_mb").GetDouble() > 0);
+        Assert.Equal("torch", root.GetProperty("engine").GetString());
+        Assert.True(root.GetProperty("peak_gflops").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void The_onnx_engine_says_it_is_not_in_this_build_and_bad_settings_are_one_sentence()
+    {
+        var (code, _, error) = Cli("bench", "--model", "googlenet", "--engine", "onnx", "--weights", "model.onnx");
+        Assert.Equal(InceptCli.BadInput, code);
+        Assert.Contains("not available in this build", error, StringComparison.Ordinal);
+        (code, _, error) = Cli("bench", "--model", "googlenet", "--iterations", "0");
+        Assert.Equal(InceptCli.BadInput, code);
+        Assert.Contains("timed iteration", error, StringComparison.Ordinal);
+        (code, _, error) = Cli("bench", "--model", "inception_v4", "--mode", "train", "--batch-size", "2", "--aux");
+        Assert.Equal(InceptCli.BadInput, code);
+        Assert.Contains("no auxiliary heads", error, StringComparison.Ordinal);
+        (code, _, _) = Cli("bench", "--model", "nonet");
+        Assert.Equal(InceptCli.Usage, code);
+    }
+}

@@ -1,0 +1,163 @@
+using Incept.Inference;
+using Incept.Layers;
+using Incept.Models;
+using Incept.Registry;
+using Incept.Tests.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Tests.Inference;
+
+/// <summary>The fast engine computes the plain model's evaluation logits, for every family.</summary>
+public class FastTorchEngineTests
+{
+    public static TheoryData<string> All() => RegistryModels.All();
+
+    /// <summary>Gives every BatchNorm statistics and affine parameters far from the identity, so that folding matters.</summary>
+    private static void RandomiseBatchNorms(nn.Module model, int seed)
+    {
+        using var _ = no_grad();
+        var g = new Generator((ulong)seed);
+        foreach (var bn in model.modules().OfType<BatchNorm>())
+        {
+            long c = bn.running_mean!.shape[0];
+            bn.running_mean.copy_(randn(c, generator: g) * 0.3);
+            bn.running_var!.copy_(rand(c, generator: g) * 1.5 + 0.3);
+            bn.weight?.copy_(rand(c, generator: g) + 0.5);
+            bn.bias?.copy_(randn(c, generator: g) * 0.3);
+        }
+    }
+
+    private static double RelativeError(Tensor actual, Tensor expected)
+        => (actual - expected).abs().max().item<float>() / Math.Max(1e-12, expected.abs().max().item<float>());
+
+    [Theory]
+    [MemberData(nameof(All))]
+    public void Logits_equal_the_plain_models_evaluation_logits(string name)
+    {
+        var spec = ModelRegistry.Get(name);
+        manual_seed(1);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 10, SmallInput = true });
+        RandomiseBatchNorms(model, 2);
+        model.eval();
+        using var input = randn(2, 3, 32, 32);
+        using var expected = EvalLogits(model, input);
+
+        using var engine = FastTorchEngine.Create(spec, model);
+        using var actual = engine.Run(input);
+
+        Assert.Equal(expected.shape, actual.shape);
+        Assert.True(RelativeError(actual, expected) < 1e-4, $"relative error {RelativeError(actual, expected)}");
+        Assert.Equal(model.modules().OfType<BatchNorm2d>().Count(), engine.FoldedUnits);
+        Assert.True(engine.FoldedUnits > 0 || !model.modules().OfType<BatchNorm2d>().Any());
+    }
+
+    [Fact]
+    public void Full_size_inception_v3_at_299_pixels_matches_too()
+    {
+        var spec = ModelRegistry.Get("inception_v3");
+        manual_seed(3);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 5 });
+        RandomiseBatchNorms(model, 4);
+        model.eval();
+        using var input = randn(1, 3, 299, 299);
+        using var expected = EvalLogits(model, input);
+        using var engine = FastTorchEngine.Create(spec, model);
+        using var actual = engine.Run(input);
+        Assert.True(RelativeError(actual, expected) < 1e-4, $"relative error {RelativeError(actual, expected)}");
+    }
+
+    [Fact]
+    public void A_model_with_aux_heads_gives_the_same_logits_without_copying_them()
+    {
+        var spec = ModelRegistry.Get("googlenet");
+        manual_seed(5);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 4, AuxLogits = true, SmallInput = true });
+        RandomiseBatchNorms(model, 6);
+        model.eval();
+        using var input = randn(3, 3, 28, 28);
+        using var expected = EvalLogits(model, input);
+        using var engine = FastTorchEngine.Create(spec, model);
+        using var actual = engine.Run(input);
+        Assert.True(RelativeError(actual, expected) < 1e-4);
+    }
+
+    [Fact]
+    public void Each_option_alone_keeps_the_logits_and_the_source_model_is_untouched()
+    {
+        var spec = ModelRegistry.Get("bn_inception");
+        manual_seed(7);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 6, SmallInput = true });
+        RandomiseBatchNorms(model, 8);
+        model.eval();
+        var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        using var input = randn(2, 3, 24, 24);
+        using var expected = EvalLogits(model, input);
+        foreach (var options in new[] { new FastTorchOptions { ChannelsLast = false }, new FastTorchOptions { FoldBatchNorm = false } })
+        {
+            using var engine = FastTorchEngine.Create(spec, model, options);
+            using var actual = engine.Run(input);
+            Assert.True(RelativeError(actual, expected) < 1e-4);
+            Assert.Equal(options.FoldBatchNorm ? model.modules().OfType<BatchNorm2d>().Count() : 0, engine.FoldedUnits);
+        }
+
+        var after = model.state_dict();
+        Assert.Equal(before.Keys, after.Keys);
+        foreach (var (key, value) in before)
+        {
+            Assert.True(value.equal(after[key]).all().item<bool>(), key);
+            value.Dispose();
+        }
+    }
+
+    [Fact]
+    public void The_logits_are_an_ordinary_tensor_in_the_usual_layout()
+    {
+        var spec = ModelRegistry.Get("googlenet");
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 3, SmallInput = true });
+        using var engine = FastTorchEngine.Create(spec, model);
+        using var input = randn(2, 3, 28, 28);
+        using var logits = engine.Run(input);
+        Assert.True(logits.is_contiguous());
+        logits.add_(1); // in-place use outside inference mode is allowed
+        Assert.Equal("fast", engine.Name);
+    }
+
+    [Fact]
+    public void A_float64_batch_is_refused_with_the_fix()
+    {
+        var spec = ModelRegistry.Get("googlenet");
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, SmallInput = true });
+        using var engine = FastTorchEngine.Create(spec, model);
+        using var input = randn(1, 3, 28, 28, ScalarType.Float64);
+        var e = Assert.Throws<InceptException>(() => engine.Run(input));
+        Assert.Contains("float32", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Folding_a_batchnorm_into_a_convolution_with_or_without_bias_keeps_its_output()
+    {
+        foreach (bool bias in new[] { false, true })
+        {
+            manual_seed(11);
+            using var conv = nn.Conv2d(4, 6, 3, padding: 1, bias: bias);
+            using var bn = nn.BatchNorm2d(6, eps: 1e-3);
+            RandomiseBatchNorms(bn, 12);
+            bn.eval();
+            using var x = randn(2, 4, 5, 5);
+            using var _ = no_grad();
+            using var expected = bn.call(conv.call(x));
+            ConvBnFolding.Fold(conv, bn);
+            Assert.NotNull(conv.bias);
+            using var actual = conv.call(x);
+            Assert.True(RelativeError(actual, expected) < 1e-5);
+        }
+    }
+
+    private static Tensor EvalLogits(InceptionModel model, Tensor input)
+    {
+        using var _ = no_grad();
+        return model.call(input).Logits;
+    }
+}

@@ -3,9 +3,11 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Incept.Data;
+using Incept.Export;
 using Incept.Inference;
 using Incept.Weights;
 using Spectre.Console;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Incept.Cli.Commands;
@@ -22,8 +24,11 @@ internal static class PredictCommand
         var weightsFile = new Option<string>("--weights") { Description = "Weights to load.", Required = true };
         var top = new Option<int>("--top") { Description = "Classes to show per image.", DefaultValueFactory = _ => 5 };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 16 };
-        var engine = new Option<string>("--engine") { Description = "What runs the network: torch (TorchSharp) or onnx (ONNX Runtime).", DefaultValueFactory = _ => "torch" };
-        engine.AcceptOnlyFromAmong("torch", "onnx");
+        var engine = new Option<string?>("--engine")
+        {
+            Description = "What runs the network: fast (TorchSharp with BatchNorm folded, channels-last; the default on the CPU), torch (the model as trained) or onnx (ONNX Runtime; the default for a .onnx file).",
+        };
+        engine.AcceptOnlyFromAmong("fast", "torch", "onnx");
         var inputTensor = new Option<string?>("--input-tensor") { Description = "Instead of images: a float32 or float64 N×C×H×W .npy file, already preprocessed." };
         var saveLogits = new Option<string?>("--save-logits") { Description = ".npy file to write the float32 N×classes logits to (rows in the order of the images read)." };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv.", DefaultValueFactory = _ => "table" };
@@ -38,16 +43,13 @@ internal static class PredictCommand
         {
             CheckArguments(parse.GetValue(images) is { Length: > 0 }, parse.GetValue(inputTensor) is not null, parse.GetValue(saveLogits) is not null,
                 parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize));
-            var engineName = parse.GetValue(engine)!;
-            if (engineName == "onnx")
-                throw new InceptException("The ONNX Runtime engine is not available in this build yet; use --engine torch with a TorchSharp-readable checkpoint.");
-            var options = weights.Read(parse);
             var file = parse.GetValue(weightsFile)!;
-            using var loaded = CheckpointLoader.Load(file, options);
-            using var runner = OpenEngine(engineName, loaded, options.Device);
+            var options = weights.Read(parse);
+            var engineName = parse.GetValue(engine) ?? DefaultEngine(file, options.Device, parse.GetValue(inputTensor) is not null);
+            using var target = PredictionTarget.Open(engineName, file, options);
             return parse.GetValue(inputTensor) is { } tensorFile
-                ? PredictTensor(parse.InvocationConfiguration.Output, loaded, runner, tensorFile, parse.GetValue(saveLogits)!, parse.GetValue(format)!)
-                : PredictImages(parse, loaded, runner, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!);
+                ? PredictTensor(parse.InvocationConfiguration.Output, target, tensorFile, parse.GetValue(saveLogits)!, parse.GetValue(format)!)
+                : PredictImages(parse, target, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!);
         });
         return command;
     }
@@ -62,38 +64,38 @@ internal static class PredictCommand
         if (batchSize < 1) throw new InceptException($"--batch-size must be at least 1; got {batchSize}.");
     }
 
-    /// <summary>The engine called <paramref name="name"/> for <paramref name="loaded"/>.</summary>
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Every engine comes through here; ONNX Runtime's joins TorchSharp's.")]
-    private static IInferenceEngine OpenEngine(string name, LoadedModel loaded, Device? device) => name switch
-    {
-        "torch" => new TorchEngine(loaded.Model, device),
-        _ => throw new InceptException($"Unknown engine '{name}'; use torch or onnx."),
-    };
+    /// <summary>
+    /// The engine used without --engine: ONNX Runtime for a .onnx file; for images the fast TorchSharp engine on the
+    /// CPU; for a tensor (the scripting path, where logits are compared with other frameworks) the model exactly as loaded.
+    /// </summary>
+    private static string DefaultEngine(string file, Device? device, bool tensorInput) =>
+        file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx"
+        : !tensorInput && (device is null || device.type == DeviceType.CPU) ? "fast" : "torch";
 
-    private static int PredictTensor(TextWriter output, LoadedModel loaded, IInferenceEngine engine, string tensorFile, string logitsFile, string format)
+    private static int PredictTensor(TextWriter output, PredictionTarget target, string tensorFile, string logitsFile, string format)
     {
         using var input = Npy.Read(tensorFile);
         if (input.dtype is not (ScalarType.Float32 or ScalarType.Float64))
             throw new InceptException($"The input tensor must be float32 or float64; '{tensorFile}' is {input.dtype}.");
         using var x = input.to_type(ScalarType.Float32);
-        using var logits = engine.Run(x);
+        using var logits = target.Engine.Run(x);
         Npy.Write(logitsFile, logits);
         if (format == "json")
-            output.WriteLine(JsonSerializer.Serialize(new { model = loaded.Spec.Name, engine = engine.Name, logits = logitsFile, shape = logits.shape }, CommonOptions.Json));
+            output.WriteLine(JsonSerializer.Serialize(new { model = target.ModelName, engine = target.Engine.Name, logits = logitsFile, shape = logits.shape }, CommonOptions.Json));
         else
-            output.WriteLine($"Wrote {logitsFile}: logits [{string.Join(", ", logits.shape)}] from {loaded.Spec.Name}.");
+            output.WriteLine($"Wrote {logitsFile}: logits [{string.Join(", ", logits.shape)}] from {target.ModelName}.");
         return 0;
     }
 
-    private static int PredictImages(ParseResult parse, LoadedModel loaded, IInferenceEngine engine, string weightsFile, string[] paths, int top, int batchSize, string? logitsFile, string format)
+    private static int PredictImages(ParseResult parse, PredictionTarget target, string weightsFile, string[] paths, int top, int batchSize, string? logitsFile, string format)
     {
         var output = parse.InvocationConfiguration.Output;
         var error = parse.InvocationConfiguration.Error;
-        if (loaded.Model.NumClasses == 0)
-            throw new InceptException($"'{weightsFile}' holds {loaded.Spec.Name} without a classifier, so it predicts no classes; use 'incept features' for its embeddings.");
+        if (target.NumClasses == 0)
+            throw new InceptException($"'{weightsFile}' holds {target.ModelName} without a classifier, so it predicts no classes; use 'incept features' for its embeddings.");
         var files = ImageFiles.Expand(paths);
-        var labels = ClassLabels.Resolve(loaded.Model.NumClasses, loaded.ClassNames, loaded.Weights?.Labels);
-        var predictor = new Predictor(engine, ImageInputs.Preprocessor(loaded, weightsFile, error), labels);
+        var labels = ClassLabels.Resolve(target.NumClasses, target.ClassNames, target.LabelSet);
+        var predictor = new Predictor(target.Engine, target.Preprocessor(weightsFile, error), labels);
         var predictions = new List<ImagePrediction>();
         var failures = new List<ImageFailure>();
         BatchProgress.Run(error, "Predicting", files.Count, done =>
@@ -119,7 +121,7 @@ internal static class PredictCommand
             case "json":
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    model = loaded.Spec.Name, engine = engine.Name, preprocess = predictor.Preprocessor.Spec,
+                    model = target.ModelName, engine = target.Engine.Name, preprocess = predictor.Preprocessor.Spec,
                     predictions = predictions.Select(p => new
                     {
                         image = p.Path,
@@ -166,5 +168,75 @@ internal static class PredictCommand
     {
         if (value.IndexOfAny([',', '"', '\n', '\r']) < 0) return value;
         return new StringBuilder("\"").Append(value.Replace("\"", "\"\"", StringComparison.Ordinal)).Append('"').ToString();
+    }
+
+    /// <summary>What predict runs: an engine with the model's name, classes and preprocessing, from a checkpoint or a .onnx file.</summary>
+    private sealed class PredictionTarget : IDisposable
+    {
+        private readonly LoadedModel? loaded;
+        private readonly OnnxModelInfo? onnx;
+
+        private PredictionTarget(IInferenceEngine engine, LoadedModel? loaded, OnnxModelInfo? onnx)
+        {
+            Engine = engine;
+            this.loaded = loaded;
+            this.onnx = onnx;
+        }
+
+        public IInferenceEngine Engine { get; }
+
+        public string ModelName => loaded?.Spec.Name ?? onnx!.Model ?? Path.GetFileName(onnx!.Path);
+
+        public int NumClasses => loaded?.Model.NumClasses ?? onnx!.Outputs;
+
+        public IReadOnlyList<string>? ClassNames => loaded is not null ? loaded.ClassNames : onnx!.ClassNames;
+
+        public string? LabelSet => loaded is not null ? loaded.Weights?.Labels : onnx!.Labels;
+
+        public static PredictionTarget Open(string engine, string file, CheckpointOptions options)
+        {
+            if (engine == "onnx")
+            {
+                if (options.Device is { } device && device.type != DeviceType.CPU)
+                    throw new InceptException("The onnx engine runs on the CPU; predict with --device cpu, or with --engine torch on the GPU.");
+                var onnxEngine = OnnxEngine.Open(file);
+                return new PredictionTarget(onnxEngine, null, onnxEngine.Info);
+            }
+
+            if (file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+                throw new InceptException($"'{file}' is an ONNX file, which only --engine onnx runs; drop --engine {engine} or give a checkpoint.");
+            var model = CheckpointLoader.Load(file, options);
+            try
+            {
+                IInferenceEngine runner = engine switch
+                {
+                    "fast" when options.Device is null || options.Device.type == DeviceType.CPU => FastTorchEngine.Create(model.Spec, model.Model),
+                    "fast" => throw new InceptException("The fast engine runs on the CPU; use --engine torch with --device cuda."),
+                    "torch" => new TorchEngine(model.Model, options.Device),
+                    _ => throw new InceptException($"Unknown engine '{engine}'; use fast, torch or onnx."),
+                };
+                return new PredictionTarget(runner, model, null);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>How images are prepared: the checkpoint's or the ONNX file's recorded preprocessing.</summary>
+        public ImagePreprocessor Preprocessor(string weightsFile, TextWriter error)
+        {
+            if (loaded is not null) return ImageInputs.Preprocessor(loaded, weightsFile, error);
+            return onnx!.Preprocess is { } spec
+                ? new ImagePreprocessor(spec, onnx.InChannels)
+                : throw new InceptException($"'{weightsFile}' does not record how to prepare images; export it with 'incept export', which writes the preprocessing into the file.");
+        }
+
+        public void Dispose()
+        {
+            Engine.Dispose();
+            loaded?.Dispose();
+        }
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Incept.Analysis;
 using Incept.Data;
+using Incept.Inference;
 using Incept.Weights;
 using static TorchSharp.torch;
 
@@ -53,7 +54,8 @@ internal static class CamCommand
             using (var x = input.ToTensor().to(options.Device ?? CPU))
                 result = GradCam.Compute(loaded.Model, x, parse.GetValue(classIndex), parse.GetValue(layer));
             HeatMapOverlay.WritePng(outPath, shown, result.Map, opacity);
-            var className = loaded.ClassNames is { } names && result.ClassIndex < names.Count ? names[result.ClassIndex] : null;
+            var labels = ClassLabels.Resolve(loaded.Model.NumClasses, loaded.ClassNames, loaded.Weights?.Labels);
+            var className = result.ClassIndex < labels.Count && labels[result.ClassIndex] != $"class {result.ClassIndex}" ? labels[result.ClassIndex] : null;
             if (parse.GetValue(format) == "json")
             {
                 writer.WriteLine(JsonSerializer.Serialize(new

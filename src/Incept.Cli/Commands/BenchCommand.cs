@@ -82,7 +82,7 @@ internal static class BenchCommand
             table.AddRow("achieved GFLOP/s", r.Gflops.ToString("0.0", c));
             table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));
             InceptCli.Console(output).Write(table);
-            output.WriteLine(string.Create(c, $"{r.Warmup} warm-up and {r.Iterations} timed iterations on {r.Machine.CpuModel}, {r.Machine.Cores} cores at {r.Machine.Ghz:0.00} GHz, {r.Machine.VectorIsa}. Peak = cores × GHz × 2 FMA units × {r.Machine.Fp32Lanes} float32 lanes × 2."));
+            output.WriteLine(string.Create(c, $"{r.Warmup} warm-up and {r.Iterations} timed iterations on {r.Machine.CpuModel}, {r.Machine.Cores} cores at {r.Machine.Ghz:0.00} GHz, {r.Machine.VectorIsa}. Peak = cores used × GHz × 2 FMA units × {r.Machine.Fp32Lanes} float32 lanes × 2."));
             return 0;
         });
         return command;

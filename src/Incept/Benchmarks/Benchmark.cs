@@ -117,7 +117,7 @@ public sealed record BenchmarkOptions
 /// <param name="PeakRssMb">Peak resident memory of the process (VmHWM) in MiB, or null where unknown.</param>
 /// <param name="MacsPerImage">Multiply-accumulates of one image's forward pass (conv and linear layers).</param>
 /// <param name="Gflops">Achieved GFLOP/s at the median: 2 FLOPs per MAC, three passes' worth for a training step.</param>
-/// <param name="PeakGflops">The machine's theoretical float32 peak (<see cref="MachineInfo.PeakGflops"/>).</param>
+/// <param name="PeakGflops">The theoretical float32 peak of the cores the threads can use (<see cref="MachineInfo.PeakGflopsFor"/>).</param>
 /// <param name="Machine">The CPU.</param>
 public sealed record BenchmarkResult(
     string Model, BenchmarkMode Mode, string Engine, int BatchSize, int InputSize, double Width, bool Aux, int Threads,
@@ -273,8 +273,9 @@ public static class Benchmark
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
         var machine = MachineInfo.Detect();
         double gflops = 2.0 * passes * macs * o.BatchSize / (median / 1000.0) / 1e9;
-        return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, get_num_threads(), o.Warmup, o.Iterations,
-            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), ProcessMemory.PeakRssMb(), macs, gflops, machine.PeakGflops, machine);
+        int threads = get_num_threads();
+        return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, threads, o.Warmup, o.Iterations,
+            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), ProcessMemory.PeakRssMb(), macs, gflops, machine.PeakGflopsFor(threads), machine);
     }
 
     /// <summary>A model and its spec, built here or loaded from a checkpoint; disposing it disposes the model.</summary>

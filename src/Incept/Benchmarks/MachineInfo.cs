@@ -37,6 +37,9 @@ public sealed record MachineInfo(string CpuModel, int Cores, double Ghz, IReadOn
     /// </summary>
     public double PeakGflops => Cores * Ghz * 2 * Fp32Lanes * 2;
 
+    /// <summary>The peak of <paramref name="threads"/> cores (at most all of them): what a run with that many threads can reach.</summary>
+    public double PeakGflopsFor(int threads) => PeakGflops * Math.Clamp(threads, 1, Cores) / Cores;
+
     /// <summary>Reads <c>/proc/cpuinfo</c>; the core count is the processors this process may use.</summary>
     public static MachineInfo Detect()
     {

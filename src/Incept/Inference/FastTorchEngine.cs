@@ -10,7 +10,7 @@ namespace Incept.Inference;
 /// <summary>How <see cref="FastTorchEngine"/> prepares its copy of a model.</summary>
 public sealed record FastTorchOptions
 {
-    /// <summary>Fold every BatchNorm into the convolution before it (conv bias = folded shift).</summary>
+    /// <summary>Fold every BatchNorm into the convolution before it (conv bias = folded shift) and apply the conv units' ReLU in place.</summary>
     public bool FoldBatchNorm { get; init; } = true;
 
     /// <summary>
@@ -73,9 +73,8 @@ public sealed class FastTorchEngine : IInferenceEngine
                 {
                     foreach (var unit in copy.ConvBnUnits())
                     {
-                        if (unit.Bn is null) continue;
+                        if (unit.Bn is not null) folded++;
                         unit.FoldBatchNorm();
-                        folded++;
                     }
                 }
 

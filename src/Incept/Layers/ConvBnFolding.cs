@@ -16,10 +16,13 @@ internal interface IConvBnUnit
     /// <summary>The BatchNorm, or null where the unit has none.</summary>
     BatchNorm2d? Bn { get; }
 
-    /// <summary>Whether the BatchNorm has been folded into the convolution (and is skipped).</summary>
+    /// <summary>Whether the unit has been prepared for inference by <see cref="FoldBatchNorm"/>.</summary>
     bool BatchNormFolded { get; }
 
-    /// <summary>Folds the BatchNorm's running statistics and affine parameters into the convolution (see <see cref="ConvBnFolding.Fold"/>).</summary>
+    /// <summary>
+    /// Prepares the unit for inference only: folds the BatchNorm, if any, into the convolution (see
+    /// <see cref="ConvBnFolding.Fold"/>) and applies the ReLU in place from then on. The unit can no longer be trained.
+    /// </summary>
     void FoldBatchNorm();
 }
 

@@ -93,8 +93,8 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
     }
 
     /// <summary>
-    /// Every convolution unit with a BatchNorm that an inference copy may fold (see <see cref="IConvBnUnit"/>). By
-    /// default the registered modules that are such units; families whose units are not registered modules list them.
+    /// Every conv unit (convolution, optional BatchNorm, ReLU) that an inference copy may fold (see <see cref="IConvBnUnit"/>).
+    /// By default the registered modules that are such units; families whose units are not registered modules list them.
     /// </summary>
     internal virtual IEnumerable<IConvBnUnit> ConvBnUnits() => modules().OfType<IConvBnUnit>();
 

@@ -39,6 +39,8 @@ public class BenchmarkTests
         Assert.True(m.HasAvx512 && m.HasAvx512Bf16 && m.HasAmx);
         Assert.Equal(16, m.Fp32Lanes);
         Assert.Equal(2 * 2.0 * 2 * 16 * 2, m.PeakGflops, 6);
+        Assert.Equal(m.PeakGflops / 2, m.PeakGflopsFor(1), 6);
+        Assert.Equal(m.PeakGflops, m.PeakGflopsFor(8), 6);
     }
 
     [Fact]

@@ -125,6 +125,20 @@ public class FastTorchEngineTests
     }
 
     [Fact]
+    public void Repeated_calls_leave_no_tensors_behind()
+    {
+        var spec = ModelRegistry.Get("inception_v3");
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 3, SmallInput = true });
+        using var engine = FastTorchEngine.Create(spec, model);
+        using var input = randn(2, 3, 32, 32);
+        var stats = DisposeScopeManager.Statistics;
+        engine.Run(input).Dispose();
+        long after1 = stats.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++) engine.Run(input).Dispose();
+        Assert.Equal(after1, stats.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void A_float64_batch_is_refused_with_the_fix()
     {
         var spec = ModelRegistry.Get("googlenet");

@@ -55,17 +55,19 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
-        if (bn is null || folded) return;
-        ConvBnFolding.Fold(conv, bn);
+        if (folded) return;
+        if (bn is not null) ConvBnFolding.Fold(conv, bn);
         folded = true;
     }
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
+        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
+        if (folded) return conv.call(input).relu_();
         using var scope = NewDisposeScope();
         var x = conv.call(input);
-        if (bn is not null && !folded) x = BatchNormForward.Apply(bn, x);
+        if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return nn.functional.relu(x).MoveToOuterDisposeScope();
     }
 

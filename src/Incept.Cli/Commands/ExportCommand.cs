@@ -18,7 +18,7 @@ internal static class ExportCommand
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold every BatchNorm into the convolution before it." };
         var dynamicBatch = new Option<bool>("--dynamic-batch") { Description = "Leave the batch size open (symbolic N) instead of fixing it." };
         var batchSize = new Option<int>("--batch-size") { Description = "The fixed batch size without --dynamic-batch.", DefaultValueFactory = _ => 1 };
-        var inputSize = new Option<int?>("--input-size") { Description = "Side of the square input in pixels; default: the weights' preprocessing, else the model's default." };
+        var inputSize = new Option<int?>("--input-size") { Description = "Side of the square input in pixels; default: the weights' preprocessing, else the model's default (28 for the small-input stem)." };
         var format = CommonOptions.Format();
         var weights = new WeightsOptions();
         var command = new Command("export", "Export weights to ONNX (inference mode: no aux heads, no dropout), with the preprocessing in the file's metadata.")
@@ -37,7 +37,8 @@ internal static class ExportCommand
                 FoldBatchNorm = parse.GetValue(foldBn),
                 DynamicBatch = parse.GetValue(dynamicBatch),
                 BatchSize = parse.GetValue(batchSize),
-                InputSize = parse.GetValue(inputSize) ?? loaded.Preprocess?.InputSize ?? loaded.Spec.InputSize,
+                InputSize = parse.GetValue(inputSize) ?? loaded.Preprocess?.InputSize
+                    ?? (loaded.Model.Config.SmallInput ? Incept.Analysis.ModelSummary.DefaultSmallInputSize : loaded.Spec.InputSize),
                 ModelName = loaded.Spec.Name,
                 Preprocess = loaded.Preprocess,
                 ClassNames = loaded.ClassNames,

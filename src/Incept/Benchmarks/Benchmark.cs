@@ -187,25 +187,34 @@ public static class Benchmark
     };
 
     /// <summary>Opens an exported ONNX file with ONNX Runtime.</summary>
-    private static IInferenceEngine OpenOnnx(string? path)
+    private static OnnxEngine OpenOnnx(string? path)
     {
         if (string.IsNullOrEmpty(path))
             throw new InceptException("The onnx engine runs an exported file: give it with --weights model.onnx.");
-        // The ONNX Runtime engine (Incept.Inference.OnnxEngine) is wired in here once it is part of the build.
-        throw new InceptException("The onnx engine is not available in this build of Incept; use --engine fast or --engine torch.");
+        return OnnxEngine.Open(path, new OnnxEngineOptions { Threads = get_num_threads() });
     }
 
+    /// <summary>
+    /// Times an exported file. The architecture, width, stem and input size come from the file's metadata (what
+    /// <c>incept export</c> writes) unless the options name them; they give the multiply-accumulate count.
+    /// </summary>
     private static BenchmarkResult RunOnnx(BenchmarkOptions options)
     {
         using var engine = OpenOnnx(options.Weights);
-        var spec = ModelRegistry.Get(options.Model ?? throw new InceptException("Name the exported model with --model so that its input size and MACs are known."));
-        var config = new ModelConfig { Width = options.Width, SmallInput = options.SmallInput, NumClasses = options.NumClasses, InChannels = options.InChannels };
-        int size = options.InputSize ?? (options.SmallInput ? ModelSummary.DefaultSmallInputSize : spec.InputSize);
+        var info = engine.Info;
+        var spec = ModelRegistry.Get(options.Model ?? info.Model
+            ?? throw new InceptException($"'{info.Path}' does not name its architecture; give it with --model so that its multiply-accumulates are known."));
+        string? Meta(string key) => info.Metadata.TryGetValue(key, out var v) ? v : null;
+        double width = Meta(CheckpointLoader.MetadataKeys.Width) is { } w ? double.Parse(w, System.Globalization.CultureInfo.InvariantCulture) : options.Width;
+        bool smallInput = Meta(CheckpointLoader.MetadataKeys.SmallInput) is { } si ? bool.Parse(si) : options.SmallInput;
+        var config = new ModelConfig { Width = width, SmallInput = smallInput, NumClasses = Math.Max(1, info.Outputs), InChannels = info.InChannels };
+        int size = options.InputSize ?? info.Height;
         long macs = ModelSummary.Create(spec.Name, config, size).Macs;
+        int batch = info.BatchSize ?? options.BatchSize;
         manual_seed(0);
-        using var input = randn(options.BatchSize, options.InChannels, size, size);
+        using var input = randn(batch, info.InChannels, size, size);
         var times = Time(() => engine.Run(input).Dispose(), options);
-        return Summarise(spec.Name, engine.Name, options, size, options.Width, false, times, macs, 1);
+        return Summarise(spec.Name, engine.Name, options with { BatchSize = batch }, size, width, false, times, macs, 1);
     }
 
     private static LoadedModelOrBuilt Load(BenchmarkOptions options)

@@ -107,11 +107,34 @@ public class BenchmarkTests
     }
 
     [Fact]
-    public void The_onnx_engine_says_it_is_not_in_this_build_and_bad_settings_are_one_sentence()
+    public void The_onnx_engine_times_an_exported_file_with_the_architecture_read_from_its_metadata()
     {
-        var (code, _, error) = Cli("bench", "--model", "googlenet", "--engine", "onnx", "--weights", "model.onnx");
+        using var temp = new Incept.Tests.Data.TempFolder();
+        var weights = temp.File("tiny.safetensors");
+        using (var model = Incept.Registry.ModelFactory.Create(Incept.Registry.ModelRegistry.Get("googlenet"), new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10, InChannels = 1 }))
+            Incept.Weights.CheckpointLoader.Save(weights, model, Incept.Registry.ModelRegistry.Get("googlenet"));
+        var onnx = temp.File("tiny.onnx");
+        var (code, _, error) = Cli("export", "--weights", weights, "-o", onnx, "--batch-size", "3");
+        Assert.True(code == 0, error);
+
+        (code, var output, error) = Cli("bench", "--engine", "onnx", "--weights", onnx, "--warmup", "1", "--iterations", "2", "--format", "json");
+        Assert.True(code == 0, error);
+        var root = JsonDocument.Parse(output).RootElement;
+        Assert.Equal("onnx", root.GetProperty("engine").GetString());
+        Assert.Equal("googlenet", root.GetProperty("model").GetString());
+        Assert.Equal(3, root.GetProperty("batch_size").GetInt32());
+        Assert.Equal(28, root.GetProperty("input_size").GetInt32());
+        Assert.True(root.GetProperty("images_per_second").GetDouble() > 0);
+        long macs = ModelSummary.Create("googlenet", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10, InChannels = 1 }, 28).Macs;
+        Assert.Equal(macs, root.GetProperty("macs_per_image").GetInt64());
+    }
+
+    [Fact]
+    public void Bad_settings_are_one_sentence()
+    {
+        var (code, _, error) = Cli("bench", "--model", "googlenet", "--engine", "onnx");
         Assert.Equal(InceptCli.BadInput, code);
-        Assert.Contains("not available in this build", error, StringComparison.Ordinal);
+        Assert.Contains("--weights model.onnx", error, StringComparison.Ordinal);
         (code, _, error) = Cli("bench", "--model", "googlenet", "--iterations", "0");
         Assert.Equal(InceptCli.BadInput, code);
         Assert.Contains("timed iteration", error, StringComparison.Ordinal);

@@ -28,6 +28,7 @@ public static class InceptCli
         root.Subcommands.Add(PredictCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(ReproduceCommand.Create());
         return root;
     }
 
@@ -46,7 +47,7 @@ public static class InceptCli
             error.WriteLine($"error: {e.Message}");
             return NativeFailure;
         }
-        catch (UnknownModelException e)
+        catch (Exception e) when (e is UnknownModelException or Reproduce.UnknownClaimException)
         {
             error.WriteLine($"error: {e.Message}");
             return Usage;

@@ -30,7 +30,10 @@ public sealed record Budget
     /// <summary>Seeds per configuration: each configuration trains once per seed, from the run's seed upwards.</summary>
     public int Seeds { get; init; } = 1;
 
-    /// <summary>Estimated wall-clock minutes of the whole claim on 2 CPU cores (0 for arithmetic claims).</summary>
+    /// <summary>
+    /// Estimated wall-clock minutes of the whole claim on an otherwise idle machine with 2 CPU cores (0 for arithmetic
+    /// claims), from the models' measured throughput; a shared machine takes longer.
+    /// </summary>
     public double EstimatedMinutes { get; init; }
 
     /// <summary>Optimizer steps of one run: epochs × whole batches per epoch.</summary>

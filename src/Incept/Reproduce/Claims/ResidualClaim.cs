@@ -18,8 +18,8 @@ internal static class ResidualClaim
         statement: "Training with residual connections accelerates the training of Inception networks significantly; Inception-ResNet-v2 and Inception-v4, of similar cost, reach similar final accuracy, the residual one faster.",
         paperFigure: "residual version trains markedly faster",
         measures: "inception_v4 and inception_resnet_v2 at the same width (similar multiply-accumulates), trained alike: steps to a common target (98 % of the lower best accuracy) and final accuracy",
-        quick: new Budget { TrainImages = 2048, EvalImages = 1000, Epochs = 3, BatchSize = 32, EvalEvery = 16, Width = 0.25, EstimatedMinutes = 14 },
-        full: new Budget { TrainImages = 10000, EvalImages = 2000, Epochs = 5, BatchSize = 32, EvalEvery = 40, Width = 0.25, EstimatedMinutes = 110 },
+        quick: new Budget { TrainImages = 2048, EvalImages = 500, Epochs = 4, BatchSize = 32, EvalEvery = 16, Width = 0.25, EstimatedMinutes = 7 },
+        full: new Budget { TrainImages = 10000, EvalImages = 2000, Epochs = 5, BatchSize = 32, EvalEvery = 40, Width = 0.25, EstimatedMinutes = 45 },
         experiment: Run);
 
     /// <summary>The recipe: SGD with Nesterov momentum at a constant rate after a short warm-up, so that steps to target reflect the architectures, not a schedule.</summary>

@@ -26,8 +26,8 @@ internal static class ResidualScalingClaim
         statement: "With more than 1000 filters, residual Inception networks become unstable and \"die\" early in training (the last layer before the average pooling outputs only zeros) unless the residuals are scaled down by 0.1–0.3 before the addition.",
         paperFigure: "unscaled: dies (only zeros before the pool); scaled 0.1–0.3: trains",
         measures: "inception_resnet_v2 (≥ 1000 filters in its last stage at width ≥ 0.5) with all residual scales 1.0 against the reference scales (0.17, 0.10, 0.20), at a high learning rate: the fraction of dead channels (no positive output for any of 256 test images) of the feature map before the final pool, loss curves and accuracy",
-        quick: new Budget { TrainImages = 1024, EvalImages = 500, Epochs = 3, BatchSize = 32, EvalEvery = 8, Width = 0.5, InputSize = 16, EstimatedMinutes = 14 },
-        full: new Budget { TrainImages = 8192, EvalImages = 1000, Epochs = 3, BatchSize = 32, EvalEvery = 32, Width = 1.0, InputSize = 28, EstimatedMinutes = 600 },
+        quick: new Budget { TrainImages = 2048, EvalImages = 500, Epochs = 3, BatchSize = 32, EvalEvery = 16, Width = 0.5, InputSize = 16, EstimatedMinutes = 7 },
+        full: new Budget { TrainImages = 8192, EvalImages = 1000, Epochs = 3, BatchSize = 32, EvalEvery = 32, Width = 1.0, InputSize = 28, EstimatedMinutes = 180 },
         experiment: Run);
 
     /// <summary>The recipe: SGD with momentum at a high constant rate, no warm-up, no clipping.</summary>
@@ -95,10 +95,15 @@ internal static class ResidualScalingClaim
             verdict = Verdict.Supported;
             reason = $"Unscaled, the network died ({(unscaled.Diverged ? $"diverged at step {unscaled.DivergedAtStep}" : $"{Fmt.Pct(Final(unscaled))} of the channels before the pool dead")}); with the reference scales it trained ({Fmt.Pct(Final(scaled))} dead, top-1 {Fmt.Acc(scaled.FinalTop1)}).";
         }
+        else if (scaledDied && unscaledDied)
+        {
+            verdict = Verdict.Inconclusive;
+            reason = $"Both networks died ({Fmt.Pct(Final(unscaled))} dead unscaled, {Fmt.Pct(Final(scaled))} scaled{(scaled.Diverged ? "; the scaled one diverged" : "")}): the learning rate is too high for either, so it does not separate them.";
+        }
         else if (scaledDied)
         {
             verdict = Verdict.NotSupported;
-            reason = $"The scaled network died too ({Fmt.Pct(Final(scaled))} dead{(scaled.Diverged ? ", diverged" : "")}): scaling did not stabilise training at this learning rate.";
+            reason = $"The scaled network died ({Fmt.Pct(Final(scaled))} dead{(scaled.Diverged ? ", diverged" : "")}) while the unscaled one trained: scaling did not stabilise training at this learning rate.";
         }
         else
         {

@@ -32,6 +32,7 @@ public static class InceptCli
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(CamCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ReproduceCommand.Create());
         return root;
     }
 
@@ -50,7 +51,7 @@ public static class InceptCli
             error.WriteLine($"error: {e.Message}");
             return NativeFailure;
         }
-        catch (UnknownModelException e)
+        catch (Exception e) when (e is UnknownModelException or Reproduce.UnknownClaimException)
         {
             error.WriteLine($"error: {e.Message}");
             return Usage;

@@ -84,24 +84,7 @@ public sealed record ModelSummary(string Model, int InputSize, bool Aux, double 
         foreach (var m in model.modules())
         {
             if (!stageOf.TryGetValue(m, out var stage)) continue;
-            switch (m)
-            {
-                case Conv2d conv:
-                {
-                    var w = conv.weight!.shape; // out, in/groups, kh, kw
-                    var h = conv.register_forward_hook((_, _, output) => { macs[stage] += output.numel() / batch * w[1] * w[2] * w[3]; return output; });
-                    hooks.Add(h.remove);
-                    break;
-                }
-
-                case Linear linear:
-                {
-                    var w = linear.weight!.shape;
-                    var h = linear.register_forward_hook((_, _, output) => { macs[stage] += output.numel() / batch * w[1]; return output; });
-                    hooks.Add(h.remove);
-                    break;
-                }
-            }
+            if (CountInto(m, batch, n => macs[stage] += n) is { } remove) hooks.Add(remove);
         }
 
         foreach (var (stageName, module) in stages)
@@ -133,6 +116,66 @@ public sealed record ModelSummary(string Model, int InputSize, bool Aux, double 
             macs[s.Name],
             s.Module is IDescribedStage d ? d.Columns : new Dictionary<string, long>())).ToList();
         return new ModelSummary(name, inputSize, model.HasAux, model.Config.Width, model.Config.SmallInput, rows.Sum(r => r.Params), rows.Sum(r => r.Macs), rows);
+    }
+
+    /// <summary>
+    /// Multiply-accumulates of the convolutions and linear layers inside <paramref name="module"/> (counted as in
+    /// <see cref="Create(InceptionModel, string, int)"/>) for one forward pass of a single input shaped
+    /// <paramref name="inputShape"/> (channels, height, width for a convolutional block). The module runs in
+    /// evaluation mode on zeros.
+    /// </summary>
+    public static long CountMacs(nn.Module<Tensor, Tensor> module, params long[] inputShape)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(inputShape);
+        long total = 0;
+        var hooks = new List<Action>();
+        foreach (var m in module.modules())
+        {
+            if (CountInto(m, 1, n => total += n) is { } remove) hooks.Add(remove);
+        }
+
+        bool wasTraining = module.training;
+        try
+        {
+            module.eval();
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            module.call(zeros([1, .. inputShape]));
+        }
+        finally
+        {
+            foreach (var remove in hooks) remove();
+            module.train(wasTraining);
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// Hooks <paramref name="m"/> when it is a convolution (output elements × input channels per group × kernel area)
+    /// or a linear layer (output elements × input features), adding its multiply-accumulates per image of a batch of
+    /// <paramref name="batch"/> to <paramref name="add"/>; returns the hook's removal, or null for other modules.
+    /// </summary>
+    private static Action? CountInto(nn.Module m, long batch, Action<long> add)
+    {
+        switch (m)
+        {
+            case Conv2d conv:
+            {
+                var w = conv.weight!.shape; // out, in/groups, kh, kw
+                return conv.register_forward_hook((_, _, output) => { add(output.numel() / batch * w[1] * w[2] * w[3]); return output; }).remove;
+            }
+
+            case Linear linear:
+            {
+                var w = linear.weight!.shape;
+                return linear.register_forward_hook((_, _, output) => { add(output.numel() / batch * w[1]); return output; }).remove;
+            }
+
+            default:
+                return null;
+        }
     }
 }
 

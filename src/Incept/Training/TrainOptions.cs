@@ -1,4 +1,5 @@
 using Incept.Weights;
+using Incept.Registry;
 
 namespace Incept.Training;
 
@@ -7,6 +8,13 @@ public sealed record TrainOptions
 {
     /// <summary>Registry name of the architecture (with <see cref="FineTune"/>, the weights' architecture is used instead).</summary>
     public string Model { get; init; } = "googlenet";
+
+    /// <summary>
+    /// An architecture outside the registry (an experiment's ablation, such as a model with other residual scales);
+    /// when set it is trained instead of <see cref="Model"/>. Its weights can be evaluated in the run but not reloaded
+    /// by name.
+    /// </summary>
+    public ModelSpec? Architecture { get; init; }
 
     /// <summary>The recipe (optimizer, schedule, regularisation).</summary>
     public Recipe Recipe { get; init; } = Recipe.Get("fast");
@@ -52,6 +60,14 @@ public sealed record TrainOptions
 
     /// <summary>Threads preparing batches beside the computation.</summary>
     public int Workers { get; init; } = 2;
+
+    /// <summary>
+    /// Called on the training thread after every optimizer step (after the moving average is updated), with the
+    /// model in training mode; the trainer puts the model back into training mode afterwards, so the callback may
+    /// evaluate it. A callback that neither changes the parameters nor draws from torch's global generator leaves the
+    /// run's results unchanged. To stop early, cancel the token given to <see cref="Trainer.Run"/>.
+    /// </summary>
+    public Action<TrainStep>? OnStep { get; init; }
 
     /// <summary>Stop after this many epochs of this invocation (for tests and time-boxed runs); null runs to the end.</summary>
     public int? StopAfterEpochs { get; init; }

@@ -17,6 +17,19 @@ public sealed record EpochMetrics(
 /// <param name="ImagesPerSecond">Throughput of this phase.</param>
 public sealed record TrainProgress(string Phase, int Epoch, int Epochs, int Step, int Steps, double Loss, double Top1, double ImagesPerSecond);
 
+/// <summary>One optimizer step of a run, as given to <see cref="TrainOptions.OnStep"/>.</summary>
+/// <param name="Model">The model being trained (its raw weights, not the moving average).</param>
+/// <param name="Epoch">Epoch (0-based).</param>
+/// <param name="Step">Steps done in this epoch (1 after the epoch's first step).</param>
+/// <param name="StepsPerEpoch">Steps in one epoch.</param>
+/// <param name="Loss">The step's training loss (including auxiliary losses and smoothing).</param>
+/// <param name="LearningRate">The learning rate the step used.</param>
+public sealed record TrainStep(Models.InceptionModel Model, int Epoch, int Step, int StepsPerEpoch, double Loss, double LearningRate)
+{
+    /// <summary>Steps done since the start of the run (1 after its first step).</summary>
+    public long GlobalStep => (long)Epoch * StepsPerEpoch + Step;
+}
+
 /// <summary>What a finished run produced.</summary>
 public sealed record TrainResult
 {

@@ -75,7 +75,7 @@ public static class Trainer
             cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             manual_seed(DataLoader.SampleSeed(options.Seed, epoch, -2));
-            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, progress, cancellation);
+            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, progress, options.OnStep, cancellation);
             ema?.Swap(model);
             try
             {
@@ -201,11 +201,11 @@ public static class Trainer
 
     private static (double Loss, double Top1, double ImagesPerSecond, double LearningRate) TrainEpoch(
         InceptionModel model, optim.Optimizer optimizer, LearningRateSchedule schedule, ExponentialMovingAverage? ema, Plan plan,
-        DataLoader loader, int epoch, Device device, IProgress<TrainProgress>? progress, CancellationToken cancellation)
+        DataLoader loader, int epoch, Device device, IProgress<TrainProgress>? progress, Action<TrainStep>? onStep, CancellationToken cancellation)
     {
         model.train();
         int steps = loader.BatchCount;
-        double lossSum = 0, lr = 0;
+        double lossSum = 0, lr = 0, stepLoss = 0;
         long correct = 0, seen = 0;
         var clock = Stopwatch.StartNew();
         int step = 0;
@@ -225,13 +225,19 @@ public static class Trainer
                 if (plan.Recipe.GradClipNorm is { } clip) GradientClipping.ClipByGlobalNorm(model.parameters(), clip);
                 optimizer.step();
                 ema?.Update(model);
-                lossSum += loss.item<float>() * batch.Count;
+                stepLoss = loss.item<float>();
+                lossSum += stepLoss * batch.Count;
                 correct += output.Logits.argmax(1).eq(y).sum().item<long>();
                 seen += batch.Count;
             }
 
             step++;
             progress?.Report(new TrainProgress("train", epoch, plan.Epochs, step, steps, lossSum / seen, (double)correct / seen, seen / clock.Elapsed.TotalSeconds));
+            if (onStep is not null)
+            {
+                onStep(new TrainStep(model, epoch, step, steps, stepLoss, lr));
+                model.train();
+            }
         }
 
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), seen / clock.Elapsed.TotalSeconds, lr);
@@ -447,7 +453,7 @@ public static class Trainer
         /// <summary>The registry's architecture with the data's classes and channels; small images get the small stem and pipelines.</summary>
         private static (ModelSpec, ModelConfig, PreprocessSpec, bool SmallPipelines) FromScratch(TrainOptions o, DataSource data)
         {
-            var spec = ModelRegistry.Get(o.Model);
+            var spec = o.Architecture ?? ModelRegistry.Get(o.Model);
             int size = o.InputSize ?? (data.ImageSize is { } native && native <= 64 ? native : spec.InputSize);
             bool small = o.SmallInput ?? size <= 64;
             bool aux = o.Aux ?? (spec.HasAux && o.Recipe.AuxWeight > 0);

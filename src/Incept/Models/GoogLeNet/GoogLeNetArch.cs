@@ -15,6 +15,13 @@ public sealed record GoogLeNetArch(
     ConvUnit Unit, int Branch3Kernel, bool LocalResponseNorm, int Pool4Kernel,
     double DropRate, double AuxDropRate, bool AuxPaperPool, GoogLeNetInit Init)
 {
+    /// <summary>
+    /// Whether the 3×3 and "5×5" branches start with their 1×1 reductions (the paper's Figure 2b, true for every
+    /// registered model). Without them (an ablation, Figure 2a with the pool projection kept) those convolutions read
+    /// the module's full input; the module's output widths stay the same, the keys of those two branches shift.
+    /// </summary>
+    public bool Reductions { get; init; } = true;
+
     /// <summary>torchvision's <c>googlenet</c>.</summary>
     public static GoogLeNetArch TorchVision { get; } = new(ConvUnit.BatchNorm, 3, false, 2, 0.2, 0.7, false, GoogLeNetInit.TruncatedNormal);
 

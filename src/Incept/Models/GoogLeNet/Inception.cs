@@ -32,8 +32,18 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage, IOnn
         (ch1x1, ch3x3red, ch3x3) = (u.Scaled(ch1x1), u.Scaled(ch3x3red), u.Scaled(ch3x3));
         (ch5x5red, ch5x5, poolProj) = (u.Scaled(ch5x5red), u.Scaled(ch5x5), u.Scaled(poolProj));
         branch1 = u.Build(inChannels, ch1x1, 1);
-        branch2 = nn.Sequential(u.Build(inChannels, ch3x3red, 1), u.Build(ch3x3red, ch3x3, 3, padding: 1));
-        branch3 = nn.Sequential(u.Build(inChannels, ch5x5red, 1), u.Build(ch5x5red, ch5x5, k, padding: k / 2));
+        if (arch.Reductions)
+        {
+            branch2 = nn.Sequential(u.Build(inChannels, ch3x3red, 1), u.Build(ch3x3red, ch3x3, 3, padding: 1));
+            branch3 = nn.Sequential(u.Build(inChannels, ch5x5red, 1), u.Build(ch5x5red, ch5x5, k, padding: k / 2));
+        }
+        else
+        {
+            (ch3x3red, ch5x5red) = (0, 0);
+            branch2 = nn.Sequential(u.Build(inChannels, ch3x3, 3, padding: 1));
+            branch3 = nn.Sequential(u.Build(inChannels, ch5x5, k, padding: k / 2));
+        }
+
         branch4 = nn.Sequential(nn.MaxPool2d(3, stride: 1, padding: 1, ceil_mode: true), u.Build(inChannels, poolProj, 1));
         OutChannels = ch1x1 + ch3x3 + ch5x5 + poolProj;
         Columns = new Dictionary<string, long>

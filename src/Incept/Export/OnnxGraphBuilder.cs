@@ -1,5 +1,6 @@
 using System.Globalization;
 using Google.Protobuf;
+using Incept.Layers;
 using Onnx;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -368,18 +369,11 @@ internal sealed class OnnxGraphBuilder
             throw new OnnxExportException($"'{at}' takes a {rank}-dimensional value but receives {x.ShapeText}.");
     }
 
-    /// <summary>BatchNorm folded into the weights and bias of the layer before it, in float64.</summary>
+    /// <summary>BatchNorm folded into the weights and bias of the layer before it (float64, rounded once).</summary>
     private static (Tensor Weight, Tensor? Bias) Fold(Tensor weight, Tensor? bias, BatchNorm bn)
     {
-        var mean = bn.running_mean!.to(float64);
-        var factor = (bn.weight?.detach().to(float64) ?? ones_like(mean)) / (bn.running_var!.to(float64) + bn.eps).sqrt();
-        var beta = bn.bias?.detach().to(float64) ?? zeros_like(mean);
-        var shape = new long[weight.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = -1;
-        var folded = weight.detach().to(float64) * factor.view(shape);
-        var b = bias is null ? -mean : bias.detach().to(float64) - mean;
-        return (folded.to(float32), (beta + b * factor).to(float32));
+        var (w, b) = ConvBnFolding.Folded(weight, bias, bn);
+        return (w.to(float32), b.to(float32));
     }
 
     private string Initializer(string name, Tensor value)

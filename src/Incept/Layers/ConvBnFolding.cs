@@ -39,21 +39,37 @@ internal static class ConvBnFolding
     {
         ArgumentNullException.ThrowIfNull(conv);
         ArgumentNullException.ThrowIfNull(bn);
-        if (bn.running_mean is null || bn.running_var is null)
-            throw new InvalidOperationException("A BatchNorm without running statistics cannot be folded into its convolution.");
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var weight = conv.weight!;
+        var (foldedWeight, foldedBias) = Folded(weight, conv.bias, bn);
+        weight.copy_(foldedWeight);
+        if (conv.bias is { } existing) existing.copy_(foldedBias);
+        else conv.bias = new Parameter(foldedBias.DetachFromDisposeScope(), requires_grad: false);
+    }
+
+    /// <summary>
+    /// The weight and bias of a convolution or linear layer (output channels first) with the evaluation-mode
+    /// <paramref name="bn"/> that follows it merged in: W·s and β + (b − running_mean)·s with
+    /// s = γ / √(running_var + ε), computed in float64 and rounded once to the weight's type. The inputs are unchanged.
+    /// </summary>
+    public static (Tensor Weight, Tensor Bias) Folded(Tensor weight, Tensor? bias, BatchNorm bn)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(bn);
+        if (bn.running_mean is null || bn.running_var is null)
+            throw new InvalidOperationException("A BatchNorm without running statistics cannot be folded into the layer before it.");
         var dtype = weight.dtype;
         long outChannels = weight.shape[0];
-        var gamma = bn.weight?.to_type(ScalarType.Float64) ?? ones(outChannels, ScalarType.Float64, weight.device);
-        var beta = bn.bias?.to_type(ScalarType.Float64) ?? zeros(outChannels, ScalarType.Float64, weight.device);
-        var scale = gamma / (bn.running_var.to_type(ScalarType.Float64) + bn.eps).sqrt();
-        var bias = conv.bias?.to_type(ScalarType.Float64) ?? zeros(outChannels, ScalarType.Float64, weight.device);
-        var foldedWeight = weight.to_type(ScalarType.Float64) * scale.reshape(outChannels, 1, 1, 1);
-        var foldedBias = beta + (bias - bn.running_mean.to_type(ScalarType.Float64)) * scale;
-        weight.copy_(foldedWeight.to_type(dtype));
-        if (conv.bias is { } existing) existing.copy_(foldedBias.to_type(dtype));
-        else conv.bias = new Parameter(foldedBias.to_type(dtype).DetachFromDisposeScope(), requires_grad: false);
+        var mean = bn.running_mean.detach().to_type(ScalarType.Float64);
+        var gamma = bn.weight?.detach().to_type(ScalarType.Float64) ?? ones(outChannels, ScalarType.Float64, weight.device);
+        var beta = bn.bias?.detach().to_type(ScalarType.Float64) ?? zeros(outChannels, ScalarType.Float64, weight.device);
+        var scale = gamma / (bn.running_var.detach().to_type(ScalarType.Float64) + bn.eps).sqrt();
+        var shape = new long[weight.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = outChannels;
+        var foldedWeight = weight.detach().to_type(ScalarType.Float64) * scale.reshape(shape);
+        var shift = bias is null ? -mean : bias.detach().to_type(ScalarType.Float64) - mean;
+        return (foldedWeight.to_type(dtype), (beta + shift * scale).to_type(dtype));
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Incept.Analysis;
 using Incept.Benchmarks;
 using Incept.Cli;
+using Incept.Tests.Cli;
 using Incept.Models;
 
 namespace Incept.Tests.Benchmarks;
@@ -21,13 +22,7 @@ public class BenchmarkTests
         flags		: fpu sse avx avx2 fma avx512f avx512_bf16 amx_tile
         """;
 
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Cli(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void Cpuinfo_gives_the_model_cores_clock_flags_and_fma_peak()

@@ -16,13 +16,7 @@ public sealed class CamCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     private string Weights(int inChannels)
     {

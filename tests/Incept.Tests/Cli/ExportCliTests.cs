@@ -16,13 +16,7 @@ public sealed class ExportCliTests : IDisposable
 
     public void Dispose() => temp.Dispose();
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void Export_writes_a_file_that_eval_with_the_onnx_engine_scores_like_the_checkpoint()

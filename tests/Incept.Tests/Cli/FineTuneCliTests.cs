@@ -14,13 +14,7 @@ public sealed class FineTuneCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     /// <summary>Writes the first <paramref name="count"/> images of a Fashion-MNIST split as plain IDX files.</summary>
     private static void WriteIdx(string folder, string prefix, FashionMnist source, int count)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Incept.Cli;
+using Incept.Tests.Cli;
 using Incept.Data;
 using Incept.Inference;
 using Incept.Models;
@@ -19,13 +20,7 @@ public sealed class FeaturesTests : IDisposable
 
     public void Dispose() => dir.Dispose();
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     private string SaveCheckpoint(string name, int classes)
     {

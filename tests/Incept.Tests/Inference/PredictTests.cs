@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Incept.Cli;
+using Incept.Tests.Cli;
 using Incept.Data;
 using Incept.Inference;
 using Incept.Models;
@@ -26,13 +27,7 @@ public sealed class PredictTests : IDisposable
 
     public void Dispose() => dir.Dispose();
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     /// <summary>A googlenet at width 0.25 with the small-input stem and <paramref name="inChannels"/> inputs, saved with its class names.</summary>
     private string SaveCheckpoint(int inChannels = 3, PreprocessSpec? spec = null, string[]? classes = null, string name = "tiny.safetensors")

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Incept.Cli;
+using Incept.Tests.Cli;
 using Incept.Data;
 using Incept.Reproduce;
 using Incept.Training;
@@ -25,13 +26,7 @@ public sealed class ReproductionTests : IDisposable
         TrainImages = 64, EvalImages = 40, Epochs = 2, BatchSize = 16, EvalEvery = 3, Width = 0.25, EstimatedMinutes = 1,
     };
 
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Cli(params string[] args) => CliRunner.Run(args);
 
     [SkippableFact]
     public void A_tiny_training_claim_writes_report_result_and_plots_and_repeats_its_numbers_with_the_same_seed()

@@ -1,4 +1,5 @@
 using Incept.Cli;
+using Incept.Tests.Cli;
 using Incept.Models;
 using Incept.Registry;
 using Incept.Tests.Models;
@@ -17,13 +18,7 @@ public sealed class CheckpointTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = InceptCli.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     public static TheoryData<string, string> SourceFormats() => new()
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Incept.Analysis;
 using Incept.Inference;
+using Incept.Layers;
 using Incept.Models;
 using Incept.Registry;
 using Incept.Training;
@@ -244,12 +245,12 @@ public static class Benchmark
 
     private static double[] TimeTraining(InceptionModel model, Tensor input, BenchmarkOptions options)
     {
-        if (options.ChannelsLast) FastTorchEngine.ConvertToChannelsLast(model, requiresGrad: true);
+        if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
 
         model.train();
         using var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-4);
         using var targets = randint(model.NumClasses, [input.shape[0]], dtype: ScalarType.Int64);
-        var x = options.ChannelsLast ? FastTorchEngine.ToChannelsLast(input) : input;
+        var x = options.ChannelsLast ? MemoryFormat.ToChannelsLast(input) : input;
         using var converted = ReferenceEquals(x, input) ? null : x;
         return Time(() =>
         {

@@ -79,7 +79,7 @@ public sealed class FastTorchEngine : IInferenceEngine
                 }
 
                 foreach (var p in copy.parameters()) p.requires_grad = false;
-                if (options.ChannelsLast) ConvertToChannelsLast(copy, requiresGrad: false);
+                if (options.ChannelsLast) MemoryFormat.ToChannelsLast(copy);
             }
 
             return new FastTorchEngine(copy, options, folded);
@@ -102,7 +102,7 @@ public sealed class FastTorchEngine : IInferenceEngine
         using (inference_mode())
         {
             var x = input.device_type == DeviceType.CPU ? input : input.cpu();
-            if (Options.ChannelsLast && x.dim() == 4) x = ToChannelsLast(x);
+            if (Options.ChannelsLast && x.dim() == 4) x = MemoryFormat.ToChannelsLast(x);
             logits = model.call(x).Logits;
         }
 
@@ -112,32 +112,6 @@ public sealed class FastTorchEngine : IInferenceEngine
 
     /// <summary>Disposes the engine's copy of the model.</summary>
     public void Dispose() => model.Dispose();
-
-    /// <summary>Gives every convolution of <paramref name="model"/> a channels-last weight (a new parameter with the same values).</summary>
-    internal static void ConvertToChannelsLast(nn.Module model, bool requiresGrad)
-    {
-        using var _ = no_grad();
-        foreach (var conv in model.modules().OfType<Conv2d>())
-        {
-            var weight = conv.weight!;
-            var converted = ToChannelsLast(weight);
-            if (!ReferenceEquals(converted, weight)) conv.weight = new Parameter(converted.DetachFromDisposeScope(), requires_grad: requiresGrad);
-        }
-    }
-
-    /// <summary>
-    /// The same N×C×H×W tensor with channels-last strides (N×H×W×C in memory): <paramref name="x"/> itself when it
-    /// has them, else a copy that owns its storage (not a view, so that it can serve as a trained parameter).
-    /// </summary>
-    internal static Tensor ToChannelsLast(Tensor x)
-    {
-        var (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-        long[] strides = [h * w * c, 1, w * c, c];
-        if (x.stride().SequenceEqual(strides)) return x;
-        var y = empty_strided(x.shape, strides, x.dtype, x.device);
-        y.copy_(x);
-        return y;
-    }
 
     private static void CopyState(InceptionModel source, InceptionModel copy)
     {

@@ -62,6 +62,13 @@ public sealed record TrainOptions
     public int Workers { get; init; } = 2;
 
     /// <summary>
+    /// Train in the channels-last memory layout (convolution weights and activations stored N×H×W×C), which libtorch's
+    /// oneDNN convolutions run markedly faster on the CPU. The numbers are the same up to rounding; saved weights and
+    /// checkpoints do not depend on it.
+    /// </summary>
+    public bool ChannelsLast { get; init; } = true;
+
+    /// <summary>
     /// Called on the training thread after every optimizer step (after the moving average is updated), with the
     /// model in training mode; the trainer puts the model back into training mode afterwards, so the callback may
     /// evaluate it. A callback that neither changes the parameters nor draws from torch's global generator leaves the

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Incept.Data;
 using Incept.Inference;
+using Incept.Layers;
 using Incept.Models;
 using Incept.Registry;
 using Incept.Training.Reporting;
@@ -40,6 +41,7 @@ public static class Trainer
         var device = torch.device(options.Device);
         var (plan, model) = Build(options, data, device);
         using var _ = model;
+        if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
         Directory.CreateDirectory(options.OutDir);
 
         var state = new RunState { Signature = plan.Signature };
@@ -288,7 +290,7 @@ public static class Trainer
         if (Directory.Exists(fresh)) Directory.Delete(fresh, recursive: true);
         Directory.CreateDirectory(fresh);
         SafeTensors.Write(Path.Combine(fresh, "model.safetensors"), model.state_dict());
-        using (var writer = new BinaryWriter(File.Create(Path.Combine(fresh, "optimizer.bin")))) ((OptimizerHelper)optimizer).save_state_dict(writer);
+        using (var writer = new BinaryWriter(File.Create(Path.Combine(fresh, "optimizer.bin")))) OptimizerStateLayout.Save((OptimizerHelper)optimizer, writer);
         if (ema is not null)
             SafeTensors.Write(Path.Combine(fresh, "ema.safetensors"), ema.Shadow,
                 new Dictionary<string, string> { ["num_updates"] = ema.NumUpdates.ToString(CultureInfo.InvariantCulture) });
@@ -320,7 +322,7 @@ public static class Trainer
     {
         dir = CompleteCheckpoint(dir);
         using (var weights = SafeTensors.Read(Path.Combine(dir, "model.safetensors"))) StateDictLoader.Load(model, weights.Tensors);
-        using (var reader = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin")))) ((OptimizerHelper)optimizer).load_state_dict(reader);
+        using (var reader = new BinaryReader(File.OpenRead(Path.Combine(dir, "optimizer.bin")))) OptimizerStateLayout.Load((OptimizerHelper)optimizer, reader);
         if (ema is not null)
         {
             using var shadow = SafeTensors.Read(Path.Combine(dir, "ema.safetensors"));

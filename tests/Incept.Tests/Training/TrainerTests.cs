@@ -46,15 +46,24 @@ public sealed class TrainerTests : IDisposable
         Assert.Equal(28, loaded.Preprocess!.InputSize);
     }
 
-    [SkippableFact]
-    public void Resuming_from_a_mid_run_checkpoint_gives_bit_identical_parameters()
+    [SkippableTheory]
+    [InlineData("fast", true)]
+    [InlineData("fast", false)]
+    [InlineData("inception_v3", true)]
+    public void Resuming_from_a_mid_run_checkpoint_gives_bit_identical_parameters(string recipe, bool channelsLast)
     {
         var data = TinyFashionMnist(256, 64);
-        var straight = Trainer.Run(Options("straight", 3), data);
-        var first = Trainer.Run(Options("resumed", 3) with { StopAfterEpochs = 1 }, data);
+        TrainOptions Run(string name) => Options(name, 3) with
+        {
+            ChannelsLast = channelsLast,
+            Recipe = recipe == "fast" ? Options(name, 3).Recipe : Recipe.Get(recipe) with { WarmupEpochs = 0.5, LearningRate = 0.01 },
+        };
+
+        var straight = Trainer.Run(Run("straight"), data);
+        var first = Trainer.Run(Run("resumed") with { StopAfterEpochs = 1 }, data);
         Assert.True(first.Incomplete);
         Assert.Equal(1, first.Epochs);
-        var resumed = Trainer.Run(Options("resumed", 3) with { Resume = true }, data);
+        var resumed = Trainer.Run(Run("resumed") with { Resume = true }, data);
         Assert.Equal(3, resumed.Epochs);
 
         using var a = SafeTensors.Read(Path.Combine(straight.RunDir, "checkpoint", "model.safetensors"));
@@ -63,6 +72,26 @@ public sealed class TrainerTests : IDisposable
         foreach (var (key, t) in a.Tensors)
             Assert.True(t.eq(b.Tensors[key]).all().item<bool>(), $"{key} differs after resuming");
         Assert.Equal(straight.TestTop1, resumed.TestTop1);
+    }
+
+    [SkippableFact]
+    public void Training_runs_channels_last_by_default_and_saves_ordinary_contiguous_weights()
+    {
+        var data = TinyFashionMnist(64, 32);
+        var layouts = new List<bool>();
+        var result = Trainer.Run(Options("layout", 1) with
+        {
+            OnStep = s => layouts.Add(s.Model.modules().OfType<TorchSharp.Modules.Conv2d>()
+                .Where(c => c.weight!.shape[1] > 1)
+                .All(c => c.weight!.stride(1) == 1)),
+        }, data);
+        Assert.NotEmpty(layouts);
+        Assert.All(layouts, Assert.True);
+
+        using var saved = SafeTensors.Read(result.Weights);
+        Assert.All(saved.Tensors.Values, t => Assert.True(t.is_contiguous()));
+        using var loaded = CheckpointLoader.Load(result.Weights);
+        Assert.All(loaded.Model.parameters(), p => Assert.True(p.is_contiguous()));
     }
 
     [SkippableFact]

@@ -4,11 +4,11 @@
 # excluded), including the minutes until the test accuracy first reached 0.937 (the GoogLeNet row of the
 # dataset's own benchmark table) and 0.95.
 # Usage: bench/fashion-mnist/run.sh [model[:epochs[:width]]]…
-#   default: googlenet:10 inception_v3:6 inception_resnet_v2:4 (each about 20 minutes on 2 cores), width 0.25
+#   default: googlenet:8 inception_v3:5 inception_resnet_v2:2 (each about 20 minutes on 2 idle cores), width 0.25
 # Extra `incept train` options can be passed in the INCEPT_TRAIN_ARGS environment variable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-runs=${*:-googlenet:10 inception_v3:6 inception_resnet_v2:4}
+runs=${*:-googlenet:8 inception_v3:5 inception_resnet_v2:2}
 dotnet build -c Release src/Incept.Cli -v q -nologo >/dev/null
 incept=src/Incept.Cli/bin/Release/net10.0/incept.dll
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -116,4 +116,18 @@ public class MeasuresTests
         Assert.Equal(19.5, Measures.TailMean(series));
         Assert.Equal(3, Measures.TailMean([new StepValue(1, 3)]));
     }
+
+    [Theory]
+    [InlineData(0.2, 0.05, Verdict.Supported)]
+    [InlineData(0.05, null, Verdict.Supported)]
+    [InlineData(0.1, 0.1, Verdict.Inconclusive)]
+    [InlineData(null, null, Verdict.Inconclusive)]
+    [InlineData(0.05, 0.2, Verdict.NotSupported)]
+    [InlineData(null, 0.1, Verdict.NotSupported)]
+    public void Residual_scaling_is_judged_by_the_highest_learning_rate_each_variant_trains_at(double? scaled, double? unscaled, Verdict expected)
+    {
+        var (verdict, reason) = Incept.Reproduce.Claims.ResidualScalingClaim.Judge(scaled, unscaled, highest: 0.4);
+        Assert.Equal(expected, verdict);
+        Assert.EndsWith(".", reason, StringComparison.Ordinal);
+    }
 }

@@ -56,9 +56,10 @@ public sealed class ExponentialMovingAverage : IDisposable
         var d = NextDecay;
         using var _ = no_grad();
         using var scope = NewDisposeScope();
+        using var step = (1 - d).ToScalar();
         foreach (var (name, value, avg) in Pairs(model))
         {
-            if (avg.is_floating_point()) avg.add_(value.to(avg.device).sub(avg), alpha: 1 - d);
+            if (avg.is_floating_point()) avg.add_(value.to(avg.device).sub(avg), step);
             else avg.copy_(value);
         }
         NumUpdates++;

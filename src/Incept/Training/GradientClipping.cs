@@ -26,7 +26,7 @@ public static class GradientClipping
         var norms = stack(grads.Select(g => g.detach().to(ScalarType.Float64).norm()).ToArray());
         var total = norms.norm().item<double>();
         if (!double.IsFinite(total) || total <= maxNorm) return total;
-        var scale = maxNorm / total;
+        using var scale = (maxNorm / total).ToScalar();
         foreach (var g in grads) g.mul_(scale);
         return total;
     }

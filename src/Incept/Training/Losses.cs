@@ -37,7 +37,10 @@ public static class Losses
         {
             // Σ_k q′_k·(−log p_k) = (1 − ε)·(−log p_y) + ε·mean_k(−log p_k)
             var uniform = logp.mean([1L]).neg();
-            loss = nll.mul(1 - labelSmoothing).add(uniform, alpha: labelSmoothing);
+            // Explicit scalars, alive until the native calls return (see Sgd's remarks on TorchSharp's implicit ones).
+            using var keep = (1 - labelSmoothing).ToScalar();
+            using var spread = labelSmoothing.ToScalar();
+            loss = nll.mul(keep).add(uniform, spread);
         }
         return loss.mean().MoveToOuterDisposeScope();
     }
@@ -59,11 +62,12 @@ public static class Losses
         var main = CrossEntropy(output.Logits, targets, labelSmoothing);
         var total = main;
         var aux = new List<AuxLoss>(output.Aux.Count);
+        using var weight = auxWeight.ToScalar();
         foreach (var a in output.Aux)
         {
             var loss = CrossEntropy(a.Logits, targets, labelSmoothing);
             aux.Add(new AuxLoss(a.Name, loss.MoveToOuterDisposeScope()));
-            if (auxWeight > 0) total = total.add(loss, alpha: auxWeight);
+            if (auxWeight > 0) total = total.add(loss, weight);
         }
         total.MoveToOuterDisposeScope();
         if (!ReferenceEquals(total, main)) main.MoveToOuterDisposeScope();

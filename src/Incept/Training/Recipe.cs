@@ -215,9 +215,9 @@ public sealed record Recipe
         var plain = DecayNormAndBias ? [] : trainable.Where(p => p.dim() <= 1).ToList();
         return Optimizer switch
         {
-            OptimizerKind.Sgd => torch.optim.SGD(Groups(
-                    ps => new SGD.ParamGroup(ps, lr, Momentum, 0, WeightDecay, Nesterov),
-                    ps => new SGD.ParamGroup(ps, lr, Momentum, 0, 0, Nesterov)),
+            OptimizerKind.Sgd => new Sgd(Groups(
+                    ps => new SgdParamGroup(ps),
+                    ps => new SgdParamGroup(ps, new SgdOptions { WeightDecay = 0 })),
                 lr, Momentum, 0, WeightDecay, Nesterov),
             OptimizerKind.AdamW => torch.optim.AdamW(Groups(
                     ps => new AdamW.ParamGroup(ps, lr, Momentum, SquareDecay, Epsilon, WeightDecay),

@@ -106,6 +106,14 @@ public sealed class TfRmsProp : OptimizerHelper, optim.IMomentum
             var eps = o.Eps!.Value;
             var wd = o.WeightDecay!.Value;
             var decoupled = o.DecoupledWeightDecay!.Value;
+            // Explicit scalars, alive until the last native call that reads them (see Sgd's remarks).
+            using var shrink = (1 - lr * wd).ToScalar();
+            using var decay = wd.ToScalar();
+            using var rhoS = rho.ToScalar();
+            using var fresh = (1 - rho).ToScalar();
+            using var epsS = eps.ToScalar();
+            using var muS = mu.ToScalar();
+            using var lrS = lr.ToScalar();
             foreach (var p in group.Parameters)
             {
                 using var scope = NewDisposeScope();
@@ -115,12 +123,12 @@ public sealed class TfRmsProp : OptimizerHelper, optim.IMomentum
                 state.Step++;
                 if (wd != 0)
                 {
-                    if (decoupled) p.mul_(1 - lr * wd);
-                    else g = g.add(p, alpha: wd);
+                    if (decoupled) p.mul_(shrink);
+                    else g = g.add(p, decay);
                 }
-                state.MeanSquare.mul_(rho).addcmul_(g, g, value: 1 - rho);
-                var rms = state.MeanSquare.add(eps).sqrt_();
-                state.Momentum.mul_(mu).addcdiv_(g, rms, value: lr);
+                state.MeanSquare.mul_(rhoS).addcmul_(g, g, fresh);
+                var rms = state.MeanSquare.add(epsS).sqrt_();
+                state.Momentum.mul_(muS).addcdiv_(g, rms, lrS);
                 p.sub_(state.Momentum);
             }
         }, closure);

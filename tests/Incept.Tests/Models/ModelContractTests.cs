@@ -163,7 +163,7 @@ public class ModelContractTests
         using var probe = ModelFactory.Create(spec, new ModelConfig { AuxLogits = spec.HasAux });
         bool aux = spec.HasAux && probe.MinAuxInputSize <= 64;
         using var model = ModelFactory.Create(spec, new ModelConfig { NumClasses = 4, AuxLogits = aux });
-        using var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9);
+        using var optimizer = new Incept.Training.Sgd(model.parameters(), 0.01, momentum: 0.9);
         int size = aux ? Math.Max(model.MinAuxInputSize, 32) : spec.MinInputSize;
         using var x = randn(2, 3, size, size);
         using var y = tensor(new long[] { 1, 3 });

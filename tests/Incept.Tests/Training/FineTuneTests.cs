@@ -56,7 +56,7 @@ public sealed class FineTuneTests : IDisposable
         Assert.Equal(model.parameters().Count() - 2, frozen);
         var before = Snapshot(model);
         using var optimizer = (Recipe.Get("fast") with { WeightDecay = 1e-2 }).CreateOptimizer(model, 0.1);
-        Assert.Equal(2, Assert.IsType<SGD>(optimizer).ParamGroups.Cast<SGD.ParamGroup>().Sum(g => g.Parameters.Count()));
+        Assert.Equal(2, Assert.IsType<Sgd>(optimizer).ParamGroups.Cast<SgdParamGroup>().Sum(g => g.Parameters.Count()));
 
         for (int step = 0; step < 3; step++)
         {

@@ -23,11 +23,12 @@ public sealed class OptimizerStateLayoutTests
         return (conv, optimizer);
     }
 
-    public static TheoryData<string> Optimizers => ["sgd", "adamw", "tf_rmsprop"];
+    public static TheoryData<string> Optimizers => ["torch_sgd", "sgd", "adamw", "tf_rmsprop"];
 
     private static OptimizerHelper Make(string kind, IEnumerable<Parameter> ps) => kind switch
     {
-        "sgd" => optim.SGD(ps, 0.1, momentum: 0.9),
+        "torch_sgd" => optim.SGD(ps, 0.1, momentum: 0.9),
+        "sgd" => new Sgd(ps, 0.1, momentum: 0.9, nesterov: true),
         "adamw" => optim.AdamW(ps, 0.01),
         _ => new TfRmsProp(ps, 0.01),
     };

@@ -148,9 +148,9 @@ public class RecipeTests
         Assert.Equal(0.045, groups[1].LearningRate);
 
         using var sgd = Recipe.Get("fast").CreateOptimizer(model, learningRate: 0.3);
-        var sgdGroups = Assert.IsType<SGD>(sgd).ParamGroups.Cast<SGD.ParamGroup>().ToList();
-        Assert.True(sgdGroups[0].Options.nesterov);
-        Assert.Equal((5e-4, 0.0), (sgdGroups[0].Options.weight_decay!.Value, sgdGroups[1].Options.weight_decay!.Value));
+        var sgdGroups = Assert.IsType<Sgd>(sgd).ParamGroups.Cast<SgdParamGroup>().ToList();
+        Assert.True(sgdGroups[0].Options.Nesterov);
+        Assert.Equal((5e-4, 0.0), (sgdGroups[0].Options.WeightDecay!.Value, sgdGroups[1].Options.WeightDecay!.Value));
         Assert.All(sgdGroups, g => Assert.Equal(0.3, g.LearningRate));
 
         using var adamw = (Recipe.Get("fast") with { Optimizer = OptimizerKind.AdamW, Nesterov = false, DecayNormAndBias = true, SquareDecay = 0.999, Epsilon = 1e-8 }).CreateOptimizer(model);

@@ -53,7 +53,7 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 384 x 3 x 3
         x = conv2d.call(x);
         // N x 1792 x 3 x 3
-        x = x * Scale + input;
+        x = Residual.ScaledSum(x, Scale, input);
         if (!NoReLU) x = nn.functional.relu(x);
         return x.MoveToOuterDisposeScope();
     }

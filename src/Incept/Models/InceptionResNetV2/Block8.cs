@@ -55,7 +55,7 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x (192 + 256) x 8 x 8
         x = conv2d.call(x);
         // N x 2080 x 8 x 8
-        x = x * scale + input;
+        x = Residual.ScaledSum(x, scale, input);
         if (relu) x = nn.functional.relu(x);
         return x.MoveToOuterDisposeScope();
     }

@@ -217,7 +217,8 @@ public static class Trainer
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                lr = schedule.Apply(optimizer, epoch, step, steps);
+                schedule.Apply(optimizer, epoch, step, steps);
+                lr = optimizer.ParamGroups.First().LearningRate;
                 var x = batch.Images.to(device);
                 var y = batch.Labels.to(device);
                 optimizer.zero_grad();

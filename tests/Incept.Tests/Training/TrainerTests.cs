@@ -36,6 +36,9 @@ public sealed class TrainerTests : IDisposable
         Assert.False(result.Incomplete);
         Assert.True(result.History[^1].TrainLoss < result.History[0].TrainLoss, $"loss {result.History[0].TrainLoss} → {result.History[^1].TrainLoss}");
         Assert.True(result.TestTop1 > 0.3, $"test top-1 {result.TestTop1} is not above chance (0.1) by a margin");
+        // The logged rate is the optimizer's: the recipe's 0.05 at batch 64 is 0.025 at batch 32, then cosine decay.
+        Assert.All(result.History, h => Assert.InRange(h.LearningRate, 1e-12, 0.025 + 1e-12));
+        Assert.True(result.History[^1].LearningRate < result.History[0].LearningRate);
         Assert.Equal(4, File.ReadAllLines(result.Artifacts["metrics"]).Length);
         foreach (var plot in new[] { "loss_plot", "accuracy_plot", "confusion_plot" }) Assert.True(new FileInfo(result.Artifacts[plot]).Length > 1000);
         Assert.NotEmpty(Directory.GetFiles(result.Artifacts["tensorboard"], "events.out.tfevents.*", SearchOption.AllDirectories));

@@ -79,6 +79,8 @@ for model in $models; do
     run_incept fast --model "$model" --batch-size "$batch" --engine fast
     run_incept torch --model "$model" --batch-size "$batch" --engine torch
     [[ -f "$onnx" ]] && run_incept onnx --model "$model" --batch-size "$batch" --engine onnx --weights "$onnx"
+    # Incept's own export of its model (BatchNorm folded), made in memory: what `incept predict` runs with --engine onnx.
+    run_incept onnx-incept-export --model "$model" --batch-size "$batch" --engine onnx
     for engine in eager channels_last torchscript; do
       run_torch "$engine" --model "$model" --batch-size "$batch" --engine "$engine"
     done

@@ -51,7 +51,7 @@ public static class InceptCli
             error.WriteLine($"error: {e.Message}");
             return NativeFailure;
         }
-        catch (Exception e) when (e is UnknownModelException or Reproduce.UnknownClaimException)
+        catch (Exception e) when (e is UnknownModelException or Reproduce.UnknownClaimException or UsageException)
         {
             error.WriteLine($"error: {e.Message}");
             return Usage;

@@ -17,7 +17,7 @@ internal static class BenchCommand
         mode.AcceptOnlyFromAmong("infer", "train");
         var engine = new Option<string>("--engine")
         {
-            Description = "Inference engine: fast (BatchNorm folded, channels-last, inference mode), torch (the model as is), onnx (an exported file given with --weights).",
+            Description = "Inference engine: fast (BatchNorm folded, channels-last, inference mode), torch (the model as is), onnx (ONNX Runtime: an exported .onnx file given with --weights, else the model exported in memory).",
             DefaultValueFactory = _ => "fast",
         };
         engine.AcceptOnlyFromAmong("fast", "torch", "onnx");
@@ -32,7 +32,7 @@ internal static class BenchCommand
         var inChannels = new Option<int>("--in-channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 3 };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
-        var weights = new Option<string?>("--weights") { Description = "Checkpoint to load (an .onnx file for --engine onnx); random weights otherwise." };
+        var weights = new Option<string?>("--weights") { Description = "Checkpoint or, with --engine onnx, an exported .onnx file; random weights otherwise." };
         var format = CommonOptions.Format();
         var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")
         {

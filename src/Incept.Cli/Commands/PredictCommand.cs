@@ -26,7 +26,7 @@ internal static class PredictCommand
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 16 };
         var engine = new Option<string?>("--engine")
         {
-            Description = "What runs the network: fast (TorchSharp with BatchNorm folded, channels-last; the default on the CPU), torch (the model as trained) or onnx (ONNX Runtime; the default for a .onnx file).",
+            Description = "What runs the network: fast (TorchSharp with BatchNorm folded, channels-last; the default on the CPU), torch (the model as trained) or onnx (ONNX Runtime on a .onnx file, the default for one, or on the checkpoint exported in memory).",
         };
         engine.AcceptOnlyFromAmong("fast", "torch", "onnx");
         var inputTensor = new Option<string?>("--input-tensor") { Description = "Instead of images: a float32 or float64 N×C×H×W .npy file, already preprocessed." };
@@ -56,12 +56,12 @@ internal static class PredictCommand
 
     private static void CheckArguments(bool hasImages, bool hasTensor, bool hasLogitsFile, string format, int top, int batchSize)
     {
-        if (hasImages && hasTensor) throw new InceptException("Give either images or --input-tensor, not both.");
-        if (!hasImages && !hasTensor) throw new InceptException("Name image files or folders to classify (or give --input-tensor with --save-logits).");
-        if (hasTensor && !hasLogitsFile) throw new InceptException("--input-tensor needs --save-logits, the .npy file to write the logits to.");
-        if (hasTensor && format == "csv") throw new InceptException("--format csv lists image predictions; use table or json with --input-tensor.");
-        if (top < 1) throw new InceptException($"--top must be at least 1; got {top}.");
-        if (batchSize < 1) throw new InceptException($"--batch-size must be at least 1; got {batchSize}.");
+        if (hasImages && hasTensor) throw new UsageException("Give either images or --input-tensor, not both.");
+        if (!hasImages && !hasTensor) throw new UsageException("Name image files or folders to classify (or give --input-tensor with --save-logits).");
+        if (hasTensor && !hasLogitsFile) throw new UsageException("--input-tensor needs --save-logits, the .npy file to write the logits to.");
+        if (hasTensor && format == "csv") throw new UsageException("--format csv lists image predictions; use table or json with --input-tensor.");
+        if (top < 1) throw new UsageException($"--top must be at least 1; got {top}.");
+        if (batchSize < 1) throw new UsageException($"--batch-size must be at least 1; got {batchSize}.");
     }
 
     /// <summary>
@@ -195,15 +195,19 @@ internal static class PredictCommand
 
         public static PredictionTarget Open(string engine, string file, CheckpointOptions options)
         {
+            bool onnxFile = file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
             if (engine == "onnx")
             {
                 if (options.Device is { } device && device.type != DeviceType.CPU)
                     throw new InceptException("The onnx engine runs on the CPU; predict with --device cpu, or with --engine torch on the GPU.");
-                var onnxEngine = OnnxEngine.Open(file);
-                return new PredictionTarget(onnxEngine, null, onnxEngine.Info);
+                if (onnxFile)
+                {
+                    var onnxEngine = OnnxEngine.Open(file);
+                    return new PredictionTarget(onnxEngine, null, onnxEngine.Info);
+                }
             }
 
-            if (file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+            if (onnxFile)
                 throw new InceptException($"'{file}' is an ONNX file, which only --engine onnx runs; drop --engine {engine} or give a checkpoint.");
             var model = CheckpointLoader.Load(file, options);
             try
@@ -213,7 +217,12 @@ internal static class PredictCommand
                     "fast" when options.Device is null || options.Device.type == DeviceType.CPU => FastTorchEngine.Create(model.Spec, model.Model),
                     "fast" => throw new InceptException("The fast engine runs on the CPU; use --engine torch with --device cuda."),
                     "torch" => new TorchEngine(model.Model, options.Device),
-                    _ => throw new InceptException($"Unknown engine '{engine}'; use fast, torch or onnx."),
+                    // A checkpoint for ONNX Runtime: exported in memory at the size its images are prepared to.
+                    "onnx" => OnnxEngine.FromModel(model.Model, new OnnxExportOptions
+                    {
+                        InputSize = ImageInputs.Preprocessor(model, file, TextWriter.Null).Spec.InputSize, ModelName = model.Spec.Name,
+                    }),
+                    _ => throw new UsageException($"Unknown engine '{engine}'; use fast, torch or onnx."),
                 };
                 return new PredictionTarget(runner, model, null);
             }

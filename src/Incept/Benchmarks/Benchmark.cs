@@ -145,7 +145,8 @@ public static class Benchmark
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (options.Threads is { } threads) set_num_threads(threads);
-        if (options.Engine == BenchmarkEngine.Onnx) return RunOnnx(options);
+        if (options.Engine == BenchmarkEngine.Onnx && options.Weights is { } file && file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+            return RunOnnx(options);
 
         using var loaded = Load(options);
         var (model, spec) = (loaded.Model, loaded.Spec);
@@ -168,7 +169,7 @@ public static class Benchmark
         }
         else
         {
-            using var engine = CreateEngine(options.Engine, spec, model, options);
+            using var engine = CreateEngine(options.Engine, spec, model, size);
             engineName = engine.Name;
             times = Time(() => engine.Run(input).Dispose(), options);
         }
@@ -177,13 +178,15 @@ public static class Benchmark
     }
 
     /// <summary>
-    /// Opens the inference engine <paramref name="kind"/> over <paramref name="model"/>. The model stays the caller's.
+    /// Opens the inference engine <paramref name="kind"/> over <paramref name="model"/> for inputs of
+    /// <paramref name="inputSize"/> pixels; the onnx engine runs the model exported in memory. The model stays the caller's.
     /// </summary>
-    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, BenchmarkOptions? options = null) => kind switch
+    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, int inputSize) => kind switch
     {
         BenchmarkEngine.Fast => FastTorchEngine.Create(spec, model),
         BenchmarkEngine.Torch => new EagerModelEngine(model),
-        BenchmarkEngine.Onnx => OpenOnnx(options?.Weights),
+        BenchmarkEngine.Onnx => OnnxEngine.FromModel(model, new Export.OnnxExportOptions { InputSize = inputSize, ModelName = spec.Name },
+            new OnnxEngineOptions { Threads = get_num_threads() }),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown engine."),
     };
 
@@ -248,7 +251,7 @@ public static class Benchmark
         if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
 
         model.train();
-        using var optimizer = optim.SGD(model.parameters(), 0.01, momentum: 0.9, weight_decay: 1e-4);
+        using var optimizer = new Sgd(model.parameters(), 0.01, momentum: 0.9, weightDecay: 1e-4);
         using var targets = randint(model.NumClasses, [input.shape[0]], dtype: ScalarType.Int64);
         var x = options.ChannelsLast ? MemoryFormat.ToChannelsLast(input) : input;
         using var converted = ReferenceEquals(x, input) ? null : x;

@@ -47,9 +47,32 @@ public sealed class OnnxEngine : IInferenceEngine
     public static OnnxEngine Open(string path, OnnxEngineOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(path);
+        OnnxModelInfo.CheckExists(path);
+        return Create(path, sessionOptions => new InferenceSession(path, sessionOptions), options);
+    }
+
+    /// <summary>
+    /// Exports <paramref name="model"/> in memory (BatchNorm folded, batch size open) and loads the result into ONNX
+    /// Runtime: the model runs as <c>incept export</c> followed by <see cref="Open"/> would run it, without a file.
+    /// </summary>
+    /// <param name="model">The model, in any mode; the export is of its inference pass.</param>
+    /// <param name="export">Input size, name, preprocessing and class names for the graph and its metadata; batch and folding are set here.</param>
+    /// <param name="options">ONNX Runtime's settings.</param>
+    /// <exception cref="Export.OnnxExportException">The model or a setting cannot be exported exactly.</exception>
+    /// <exception cref="NativeLibraryException">ONNX Runtime's native library cannot be loaded.</exception>
+    public static OnnxEngine FromModel(Models.InceptionModel model, OnnxExportOptions export, OnnxEngineOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(export);
+        var (proto, _, _, _) = OnnxExporter.Build(model, export with { DynamicBatch = true, FoldBatchNorm = true });
+        var bytes = Google.Protobuf.MessageExtensions.ToByteArray(proto);
+        return Create($"{export.ModelName ?? model.GetName()} (exported in memory)", sessionOptions => new InferenceSession(bytes, sessionOptions), options);
+    }
+
+    private static OnnxEngine Create(string name, Func<SessionOptions, InferenceSession> open, OnnxEngineOptions? options)
+    {
         options ??= new OnnxEngineOptions();
         ArgumentOutOfRangeException.ThrowIfNegative(options.Threads);
-        OnnxModelInfo.CheckExists(path);
         InferenceSession? session = null;
         try
         {
@@ -60,21 +83,21 @@ public sealed class OnnxEngine : IInferenceEngine
                 ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
                 GraphOptimizationLevel = options.Optimize ? GraphOptimizationLevel.ORT_ENABLE_ALL : GraphOptimizationLevel.ORT_DISABLE_ALL,
             };
-            session = new InferenceSession(path, sessionOptions);
+            session = open(sessionOptions);
             if (session.InputMetadata.Count != 1 || session.OutputMetadata.Count < 1)
-                throw OnnxModelInfo.NotAModel(path, $"it has {session.InputMetadata.Count} inputs and {session.OutputMetadata.Count} outputs instead of one image input and a logits output");
+                throw OnnxModelInfo.NotAModel(name, $"it has {session.InputMetadata.Count} inputs and {session.OutputMetadata.Count} outputs instead of one image input and a logits output");
             var (inputName, input) = session.InputMetadata.First();
             var (outputName, output) = session.OutputMetadata.First();
             if (input.ElementDataType != TensorElementType.Float || output.ElementDataType != TensorElementType.Float)
-                throw OnnxModelInfo.NotAModel(path, "its input or output is not float32");
-            var info = OnnxModelInfo.From(path, session.ModelMetadata.CustomMetadataMap, inputName, Dims(input), outputName, Dims(output));
+                throw OnnxModelInfo.NotAModel(name, "its input or output is not float32");
+            var info = OnnxModelInfo.From(name, session.ModelMetadata.CustomMetadataMap, inputName, Dims(input), outputName, Dims(output));
             var engine = new OnnxEngine(session, info);
             session = null;
             return engine;
         }
         catch (OnnxRuntimeException e)
         {
-            throw OnnxModelInfo.NotAModel(path, e.Message, e);
+            throw OnnxModelInfo.NotAModel(name, e.Message, e);
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException or BadImageFormatException)
         {

@@ -125,11 +125,23 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void The_onnx_engine_without_a_file_times_the_model_exported_in_memory()
+    {
+        var (code, output, error) = Cli("bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--input-size", "32", "--engine", "onnx",
+            "--batch-size", "2", "--warmup", "1", "--iterations", "2", "--format", "json");
+        Assert.True(code == 0, error);
+        var root = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
+        Assert.Equal("onnx", root.GetProperty("engine").GetString());
+        Assert.Equal(2, root.GetProperty("batch_size").GetInt32());
+        Assert.True(root.GetProperty("images_per_second").GetDouble() > 0);
+    }
+
+    [Fact]
     public void Bad_settings_are_one_sentence()
     {
-        var (code, _, error) = Cli("bench", "--model", "googlenet", "--engine", "onnx");
+        var (code, _, error) = Cli("bench", "--model", "googlenet", "--engine", "onnx", "--weights", "missing.onnx");
         Assert.Equal(InceptCli.BadInput, code);
-        Assert.Contains("--weights model.onnx", error, StringComparison.Ordinal);
+        Assert.Contains("'missing.onnx' does not exist", error, StringComparison.Ordinal);
         (code, _, error) = Cli("bench", "--model", "googlenet", "--iterations", "0");
         Assert.Equal(InceptCli.BadInput, code);
         Assert.Contains("timed iteration", error, StringComparison.Ordinal);

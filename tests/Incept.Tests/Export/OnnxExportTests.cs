@@ -45,6 +45,17 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void A_model_exported_in_memory_runs_like_the_file_and_names_itself()
+    {
+        using var model = Calibrated("inception_resnet_v2", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10 }, size: 32);
+        using var engine = OnnxEngine.FromModel(model, new OnnxExportOptions { ModelName = "inception_resnet_v2", InputSize = 32 });
+        Assert.Null(engine.Info.BatchSize); // the batch size is left open
+        Assert.Equal("inception_resnet_v2", engine.Info.Model);
+        Assert.Contains("exported in memory", engine.Info.Path, StringComparison.Ordinal);
+        AssertSameLogits(model, engine, Images(3, 32), "inception_resnet_v2 in memory");
+    }
+
+    [Fact]
     public void Folding_removes_the_batchnorms_from_the_graph()
     {
         using var model = Calibrated("inception_v3", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10 }, size: 32);

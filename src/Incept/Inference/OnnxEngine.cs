@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Google.Protobuf;
 using Incept.Export;
 using Incept.Runtime;
 using Microsoft.ML.OnnxRuntime;
@@ -65,7 +66,7 @@ public sealed class OnnxEngine : IInferenceEngine
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(export);
         var (proto, _, _, _) = OnnxExporter.Build(model, export with { DynamicBatch = true, FoldBatchNorm = true });
-        var bytes = Google.Protobuf.MessageExtensions.ToByteArray(proto);
+        var bytes = proto.ToByteArray();
         return Create($"{export.ModelName ?? model.GetName()} (exported in memory)", sessionOptions => new InferenceSession(bytes, sessionOptions), options);
     }
 

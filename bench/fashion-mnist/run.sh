@@ -20,6 +20,7 @@ for run in $runs; do
   width=${width:-0.25}
   out="runs/bench-$model-$epochs-$width"
   rm -rf "$out"
+  mkdir -p "$(dirname "$out")"
   args=(train --model "$model" --epochs "$epochs" --width "$width" --out "$out" --format json ${INCEPT_TRAIN_ARGS:-})
   line=$(dotnet "$incept" "${args[@]}" 2>"$out.log" | tail -n 1)
   /usr/bin/python3 - "$line" "$out/metrics.jsonl" "$model" "$width" "$machine" "incept ${args[*]}" <<'PY'

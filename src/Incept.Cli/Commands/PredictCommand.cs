@@ -26,7 +26,7 @@ internal static class PredictCommand
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 16 };
         var engine = new Option<string?>("--engine")
         {
-            Description = "What runs the network: fast (TorchSharp with BatchNorm folded, channels-last; the default on the CPU), torch (the model as trained) or onnx (ONNX Runtime on a .onnx file, the default for one, or on the checkpoint exported in memory).",
+            Description = "What runs the network: onnx (ONNX Runtime on a .onnx file, or on the checkpoint exported in memory with BatchNorm folded; the default on the CPU), fast (TorchSharp with BatchNorm folded, channels-last) or torch (the model as trained; the default on a GPU).",
         };
         engine.AcceptOnlyFromAmong("fast", "torch", "onnx");
         var inputTensor = new Option<string?>("--input-tensor") { Description = "Instead of images: a float32 or float64 N×C×H×W .npy file, already preprocessed." };
@@ -65,12 +65,13 @@ internal static class PredictCommand
     }
 
     /// <summary>
-    /// The engine used without --engine: ONNX Runtime for a .onnx file; for images the fast TorchSharp engine on the
-    /// CPU; for a tensor (the scripting path, where logits are compared with other frameworks) the model exactly as loaded.
+    /// The engine used without --engine: ONNX Runtime for a .onnx file; for images on the CPU ONNX Runtime on the
+    /// checkpoint exported in memory (the fastest engine in docs/benchmarks.md); for a tensor (the scripting path,
+    /// where logits are compared with other frameworks) and on a GPU the model exactly as loaded.
     /// </summary>
     private static string DefaultEngine(string file, Device? device, bool tensorInput) =>
         file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx"
-        : !tensorInput && (device is null || device.type == DeviceType.CPU) ? "fast" : "torch";
+        : !tensorInput && (device is null || device.type == DeviceType.CPU) ? "onnx" : "torch";
 
     private static int PredictTensor(TextWriter output, PredictionTarget target, string tensorFile, string logitsFile, string format)
     {

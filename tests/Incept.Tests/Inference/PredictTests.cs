@@ -58,7 +58,7 @@ public sealed class PredictTests : IDisposable
     }
 
     [Theory]
-    [InlineData(null, "fast")]
+    [InlineData(null, "onnx")]
     [InlineData("fast", "fast")]
     [InlineData("torch", "torch")]
     [InlineData("onnx", "onnx")]

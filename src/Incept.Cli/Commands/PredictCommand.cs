@@ -70,8 +70,8 @@ internal static class PredictCommand
     /// where logits are compared with other frameworks) and on a GPU the model exactly as loaded.
     /// </summary>
     private static string DefaultEngine(string file, Device? device, bool tensorInput) =>
-        file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx"
-        : !tensorInput && (device is null || device.type == DeviceType.CPU) ? "onnx" : "torch";
+        file.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || (!tensorInput && (device is null || device.type == DeviceType.CPU))
+            ? "onnx" : "torch";
 
     private static int PredictTensor(TextWriter output, PredictionTarget target, string tensorFile, string logitsFile, string format)
     {

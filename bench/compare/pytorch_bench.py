@@ -48,9 +48,10 @@ def peak_rss_mb():
 def infer(name, engine, batch, size, warmup, iterations):
     model = build(name, aux=False).eval()
     x = torch.randn(batch, 3, size, size)
-    if engine == "channels_last":
+    if engine in ("channels_last", "channels_last_bf16"):
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = engine == "channels_last_bf16"
     if engine == "torchscript":
         with torch.no_grad():
             try:
@@ -60,7 +61,7 @@ def infer(name, engine, batch, size, warmup, iterations):
             model = torch.jit.optimize_for_inference(torch.jit.freeze(scripted.eval()))
 
     def step():
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(x)
             if isinstance(out, tuple):
                 out = out[0]
@@ -73,19 +74,23 @@ def train(name, engine, batch, size, warmup, iterations):
     model = build(name, aux=True).train()
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, 1000, (batch,))
-    if engine == "channels_last":
+    if engine in ("channels_last", "channels_last_bf16"):
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = engine == "channels_last_bf16"
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        out = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(x)
         if name == "googlenet":
-            loss = loss_fn(out.logits, y) + 0.3 * (loss_fn(out.aux_logits1, y) + loss_fn(out.aux_logits2, y))
+            heads = [out.logits, out.aux_logits1, out.aux_logits2]
         else:
-            loss = loss_fn(out.logits, y) + 0.3 * loss_fn(out.aux_logits, y)
+            heads = [out.logits, out.aux_logits]
+        heads = [h.float() for h in heads]
+        loss = loss_fn(heads[0], y) + 0.3 * sum(loss_fn(h, y) for h in heads[1:])
         loss.backward()
         opt.step()
 
@@ -104,7 +109,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, choices=["googlenet", "inception_v3"])
     p.add_argument("--mode", default="infer", choices=["infer", "train"])
-    p.add_argument("--engine", default="eager", choices=["eager", "channels_last", "torchscript"])
+    p.add_argument("--engine", default="eager", choices=["eager", "channels_last", "channels_last_bf16", "torchscript"])
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--warmup", type=int, default=3)

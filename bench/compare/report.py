@@ -101,6 +101,26 @@ def main():
         out.append(f"| {model} | {mode} | {batch} | {fmt(ips(inc['fast']), 2)} | {fmt(ips(inc['torch']), 2)} | {fmt(ips(inc['torch-channels-last']), 2)} | "
                    f"{fmt(ips(pt['eager']), 2)} | {fmt(ips(pt['channels_last']), 2)} | {fmt(ips(pt['torchscript']), 2)} | {fmt(ips(ort), 2)} | {fmt(ips(own), 2)} | "
                    f"{fmt(ratio_pt, 2)}× | {fmt(ratio_ort, 2) + '×' if ratio_ort else '–'} | {gf} | {rss} |")
+    bf16_keys = [k for k in keys if any(r.get("label") in ("fast-bf16", "torch-channels-last-bf16", "channels_last_bf16")
+                                         for r in rows if (r["model"], r["mode"], r["batch_size"]) == k)]
+    if bf16_keys:
+        out.append("")
+        out.append("bfloat16 (the optional path; not part of the float32 targets above), images/s: Incept's fast engine in "
+                   "bfloat16 for inference and mixed precision with float32 master weights for training (channels-last), "
+                   "PyTorch channels-last under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`.")
+        out.append("")
+        out.append("| model | mode | batch | Incept bf16 | Incept float32 (same engine) | speed-up | PyTorch bf16 | Incept bf16 / PyTorch bf16 | peak RSS MiB Incept / PyTorch |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for model, mode, batch in bf16_keys:
+            group = {(r.get("impl"), r.get("label")): r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)}
+            ips = lambda r: r["images_per_second"] if r else None
+            ours = group.get(("incept", "fast-bf16" if mode == "infer" else "torch-channels-last-bf16"))
+            base = group.get(("incept", "fast" if mode == "infer" else "torch-channels-last"))
+            theirs = group.get(("pytorch", "channels_last_bf16"))
+            up = ips(ours) / ips(base) if ours and base else None
+            vs = ips(ours) / ips(theirs) if ours and theirs else None
+            rss = f"{fmt(ours and ours.get('peak_rss_mb'), 0)} / {fmt(theirs and theirs.get('peak_rss_mb'), 0)}"
+            out.append(f"| {model} | {mode} | {batch} | {fmt(ips(ours), 2)} | {fmt(ips(base), 2)} | {fmt(up, 2)}× | {fmt(ips(theirs), 2)} | {fmt(vs, 2)}× | {rss} |")
     if incept_rows := [r for r in rows if r.get("impl") == "incept" and r.get("peak_gflops")]:
         r = incept_rows[0]
         out.append("")

@@ -84,10 +84,14 @@ for model in $models; do
     for engine in eager channels_last torchscript; do
       run_torch "$engine" --model "$model" --batch-size "$batch" --engine "$engine"
     done
+    # The optional bfloat16 paths: Incept's fast engine in bfloat16, PyTorch channels-last under bfloat16 autocast.
+    run_incept fast-bf16 --model "$model" --batch-size "$batch" --engine fast --precision bfloat16
+    run_torch channels_last_bf16 --model "$model" --batch-size "$batch" --engine channels_last_bf16
   done
   run_incept torch --model "$model" --batch-size "$train_batch" --mode train --aux
   run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last
-  for engine in eager channels_last; do
+  run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last --precision bfloat16
+  for engine in eager channels_last channels_last_bf16; do
     run_torch "$engine" --model "$model" --batch-size "$train_batch" --mode train --engine "$engine"
   done
   rm -f "$onnx"

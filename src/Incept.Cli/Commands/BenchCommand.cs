@@ -30,13 +30,14 @@ internal static class BenchCommand
         var channelsLast = new Option<bool>("--channels-last") { Description = "Train in the channels-last memory layout (training only)." };
         var classes = new Option<int>("--num-classes") { Description = "Classes of the classifier.", DefaultValueFactory = _ => 1000 };
         var inChannels = new Option<int>("--in-channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };
+        var precision = CommonOptions.Precision("float32, or bfloat16 (fast on CPUs with AVX-512 BF16 or AMX): the fast engine in bfloat16 for inference, mixed precision with float32 master weights for training.");
         var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 3 };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
         var weights = new Option<string?>("--weights") { Description = "Checkpoint or, with --engine onnx, an exported .onnx file; random weights otherwise." };
         var format = CommonOptions.Format();
         var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")
         {
-            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, warmup, iterations, weights, format,
+            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, iterations, weights, format,
         };
         command.SetAction(parse =>
         {
@@ -52,6 +53,7 @@ internal static class BenchCommand
                 SmallInput = parse.GetValue(smallInput), Aux = parse.GetValue(aux), ChannelsLast = parse.GetValue(channelsLast),
                 NumClasses = parse.GetValue(classes), InChannels = parse.GetValue(inChannels), Warmup = parse.GetValue(warmup),
                 Iterations = parse.GetValue(iterations), Weights = parse.GetValue(weights),
+                BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
             };
             var r = Benchmark.Run(options);
             if (parse.GetValue(format) == "json")

@@ -30,6 +30,21 @@ internal static class CommonOptions
         return option;
     }
 
+    /// <summary>The value of <see cref="Precision"/> that selects bfloat16.</summary>
+    public const string BFloat16 = "bfloat16";
+
+    /// <summary><c>--precision float32|bfloat16</c>: the number format the work is computed in, as <paramref name="description"/> says.</summary>
+    public static Option<string> Precision(string description)
+    {
+        var option = new Option<string>("--precision")
+        {
+            Description = description,
+            DefaultValueFactory = _ => "float32",
+        };
+        option.AcceptOnlyFromAmong("float32", BFloat16);
+        return option;
+    }
+
     public static string Giga(long value) => $"{value / 1e9:0.000} G";
 
     public static string Millions(long value) => $"{value / 1e6:0.000} M";

@@ -19,12 +19,13 @@ internal static class EvalCommand
         var data = new Option<string>("--data") { Description = "fashion-mnist, or a folder of IDX files, CIFAR-10 batches, or train/ and test/ image folders.", DefaultValueFactory = _ => DataSources.FashionMnistName };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 128 };
         var plot = new Option<string?>("--plot") { Description = "Write the confusion matrix as a PNG to this file." };
-        var engineName = new Option<string?>("--engine") { Description = "torch (a checkpoint in TorchSharp) or onnx (an exported .onnx file run by ONNX Runtime); default: onnx for a .onnx file, else torch." };
-        engineName.AcceptOnlyFromAmong("torch", "onnx");
+        var engineName = new Option<string?>("--engine") { Description = "torch (a checkpoint in TorchSharp), fast (the checkpoint with BatchNorm folded, channels-last, on the CPU) or onnx (an exported .onnx file run by ONNX Runtime); default: onnx for a .onnx file, fast with --precision bfloat16, else torch." };
+        engineName.AcceptOnlyFromAmong("torch", "fast", "onnx");
+        var precision = CommonOptions.Precision("float32, or bfloat16 (the fast engine in bfloat16, to measure what the rounding costs in accuracy).");
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads with --engine onnx (0: one per core).", DefaultValueFactory = _ => 0 };
         var format = CommonOptions.Format();
         var weights = new WeightsOptions();
-        var command = new Command("eval", "Evaluate weights on the test split: top-1, top-5, per-class accuracy, confusion matrix.") { weightsFile, data, batchSize, plot, engineName, threads, format };
+        var command = new Command("eval", "Evaluate weights on the test split: top-1, top-5, per-class accuracy, confusion matrix.") { weightsFile, data, batchSize, plot, engineName, precision, threads, format };
         weights.AddTo(command);
         command.SetAction(parse =>
         {
@@ -33,17 +34,24 @@ internal static class EvalCommand
             var source = DataSources.Open(parse.GetValue(data)!);
             var classes = source.Test.ClassNames;
             var path = parse.GetValue(weightsFile)!;
-            bool onnx = (parse.GetValue(engineName) ?? (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx" : "torch")) == "onnx";
-            if (onnx && options.Device is { } device && device.type != DeviceType.CPU)
-                throw new InceptException("The onnx engine runs on the CPU; evaluate with --device cpu, or with --engine torch on the GPU.");
+            bool bf16 = parse.GetValue(precision) == CommonOptions.BFloat16;
+            var chosen = parse.GetValue(engineName) ?? (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) ? "onnx" : bf16 ? "fast" : "torch");
+            bool onnx = chosen == "onnx";
+            if (bf16 && chosen != "fast")
+                throw new InceptException($"bfloat16 evaluation runs in the fast engine, not {chosen}; use --engine fast with a checkpoint.");
+            if (chosen != "torch" && options.Device is { } device && device.type != DeviceType.CPU)
+                throw new InceptException($"The {chosen} engine runs on the CPU; evaluate with --device cpu, or with --engine torch on the GPU.");
             using var loaded = onnx ? null : CheckpointLoader.Load(path, options);
-            using var engine = onnx ? OnnxEngine.Open(path, new OnnxEngineOptions { Threads = parse.GetValue(threads) }) : null;
-            string modelName = loaded?.Spec.Name ?? engine!.Info.Model ?? Path.GetFileName(path);
-            int modelClasses = loaded?.Model.NumClasses ?? engine!.Info.NumClasses;
+            using IInferenceEngine? engine = onnx
+                ? OnnxEngine.Open(path, new OnnxEngineOptions { Threads = parse.GetValue(threads) })
+                : chosen == "fast" ? FastTorchEngine.Create(loaded!.Spec, loaded.Model, new FastTorchOptions { BFloat16 = bf16 }) : null;
+            var onnxInfo = (engine as OnnxEngine)?.Info;
+            string modelName = loaded?.Spec.Name ?? onnxInfo!.Model ?? Path.GetFileName(path);
+            int modelClasses = loaded?.Model.NumClasses ?? onnxInfo!.NumClasses;
             if (modelClasses != classes.Count)
                 throw new InceptException($"The weights classify {modelClasses} classes but the data has {classes.Count}; evaluate them on matching data, or fine-tune them first.");
-            var known = loaded is not null ? loaded.Preprocess : engine!.Info.Preprocess;
-            int size = known?.InputSize ?? engine?.Info.Height ?? source.ImageSize ?? loaded!.Spec.InputSize;
+            var known = loaded is not null ? loaded.Preprocess : onnxInfo!.Preprocess;
+            int size = known?.InputSize ?? onnxInfo?.Height ?? source.ImageSize ?? loaded!.Spec.InputSize;
             var preprocess = known ?? new PreprocessSpec(size, 1.0, "bilinear", source.Mean, source.Std, false, 1.0);
             var pipeline = preprocess.InputSize <= 64 && preprocess.CropFraction >= 1.0
                 ? ImagePipeline.SmallImageEvaluation(preprocess)
@@ -60,7 +68,7 @@ internal static class EvalCommand
                 var matrix = metrics.ConfusionMatrix;
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    model = modelName, engine = onnx ? "onnx" : "torch", data = source.Name, count = metrics.Count, top1 = metrics.Top1, top5 = metrics.Top5, loss,
+                    model = modelName, engine = engine?.Name ?? "torch", data = source.Name, count = metrics.Count, top1 = metrics.Top1, top5 = metrics.Top5, loss,
                     expected_calibration_error = metrics.ExpectedCalibrationError,
                     per_class = classes.Select((c, i) => new { name = c, accuracy = perClass[i] }),
                     confusion_matrix = Enumerable.Range(0, classes.Count).Select(i => Enumerable.Range(0, classes.Count).Select(j => matrix[i, j])),

@@ -77,6 +77,12 @@ public sealed record BenchmarkOptions
     /// </summary>
     public bool ChannelsLast { get; init; }
 
+    /// <summary>
+    /// Compute in bfloat16: the fast engine in bfloat16 (<see cref="FastTorchOptions.BFloat16"/>) for inference,
+    /// mixed precision with float32 master weights (<see cref="BFloat16Compute"/>) for training.
+    /// </summary>
+    public bool BFloat16 { get; init; }
+
     /// <summary>Untimed iterations first.</summary>
     public int Warmup { get; init; } = 3;
 
@@ -97,6 +103,7 @@ public sealed record BenchmarkOptions
         if (Iterations < 1) throw new InceptException($"At least one timed iteration is needed; got {Iterations}.");
         if (Model is null && Weights is null) throw new InceptException("Name a model with --model, or give a checkpoint with --weights.");
         if (Mode == BenchmarkMode.Train && Engine == BenchmarkEngine.Onnx) throw new InceptException("The ONNX engine only runs inference; use --mode infer or --engine torch.");
+        if (BFloat16 && Mode == BenchmarkMode.Infer && Engine != BenchmarkEngine.Fast) throw new InceptException("bfloat16 inference runs in the fast engine; use --engine fast, or leave out --precision bfloat16.");
     }
 }
 
@@ -164,12 +171,12 @@ public static class Benchmark
         string engineName;
         if (train)
         {
-            engineName = options.ChannelsLast ? "torch-channels-last" : "torch";
+            engineName = (options.ChannelsLast ? "torch-channels-last" : "torch") + (options.BFloat16 ? "-bf16" : "");
             times = TimeTraining(model, input, options);
         }
         else
         {
-            using var engine = CreateEngine(options.Engine, spec, model, size);
+            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16 });
             engineName = engine.Name;
             times = Time(() => engine.Run(input).Dispose(), options);
         }
@@ -179,11 +186,12 @@ public static class Benchmark
 
     /// <summary>
     /// Opens the inference engine <paramref name="kind"/> over <paramref name="model"/> for inputs of
-    /// <paramref name="inputSize"/> pixels; the onnx engine runs the model exported in memory. The model stays the caller's.
+    /// <paramref name="inputSize"/> pixels; the onnx engine runs the model exported in memory, the fast engine uses
+    /// <paramref name="fast"/> (default settings when null). The model stays the caller's.
     /// </summary>
-    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, int inputSize) => kind switch
+    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, int inputSize, FastTorchOptions? fast = null) => kind switch
     {
-        BenchmarkEngine.Fast => FastTorchEngine.Create(spec, model),
+        BenchmarkEngine.Fast => FastTorchEngine.Create(spec, model, fast),
         BenchmarkEngine.Torch => new EagerModelEngine(model),
         BenchmarkEngine.Onnx => OnnxEngine.FromModel(model, new Export.OnnxExportOptions { InputSize = inputSize, ModelName = spec.Name },
             new OnnxEngineOptions { Threads = get_num_threads() }),
@@ -255,13 +263,18 @@ public static class Benchmark
         using var targets = randint(model.NumClasses, [input.shape[0]], dtype: ScalarType.Int64);
         var x = options.ChannelsLast ? MemoryFormat.ToChannelsLast(input) : input;
         using var converted = ReferenceEquals(x, input) ? null : x;
+        var bf16 = options.BFloat16 ? BFloat16Compute.For(model) : null;
         return Time(() =>
         {
             using var scope = NewDisposeScope();
             optimizer.zero_grad();
-            var output = model.call(x);
-            var loss = Losses.Total(output, targets, AuxLossWeight);
-            loss.backward();
+            using (bf16?.Enter())
+            {
+                var output = bf16 is null ? model.call(x) : BFloat16Compute.ToFullPrecision(model.call(BFloat16Compute.Input(x)));
+                var loss = Losses.Total(output, targets, AuxLossWeight);
+                loss.backward();
+            }
+
             optimizer.step();
         }, options);
     }

@@ -18,6 +18,14 @@ public sealed record FastTorchOptions
     /// convolutions run faster on the CPU. Inputs are converted on entry; the logits are the same.
     /// </summary>
     public bool ChannelsLast { get; init; } = true;
+
+    /// <summary>
+    /// Hold the weights and run the network in bfloat16 (8-bit mantissa), which CPUs with AVX-512 BF16 or AMX
+    /// multiply natively. Inputs are converted on entry and the logits returned in float32; they differ from the
+    /// float32 logits by the rounding of every layer (about 1 % of the largest logit), so top-1 may change on
+    /// close calls. Off by default.
+    /// </summary>
+    public bool BFloat16 { get; init; }
 }
 
 /// <summary>
@@ -41,7 +49,7 @@ public sealed class FastTorchEngine : IInferenceEngine
     }
 
     /// <inheritdoc/>
-    public string Name => "fast";
+    public string Name => Options.BFloat16 ? "fast-bf16" : "fast";
 
     /// <summary>How the copy was prepared.</summary>
     public FastTorchOptions Options { get; }
@@ -79,6 +87,7 @@ public sealed class FastTorchEngine : IInferenceEngine
                 }
 
                 foreach (var p in copy.parameters()) p.requires_grad = false;
+                if (options.BFloat16) copy.to(ScalarType.BFloat16);
                 if (options.ChannelsLast) MemoryFormat.ToChannelsLast(copy);
             }
 
@@ -102,8 +111,10 @@ public sealed class FastTorchEngine : IInferenceEngine
         using (inference_mode())
         {
             var x = input.device_type == DeviceType.CPU ? input : input.cpu();
+            if (Options.BFloat16) x = x.to(ScalarType.BFloat16);
             if (Options.ChannelsLast && x.dim() == 4) x = MemoryFormat.ToChannelsLast(x);
             logits = model.call(x).Logits;
+            if (Options.BFloat16) logits = logits.to(ScalarType.Float32);
         }
 
         // A copy made outside inference mode is an ordinary tensor, which the caller may use in any way.

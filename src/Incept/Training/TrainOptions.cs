@@ -69,6 +69,13 @@ public sealed record TrainOptions
     public bool ChannelsLast { get; init; } = true;
 
     /// <summary>
+    /// Compute the convolutions and linear layers in bfloat16 with float32 master weights
+    /// (<see cref="BFloat16Compute"/>): faster on CPUs with AVX-512 BF16 or AMX, at the cost of bfloat16 rounding
+    /// in the forward and backward passes. Evaluation, the optimizer, checkpoints and saved weights stay float32.
+    /// </summary>
+    public bool BFloat16 { get; init; }
+
+    /// <summary>
     /// Called on the training thread after every optimizer step (after the moving average is updated), with the
     /// model in training mode; the trainer puts the model back into training mode afterwards, so the callback may
     /// evaluate it. A callback that neither changes the parameters nor draws from torch's global generator leaves the

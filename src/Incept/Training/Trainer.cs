@@ -42,6 +42,7 @@ public static class Trainer
         var (plan, model) = Build(options, data, device);
         using var _ = model;
         if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
+        var bf16 = options.BFloat16 ? BFloat16Compute.For(model) : null;
         Directory.CreateDirectory(options.OutDir);
 
         var state = new RunState { Signature = plan.Signature };
@@ -77,7 +78,7 @@ public static class Trainer
             cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             manual_seed(DataLoader.SampleSeed(options.Seed, epoch, -2));
-            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, progress, options.OnStep, cancellation);
+            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, bf16, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, progress, options.OnStep, cancellation);
             ema?.Swap(model);
             try
             {
@@ -202,7 +203,7 @@ public static class Trainer
         => Evaluate(model, loader, plan.NumClasses, device, progress, phase, epoch, plan.Epochs);
 
     private static (double Loss, double Top1, double ImagesPerSecond, double LearningRate) TrainEpoch(
-        InceptionModel model, optim.Optimizer optimizer, LearningRateSchedule schedule, ExponentialMovingAverage? ema, Plan plan,
+        InceptionModel model, BFloat16Compute? bf16, optim.Optimizer optimizer, LearningRateSchedule schedule, ExponentialMovingAverage? ema, Plan plan,
         DataLoader loader, int epoch, Device device, IProgress<TrainProgress>? progress, Action<TrainStep>? onStep, CancellationToken cancellation)
     {
         model.train();
@@ -222,9 +223,15 @@ public static class Trainer
                 var x = batch.Images.to(device);
                 var y = batch.Labels.to(device);
                 optimizer.zero_grad();
-                var output = model.call(x);
-                var loss = Losses.Total(output, y, plan.Recipe.AuxWeight, plan.Recipe.LabelSmoothing);
-                loss.backward();
+                ModelOutput output;
+                Tensor loss;
+                using (bf16?.Enter())
+                {
+                    output = bf16 is null ? model.call(x) : BFloat16Compute.ToFullPrecision(model.call(BFloat16Compute.Input(x)));
+                    loss = Losses.Total(output, y, plan.Recipe.AuxWeight, plan.Recipe.LabelSmoothing);
+                    loss.backward();
+                }
+
                 if (plan.Recipe.GradClipNorm is { } clip) GradientClipping.ClipByGlobalNorm(model.parameters(), clip);
                 optimizer.step();
                 ema?.Update(model);
@@ -449,6 +456,7 @@ public static class Trainer
                 $"model={spec.Name} data={data.Name} width={config.Width} size={size} small={config.SmallInput} aux={config.AuxLogits} epochs={epochs} batch={batch} lr={lr} recipe={recipe.Name} seed={o.Seed} val={o.ValidationFraction}");
             if (o.FineTune is { } ft)
                 signature += string.Create(CultureInfo.InvariantCulture, $" from={Path.GetFullPath(ft.Weights)} freeze={ft.FreezeBackbone} unfreeze={ft.UnfreezeAfter}");
+            if (o.BFloat16) signature += " precision=bfloat16";
             return new Plan(spec, recipe, config, size, epochs, batch, lr, classes, train, validation, preprocess, trainPipeline, evalPipeline,
                 signature, o.FineTune?.FreezeBackbone ?? false, o.FineTune?.UnfreezeAfter);
         }

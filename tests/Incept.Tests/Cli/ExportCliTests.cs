@@ -82,6 +82,30 @@ public sealed class ExportCliTests : IDisposable
         Assert.Single(err.TrimEnd().Split('\n'));
     }
 
+    [Fact]
+    public void Eval_runs_the_fast_engine_in_float32_and_bfloat16_and_refuses_bfloat16_elsewhere()
+    {
+        var data = WriteIdxData(testImages: 13);
+        var weights = SaveCheckpoint();
+        var torch = Eval("--weights", weights, "--data", data, "--batch-size", "5");
+        var fast = Eval("--weights", weights, "--engine", "fast", "--data", data, "--batch-size", "5");
+        var bf16 = Eval("--weights", weights, "--precision", "bfloat16", "--data", data, "--batch-size", "5");
+        Assert.Equal("torch", torch.GetProperty("engine").GetString());
+        Assert.Equal("fast", fast.GetProperty("engine").GetString());
+        Assert.Equal("fast-bf16", bf16.GetProperty("engine").GetString());
+        double loss = torch.GetProperty("loss").GetDouble();
+        Assert.InRange(fast.GetProperty("loss").GetDouble(), loss - 1e-4 * Math.Abs(loss), loss + 1e-4 * Math.Abs(loss));
+        // bfloat16 rounds every layer: the loss moves, but by about a percent, not more.
+        double bf16Loss = bf16.GetProperty("loss").GetDouble();
+        Assert.NotEqual(loss, bf16Loss);
+        Assert.InRange(bf16Loss, loss - 0.05 * Math.Abs(loss), loss + 0.05 * Math.Abs(loss));
+
+        var (code, _, err) = Run("eval", "--weights", weights, "--engine", "torch", "--precision", "bfloat16", "--data", data);
+        Assert.Equal(1, code);
+        Assert.Contains("bfloat16 evaluation runs in the fast engine", err, StringComparison.Ordinal);
+        Assert.Single(err.TrimEnd().Split('\n'));
+    }
+
     private static JsonElement Eval(params string[] args)
     {
         var (code, stdout, err) = Run(["eval", .. args, "--format", "json"]);

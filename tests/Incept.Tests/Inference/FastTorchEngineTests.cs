@@ -169,6 +169,31 @@ public class FastTorchEngineTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(All))]
+    public void The_bfloat16_engine_rounds_but_keeps_the_logits_and_the_ranking(string name)
+    {
+        var spec = ModelRegistry.Get(name);
+        manual_seed(11);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 10, SmallInput = true });
+        RandomiseBatchNorms(model, 12);
+        model.eval();
+        using var input = randn(4, 3, 32, 32);
+        using var expected = EvalLogits(model, input);
+
+        using var engine = FastTorchEngine.Create(spec, model, new FastTorchOptions { BFloat16 = true });
+        using var actual = engine.Run(input);
+
+        Assert.Equal("fast-bf16", engine.Name);
+        Assert.Equal(ScalarType.Float32, actual.dtype);
+        Assert.Equal(expected.shape, actual.shape);
+        double error = RelativeError(actual, expected);
+        // bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 ≈ 0.2 % a layer): the logits move, but by
+        // percents of the largest one, not more; a float32 path would be within 1e-5.
+        Assert.True(error > 1e-5, $"relative error {error}: the engine did not compute in bfloat16");
+        Assert.True(error < 0.1, $"relative error {error}");
+    }
+
     private static Tensor EvalLogits(InceptionModel model, Tensor input)
     {
         using var _ = no_grad();

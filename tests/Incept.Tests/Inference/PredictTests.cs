@@ -115,6 +115,29 @@ public sealed class PredictTests : IDisposable
     }
 
     [Fact]
+    public void Bfloat16_predicts_with_the_fast_engine_close_to_the_float32_logits()
+    {
+        var weights = SaveCheckpoint();
+        var a = TestImages.Write(dir.File("a.png"), 32, 32, gray: false, seed: 1);
+        var full = dir.File("full.npy");
+        var rounded = dir.File("rounded.npy");
+        var (code, _, error) = Run("predict", "--weights", weights, a, "--engine", "fast", "--save-logits", full, "--format", "json");
+        Assert.True(code == 0, error);
+        (code, var output, error) = Run("predict", "--weights", weights, a, "--precision", "bfloat16", "--save-logits", rounded, "--format", "json");
+        Assert.True(code == 0, error);
+        Assert.Equal("fast-bf16", JsonDocument.Parse(output).RootElement.GetProperty("engine").GetString());
+        using var x = Npy.Read(full);
+        using var y = Npy.Read(rounded);
+        double scale = x.abs().max().item<float>();
+        double error2 = (x - y).abs().max().item<float>() / scale;
+        Assert.True(error2 is > 0 and < 0.1, $"bfloat16 logits differ from float32 by {error2} of the largest");
+
+        (code, _, error) = Run("predict", "--weights", weights, a, "--engine", "onnx", "--precision", "bfloat16");
+        Assert.Equal(1, code);
+        Assert.Contains("bfloat16 runs in the fast engine", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Csv_has_one_row_per_image_and_rank_with_labels_quoted_when_needed()
     {
         var weights = SaveCheckpoint();

@@ -98,6 +98,17 @@ public sealed class TrainerTests : IDisposable
     }
 
     [SkippableFact]
+    public void A_bfloat16_run_learns_and_saves_float32_weights()
+    {
+        var data = TinyFashionMnist(600, 200);
+        var result = Trainer.Run(Options("bf16", 3) with { BFloat16 = true }, data);
+        Assert.True(result.History[^1].TrainLoss < result.History[0].TrainLoss, $"loss {result.History[0].TrainLoss} → {result.History[^1].TrainLoss}");
+        Assert.True(result.TestTop1 > 0.3, $"test top-1 {result.TestTop1} is not above chance (0.1) by a margin");
+        using var saved = SafeTensors.Read(result.Weights);
+        Assert.All(saved.Tensors.Where(kv => kv.Value.is_floating_point()), kv => Assert.Equal(ScalarType.Float32, kv.Value.dtype));
+    }
+
+    [SkippableFact]
     public void Starting_over_an_existing_run_or_resuming_with_other_settings_is_refused()
     {
         var data = TinyFashionMnist(64, 32);

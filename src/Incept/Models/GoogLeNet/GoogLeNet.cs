@@ -128,6 +128,10 @@ public sealed class GoogLeNet : InceptionModel, IOnnxExportable
     /// <inheritdoc/>
     public override void ResetClassifier(int numClasses) => fc = ReplaceClassifier(nameof(fc), fc, numClasses);
 
+    /// <summary>Local response normalisation; libtorch has no bfloat16 kernel for it, so a bfloat16 input is normalised in float32.</summary>
+    private static Tensor Normalise(LocalResponseNorm lrn, Tensor x) =>
+        x.dtype == ScalarType.BFloat16 ? lrn.call(x.to(ScalarType.Float32)).to(ScalarType.BFloat16) : lrn.call(x);
+
     /// <inheritdoc/>
     protected override Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux)
     {
@@ -137,12 +141,12 @@ public sealed class GoogLeNet : InceptionModel, IOnnxExportable
         // N x 64 x 112 x 112
         x = maxpool1.call(x);
         // N x 64 x 56 x 56
-        if (lrn1 is not null) x = lrn1.call(x);
+        if (lrn1 is not null) x = Normalise(lrn1, x);
         x = conv2.call(x);
         // N x 64 x 56 x 56
         x = conv3.call(x);
         // N x 192 x 56 x 56
-        if (lrn2 is not null) x = lrn2.call(x);
+        if (lrn2 is not null) x = Normalise(lrn2, x);
         x = maxpool2.call(x);
         // N x 192 x 28 x 28
         x = inception3a.call(x);

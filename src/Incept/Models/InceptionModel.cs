@@ -119,6 +119,21 @@ public abstract class InceptionModel : nn.Module<Tensor, ModelOutput>
     /// </summary>
     protected abstract Tensor ForwardFeatures(Tensor x, List<AuxOutput>? aux);
 
+    /// <summary>
+    /// One stage of a forward pass: returns <paramref name="output"/> and frees <paramref name="input"/> at once when
+    /// <paramref name="scope"/> (the pass's own scope) owns it, instead of at the end of the pass. Only the handle
+    /// goes: autograd keeps what backward needs, so this matters at inference, where it bounds the memory of the
+    /// activations to a few stages, as in PyTorch. Tensors the pass does not own (its input, or a copy a hook put
+    /// in place, as Grad-CAM does) are left alone.
+    /// </summary>
+    protected static Tensor Advance(Tensor input, Tensor output, DisposeScope scope)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(scope);
+        if (!ReferenceEquals(input, output) && scope.Contains(input)) input.Dispose();
+        return output;
+    }
+
     /// <summary>Puts <paramref name="module"/> in place of the registered child <paramref name="name"/>, keeping its position in the state dict.</summary>
     protected void ReplaceChild(string name, nn.Module module)
     {

@@ -165,35 +165,35 @@ public sealed class BNInception : InceptionModel, IOnnxExportable
         CheckSize((int)x.shape[3], "width");
         using var scope = NewDisposeScope();
         // N x 3 x 224 x 224
-        x = conv1_7x7_s2.call(x);
+        x = Advance(x, conv1_7x7_s2.call(x), scope);
         // N x 64 x 112 x 112
-        x = pool1_3x3_s2.call(x);
+        x = Advance(x, pool1_3x3_s2.call(x), scope);
         // N x 64 x 56 x 56
-        x = conv2_3x3_reduce.call(x);
+        x = Advance(x, conv2_3x3_reduce.call(x), scope);
         // N x 64 x 56 x 56
-        x = conv2_3x3.call(x);
+        x = Advance(x, conv2_3x3.call(x), scope);
         // N x 192 x 56 x 56
-        x = pool2_3x3_s2.call(x);
+        x = Advance(x, pool2_3x3_s2.call(x), scope);
         // N x 192 x 28 x 28
-        x = inception_3a.call(x);
+        x = Advance(x, inception_3a.call(x), scope);
         // N x 256 x 28 x 28
-        x = inception_3b.call(x);
+        x = Advance(x, inception_3b.call(x), scope);
         // N x 320 x 28 x 28
-        x = inception_3c.call(x);
+        x = Advance(x, inception_3c.call(x), scope);
         // N x 576 x 14 x 14
-        x = inception_4a.call(x);
+        x = Advance(x, inception_4a.call(x), scope);
         // N x 576 x 14 x 14
-        x = inception_4b.call(x);
+        x = Advance(x, inception_4b.call(x), scope);
         // N x 576 x 14 x 14
-        x = inception_4c.call(x);
+        x = Advance(x, inception_4c.call(x), scope);
         // N x 608 x 14 x 14
-        x = inception_4d.call(x);
+        x = Advance(x, inception_4d.call(x), scope);
         // N x 608 x 14 x 14
-        x = inception_4e.call(x);
+        x = Advance(x, inception_4e.call(x), scope);
         // N x 1056 x 7 x 7
-        x = inception_5a.call(x);
+        x = Advance(x, inception_5a.call(x), scope);
         // N x 1024 x 7 x 7
-        x = inception_5b.call(x);
+        x = Advance(x, inception_5b.call(x), scope);
         // N x 1024 x 7 x 7
         return x.MoveToOuterDisposeScope();
     }

@@ -137,41 +137,41 @@ public sealed class GoogLeNet : InceptionModel, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 3 x 224 x 224
-        x = conv1.call(x);
+        x = Advance(x, conv1.call(x), scope);
         // N x 64 x 112 x 112
-        x = maxpool1.call(x);
+        x = Advance(x, maxpool1.call(x), scope);
         // N x 64 x 56 x 56
         if (lrn1 is not null) x = Normalise(lrn1, x);
-        x = conv2.call(x);
+        x = Advance(x, conv2.call(x), scope);
         // N x 64 x 56 x 56
-        x = conv3.call(x);
+        x = Advance(x, conv3.call(x), scope);
         // N x 192 x 56 x 56
         if (lrn2 is not null) x = Normalise(lrn2, x);
-        x = maxpool2.call(x);
+        x = Advance(x, maxpool2.call(x), scope);
         // N x 192 x 28 x 28
-        x = inception3a.call(x);
+        x = Advance(x, inception3a.call(x), scope);
         // N x 256 x 28 x 28
-        x = inception3b.call(x);
+        x = Advance(x, inception3b.call(x), scope);
         // N x 480 x 28 x 28
-        x = maxpool3.call(x);
+        x = Advance(x, maxpool3.call(x), scope);
         // N x 480 x 14 x 14
-        x = inception4a.call(x);
+        x = Advance(x, inception4a.call(x), scope);
         // N x 512 x 14 x 14
         if (aux is not null && aux1 is not null) aux.Add(new AuxOutput(nameof(aux1), aux1.call(x).MoveToOuterDisposeScope()));
-        x = inception4b.call(x);
+        x = Advance(x, inception4b.call(x), scope);
         // N x 512 x 14 x 14
-        x = inception4c.call(x);
+        x = Advance(x, inception4c.call(x), scope);
         // N x 512 x 14 x 14
-        x = inception4d.call(x);
+        x = Advance(x, inception4d.call(x), scope);
         // N x 528 x 14 x 14
         if (aux is not null && aux2 is not null) aux.Add(new AuxOutput(nameof(aux2), aux2.call(x).MoveToOuterDisposeScope()));
-        x = inception4e.call(x);
+        x = Advance(x, inception4e.call(x), scope);
         // N x 832 x 14 x 14
-        x = maxpool4.call(x);
+        x = Advance(x, maxpool4.call(x), scope);
         // N x 832 x 7 x 7
-        x = inception5a.call(x);
+        x = Advance(x, inception5a.call(x), scope);
         // N x 832 x 7 x 7
-        x = inception5b.call(x);
+        x = Advance(x, inception5b.call(x), scope);
         // N x 1024 x 7 x 7
         return x.MoveToOuterDisposeScope();
     }

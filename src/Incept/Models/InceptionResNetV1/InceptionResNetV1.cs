@@ -121,31 +121,31 @@ public sealed class InceptionResNetV1 : InceptionModel, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 3 x 160 x 160
-        x = conv2d_1a.call(x);
+        x = Advance(x, conv2d_1a.call(x), scope);
         // N x 32 x 79 x 79
-        x = conv2d_2a.call(x);
+        x = Advance(x, conv2d_2a.call(x), scope);
         // N x 32 x 77 x 77
-        x = conv2d_2b.call(x);
+        x = Advance(x, conv2d_2b.call(x), scope);
         // N x 64 x 77 x 77
-        x = maxpool_3a.call(x);
+        x = Advance(x, maxpool_3a.call(x), scope);
         // N x 64 x 38 x 38
-        x = conv2d_3b.call(x);
+        x = Advance(x, conv2d_3b.call(x), scope);
         // N x 80 x 38 x 38
-        x = conv2d_4a.call(x);
+        x = Advance(x, conv2d_4a.call(x), scope);
         // N x 192 x 36 x 36
-        x = conv2d_4b.call(x);
+        x = Advance(x, conv2d_4b.call(x), scope);
         // N x 256 x 17 x 17
-        x = repeat_1.call(x);
+        x = Advance(x, repeat_1.call(x), scope);
         // N x 256 x 17 x 17
-        x = mixed_6a.call(x);
+        x = Advance(x, mixed_6a.call(x), scope);
         // N x 896 x 8 x 8
-        x = repeat_2.call(x);
+        x = Advance(x, repeat_2.call(x), scope);
         // N x 896 x 8 x 8
-        x = mixed_7a.call(x);
+        x = Advance(x, mixed_7a.call(x), scope);
         // N x 1792 x 3 x 3
-        x = repeat_3.call(x);
+        x = Advance(x, repeat_3.call(x), scope);
         // N x 1792 x 3 x 3
-        x = block8.call(x);
+        x = Advance(x, block8.call(x), scope);
         // N x 1792 x 3 x 3
         return x.MoveToOuterDisposeScope();
     }

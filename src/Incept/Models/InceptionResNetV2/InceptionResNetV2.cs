@@ -116,35 +116,35 @@ public sealed class InceptionResNetV2 : InceptionModel, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 3 x 299 x 299
-        x = conv2d_1a.call(x);
+        x = Advance(x, conv2d_1a.call(x), scope);
         // N x 32 x 149 x 149
-        x = conv2d_2a.call(x);
+        x = Advance(x, conv2d_2a.call(x), scope);
         // N x 32 x 147 x 147
-        x = conv2d_2b.call(x);
+        x = Advance(x, conv2d_2b.call(x), scope);
         // N x 64 x 147 x 147
-        x = maxpool_3a.call(x);
+        x = Advance(x, maxpool_3a.call(x), scope);
         // N x 64 x 73 x 73
-        x = conv2d_3b.call(x);
+        x = Advance(x, conv2d_3b.call(x), scope);
         // N x 80 x 73 x 73
-        x = conv2d_4a.call(x);
+        x = Advance(x, conv2d_4a.call(x), scope);
         // N x 192 x 71 x 71
-        x = maxpool_5a.call(x);
+        x = Advance(x, maxpool_5a.call(x), scope);
         // N x 192 x 35 x 35
-        x = mixed_5b.call(x);
+        x = Advance(x, mixed_5b.call(x), scope);
         // N x 320 x 35 x 35
-        x = repeat.call(x);
+        x = Advance(x, repeat.call(x), scope);
         // N x 320 x 35 x 35
-        x = mixed_6a.call(x);
+        x = Advance(x, mixed_6a.call(x), scope);
         // N x 1088 x 17 x 17
-        x = repeat_1.call(x);
+        x = Advance(x, repeat_1.call(x), scope);
         // N x 1088 x 17 x 17
-        x = mixed_7a.call(x);
+        x = Advance(x, mixed_7a.call(x), scope);
         // N x 2080 x 8 x 8
-        x = repeat_2.call(x);
+        x = Advance(x, repeat_2.call(x), scope);
         // N x 2080 x 8 x 8
-        x = block8.call(x);
+        x = Advance(x, block8.call(x), scope);
         // N x 2080 x 8 x 8
-        x = conv2d_7b.call(x);
+        x = Advance(x, conv2d_7b.call(x), scope);
         // N x 1536 x 8 x 8
         return x.MoveToOuterDisposeScope();
     }

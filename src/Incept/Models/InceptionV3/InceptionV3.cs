@@ -112,39 +112,39 @@ public sealed class InceptionV3 : InceptionModel, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 3 x 299 x 299
-        x = Conv2d_1a_3x3.call(x);
+        x = Advance(x, Conv2d_1a_3x3.call(x), scope);
         // N x 32 x 149 x 149
-        x = Conv2d_2a_3x3.call(x);
+        x = Advance(x, Conv2d_2a_3x3.call(x), scope);
         // N x 32 x 147 x 147
-        x = Conv2d_2b_3x3.call(x);
+        x = Advance(x, Conv2d_2b_3x3.call(x), scope);
         // N x 64 x 147 x 147
-        x = maxpool1.call(x);
+        x = Advance(x, maxpool1.call(x), scope);
         // N x 64 x 73 x 73
-        x = Conv2d_3b_1x1.call(x);
+        x = Advance(x, Conv2d_3b_1x1.call(x), scope);
         // N x 80 x 73 x 73
-        x = Conv2d_4a_3x3.call(x);
+        x = Advance(x, Conv2d_4a_3x3.call(x), scope);
         // N x 192 x 71 x 71
-        x = maxpool2.call(x);
+        x = Advance(x, maxpool2.call(x), scope);
         // N x 192 x 35 x 35
-        x = Mixed_5b.call(x);
+        x = Advance(x, Mixed_5b.call(x), scope);
         // N x 256 x 35 x 35
-        x = Mixed_5c.call(x);
+        x = Advance(x, Mixed_5c.call(x), scope);
         // N x 288 x 35 x 35
-        x = Mixed_5d.call(x);
+        x = Advance(x, Mixed_5d.call(x), scope);
         // N x 288 x 35 x 35
-        x = Mixed_6a.call(x);
+        x = Advance(x, Mixed_6a.call(x), scope);
         // N x 768 x 17 x 17
-        x = Mixed_6b.call(x);
-        x = Mixed_6c.call(x);
-        x = Mixed_6d.call(x);
-        x = Mixed_6e.call(x);
+        x = Advance(x, Mixed_6b.call(x), scope);
+        x = Advance(x, Mixed_6c.call(x), scope);
+        x = Advance(x, Mixed_6d.call(x), scope);
+        x = Advance(x, Mixed_6e.call(x), scope);
         // N x 768 x 17 x 17
         if (aux is not null && AuxLogits is not null) aux.Add(new AuxOutput(nameof(AuxLogits), AuxLogits.call(x).MoveToOuterDisposeScope()));
-        x = Mixed_7a.call(x);
+        x = Advance(x, Mixed_7a.call(x), scope);
         // N x 1280 x 8 x 8
-        x = Mixed_7b.call(x);
+        x = Advance(x, Mixed_7b.call(x), scope);
         // N x 2048 x 8 x 8
-        x = Mixed_7c.call(x);
+        x = Advance(x, Mixed_7c.call(x), scope);
         // N x 2048 x 8 x 8
         return x.MoveToOuterDisposeScope();
     }

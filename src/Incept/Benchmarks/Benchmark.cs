@@ -270,7 +270,7 @@ public static class Benchmark
             optimizer.zero_grad();
             using (bf16?.Enter())
             {
-                var output = bf16 is null ? model.call(x) : BFloat16Compute.ToFullPrecision(model.call(BFloat16Compute.Input(x)));
+                var output = bf16?.Forward(model, x) ?? model.call(x);
                 var loss = Losses.Total(output, targets, AuxLossWeight);
                 loss.backward();
             }

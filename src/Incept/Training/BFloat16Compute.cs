@@ -21,6 +21,7 @@ namespace Incept.Training;
 public sealed class BFloat16Compute
 {
     private readonly Slot[] slots;
+    private bool inPass;
 
     private BFloat16Compute(Slot[] slots) => this.slots = slots;
 
@@ -54,6 +55,17 @@ public sealed class BFloat16Compute
     /// gradients to the float32 weights and puts those back.
     /// </summary>
     public IDisposable Enter() => new Pass(this);
+
+    /// <summary>
+    /// <paramref name="model"/>'s forward pass on <paramref name="x"/> in bfloat16, logits back in float32; call it
+    /// inside <see cref="Enter"/>.
+    /// </summary>
+    public ModelOutput Forward(InceptionModel model, Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!inPass) throw new InvalidOperationException("The layers hold float32 weights outside a pass; call Forward inside Enter().");
+        return ToFullPrecision(model.call(Input(x)));
+    }
 
     /// <summary>The network's input in bfloat16 (same layout).</summary>
     public static Tensor Input(Tensor x)
@@ -97,6 +109,7 @@ public sealed class BFloat16Compute
         public Pass(BFloat16Compute owner)
         {
             this.owner = owner;
+            if (owner.inPass) throw new InvalidOperationException("A bfloat16 pass is already open; dispose it before entering another.");
             masters = new Parameter[owner.slots.Length];
             copies = new Parameter[owner.slots.Length];
             using var _ = no_grad();
@@ -109,12 +122,15 @@ public sealed class BFloat16Compute
                 copies[i] = new Parameter(data, requires_grad: master.requires_grad);
                 owner.slots[i].Set(copies[i]);
             }
+
+            owner.inPass = true;
         }
 
         public void Dispose()
         {
             if (done) return;
             done = true;
+            owner.inPass = false;
             using var _ = no_grad();
             for (int i = 0; i < masters.Length; i++)
             {
@@ -123,10 +139,11 @@ public sealed class BFloat16Compute
                 if (grad is not null)
                 {
                     using var g = grad.to(ScalarType.Float32);
+                    // Setting grad makes the parameter share g's tensor, so g's own handle can go.
                     if (masters[i].grad is { } existing)
                         existing.add_(g);
                     else
-                        masters[i].grad = g.clone().DetachFromDisposeScope();
+                        masters[i].grad = g;
                 }
 
                 copies[i].Dispose();

@@ -227,7 +227,7 @@ public static class Trainer
                 Tensor loss;
                 using (bf16?.Enter())
                 {
-                    output = bf16 is null ? model.call(x) : BFloat16Compute.ToFullPrecision(model.call(BFloat16Compute.Input(x)));
+                    output = bf16?.Forward(model, x) ?? model.call(x);
                     loss = Losses.Total(output, y, plan.Recipe.AuxWeight, plan.Recipe.LabelSmoothing);
                     loss.backward();
                 }

@@ -102,12 +102,14 @@ public static class GradCam
             }
             else
             {
-                // The hook hands the rest of the network a leaf copy of the layer's output, whose gradient is the one sought.
+                // The hook keeps a leaf copy of the layer's output, whose gradient is the one sought, and hands the rest of
+                // the network a view of it: containers such as Sequential free what a layer returns once the next one
+                // has used it, which must not take the leaf with it.
                 var hook = target.register_forward_hook((_, _, output) =>
                 {
                     if (activation is not null) return output;
                     activation = output.detach().requires_grad_(true).DetachFromDisposeScope();
-                    return activation;
+                    return activation.alias();
                 });
                 try
                 {

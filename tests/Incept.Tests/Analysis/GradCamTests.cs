@@ -2,6 +2,7 @@ using Incept.Analysis;
 using Incept.Data;
 using Incept.Models;
 using Incept.Registry;
+using Incept.Tests.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -150,6 +151,31 @@ public class GradCamTests
         Assert.True(model.training);
         Assert.False(model.parameters().First().requires_grad);
         Assert.True(model.parameters().Skip(1).All(p => p.requires_grad));
+    }
+
+    public static TheoryData<string> All() => RegistryModels.All();
+
+    /// <summary>
+    /// Every family can be explained from each of its feature taps, including modules inside a <c>Sequential</c>
+    /// (Inception-v4's <c>features.N</c>), whose intermediates the container frees as it goes.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(All))]
+    public void Every_family_is_explained_from_each_feature_tap(string name)
+    {
+        manual_seed(5);
+        using var model = ModelFactory.Create(ModelRegistry.Get(name), new ModelConfig { Width = 0.25, NumClasses = 4, SmallInput = true });
+        using var x = randn(1, 3, 32, 32);
+        foreach (var tap in model.FeatureInfo)
+        {
+            var result = GradCam.Compute(model, x, classIndex: 1, layer: tap.Module);
+            Assert.Equal(tap.Module, result.Layer);
+            Assert.Equal((32, 32), (result.Map.Height, result.Map.Width));
+            Assert.InRange(result.Coarse.Height, 32 / tap.Reduction - 1, 32 / tap.Reduction); // unpadded layers lose a pixel
+            Assert.All(result.Map.Values.ToArray(), v => Assert.InRange(v, 0f, 1f));
+        }
+
+        Assert.False(x.IsInvalid);
     }
 
     [Fact]

@@ -53,6 +53,12 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("inception_resnet_v2", engine.Info.Model);
         Assert.Contains("exported in memory", engine.Info.Path, StringComparison.Ordinal);
         AssertSameLogits(model, engine, Images(3, 32), "inception_resnet_v2 in memory");
+
+        // ONNX Runtime's memory pattern (off by default to save memory) changes where intermediates live, not results;
+        // batches of a new size after the first are where a planned pattern would be rebuilt.
+        using var patterned = OnnxEngine.FromModel(model, new OnnxExportOptions { ModelName = "inception_resnet_v2", InputSize = 32 }, new OnnxEngineOptions { MemoryPattern = true });
+        foreach (int n in new[] { 2, 5, 2 }) AssertSameLogits(model, patterned, Images(n, 32), $"inception_resnet_v2 with the memory pattern, batch {n}");
+        foreach (int n in new[] { 4, 1 }) AssertSameLogits(model, engine, Images(n, 32), $"inception_resnet_v2 without it, batch {n}");
     }
 
     [Fact]

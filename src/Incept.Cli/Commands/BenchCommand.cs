@@ -17,7 +17,7 @@ internal static class BenchCommand
         mode.AcceptOnlyFromAmong("infer", "train");
         var engine = new Option<string>("--engine")
         {
-            Description = "Inference engine: fast (BatchNorm folded, channels-last, inference mode), torch (the model as is), onnx (ONNX Runtime: an exported .onnx file given with --weights, else the model exported in memory).",
+            Description = "Inference engine: fast (BatchNorm folded, channels-last, inference mode), torch (the model as is), onnx (ONNX Runtime: an exported .onnx file given with --weights, else the model exported on the fly).",
             DefaultValueFactory = _ => "fast",
         };
         engine.AcceptOnlyFromAmong("fast", "torch", "onnx");

@@ -26,7 +26,7 @@ internal static class PredictCommand
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 16 };
         var engine = new Option<string?>("--engine")
         {
-            Description = "What runs the network: onnx (ONNX Runtime on a .onnx file, or on the checkpoint exported in memory with BatchNorm folded; the default on the CPU), fast (TorchSharp with BatchNorm folded, channels-last) or torch (the model as trained; the default on a GPU).",
+            Description = "What runs the network: onnx (ONNX Runtime on a .onnx file, or on the checkpoint exported on the fly with BatchNorm folded; the default on the CPU), fast (TorchSharp with BatchNorm folded, channels-last) or torch (the model as trained; the default on a GPU).",
         };
         engine.AcceptOnlyFromAmong("fast", "torch", "onnx");
         var precision = CommonOptions.Precision("float32, or bfloat16 (the fast engine in bfloat16: faster on CPUs with AVX-512 BF16 or AMX, logits rounded by about 1 %).");
@@ -70,7 +70,7 @@ internal static class PredictCommand
 
     /// <summary>
     /// The engine used without --engine: ONNX Runtime for a .onnx file; for images on the CPU ONNX Runtime on the
-    /// checkpoint exported in memory (the fastest engine in docs/benchmarks.md); for a tensor (the scripting path,
+    /// checkpoint exported on the fly (the fastest engine in docs/benchmarks.md); for a tensor (the scripting path,
     /// where logits are compared with other frameworks) and on a GPU the model exactly as loaded.
     /// </summary>
     private static string DefaultEngine(string file, Device? device, bool tensorInput) =>
@@ -222,13 +222,17 @@ internal static class PredictCommand
                     "fast" when options.Device is null || options.Device.type == DeviceType.CPU => FastTorchEngine.Create(model.Spec, model.Model, new FastTorchOptions { BFloat16 = bfloat16 }),
                     "fast" => throw new InceptException("The fast engine runs on the CPU; use --engine torch with --device cuda."),
                     "torch" => new TorchEngine(model.Model, options.Device),
-                    // A checkpoint for ONNX Runtime: exported in memory at the size its images are prepared to.
+                    // A checkpoint for ONNX Runtime: exported on the fly at the size its images are prepared to.
+                    // Exported through a temporary file; the model's weights are freed before ONNX Runtime reads its copy.
                     "onnx" => OnnxEngine.FromModel(model.Model, new OnnxExportOptions
                     {
                         InputSize = ImageInputs.Preprocessor(model, file, TextWriter.Null).Spec.InputSize, ModelName = model.Spec.Name,
-                    }),
+                    }, releaseModel: true),
                     _ => throw new UsageException($"Unknown engine '{engine}'; use fast, torch or onnx."),
                 };
+                // The fast engine holds its own copy of the weights: the loaded model's tensors can go now (its
+                // configuration, classes and preprocessing stay readable; disposing a module twice does nothing).
+                if (runner is FastTorchEngine) model.Model.Dispose();
                 return new PredictionTarget(runner, model, null);
             }
             catch

@@ -176,7 +176,8 @@ public static class Benchmark
         }
         else
         {
-            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16 });
+            // As in `incept predict`, the fast and ONNX engines keep their own copy of the weights and the model goes.
+            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16 }, releaseModel: true);
             engineName = engine.Name;
             times = Time(() => engine.Run(input).Dispose(), options);
         }
@@ -186,17 +187,29 @@ public static class Benchmark
 
     /// <summary>
     /// Opens the inference engine <paramref name="kind"/> over <paramref name="model"/> for inputs of
-    /// <paramref name="inputSize"/> pixels; the onnx engine runs the model exported in memory, the fast engine uses
-    /// <paramref name="fast"/> (default settings when null). The model stays the caller's.
+    /// <paramref name="inputSize"/> pixels; the onnx engine runs the model exported on the fly, the fast engine uses
+    /// <paramref name="fast"/> (default settings when null). The model stays the caller's, except that with
+    /// <paramref name="releaseModel"/> the fast and onnx engines, which hold their own copies of the weights, dispose it
+    /// as soon as they no longer need it (the onnx engine before ONNX Runtime reads its copy).
     /// </summary>
-    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, int inputSize, FastTorchOptions? fast = null) => kind switch
+    public static IInferenceEngine CreateEngine(BenchmarkEngine kind, ModelSpec spec, InceptionModel model, int inputSize, FastTorchOptions? fast = null, bool releaseModel = false)
     {
-        BenchmarkEngine.Fast => FastTorchEngine.Create(spec, model, fast),
-        BenchmarkEngine.Torch => new EagerModelEngine(model),
-        BenchmarkEngine.Onnx => OnnxEngine.FromModel(model, new Export.OnnxExportOptions { InputSize = inputSize, ModelName = spec.Name },
-            new OnnxEngineOptions { Threads = get_num_threads() }),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown engine."),
-    };
+        ArgumentNullException.ThrowIfNull(model);
+        switch (kind)
+        {
+            case BenchmarkEngine.Fast:
+                var engine = FastTorchEngine.Create(spec, model, fast);
+                if (releaseModel) model.Dispose();
+                return engine;
+            case BenchmarkEngine.Torch:
+                return new EagerModelEngine(model);
+            case BenchmarkEngine.Onnx:
+                return OnnxEngine.FromModel(model, new Export.OnnxExportOptions { InputSize = inputSize, ModelName = spec.Name },
+                    new OnnxEngineOptions { Threads = get_num_threads() }, releaseModel);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown engine.");
+        }
+    }
 
     /// <summary>Opens an exported ONNX file with ONNX Runtime.</summary>
     private static OnnxEngine OpenOnnx(string? path)
@@ -307,6 +320,6 @@ public static class Benchmark
     /// <summary>A model and its spec, built here or loaded from a checkpoint; disposing it disposes the model.</summary>
     private sealed record LoadedModelOrBuilt(InceptionModel Model, ModelSpec Spec) : IDisposable
     {
-        public void Dispose() => Model.Dispose();
+        public void Dispose() => Model.Dispose(); // a no-op when an engine has released the model already
     }
 }

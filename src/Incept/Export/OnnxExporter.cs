@@ -29,13 +29,16 @@ public static class OnnxExporter
     public static OnnxExportResult Export(InceptionModel model, string path, OnnxExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(path);
-        var (proto, input, output, parameters) = Build(model, options);
-        AtomicFile.Write(path, proto.WriteTo);
-        return new OnnxExportResult(path, new FileInfo(path).Length, options.Opset, input, output, proto.Graph.Node.Count, parameters);
+        var built = Build(model, options);
+        AtomicFile.Write(path, built.WriteTo);
+        return new OnnxExportResult(path, new FileInfo(path).Length, options.Opset, built.InputShape, built.OutputShape, built.Model.Graph.Node.Count, built.Parameters);
     }
 
-    /// <summary>Builds the ONNX model of <paramref name="model"/> in memory.</summary>
-    internal static (ModelProto Model, long[] InputShape, long[] OutputShape, long Parameters) Build(InceptionModel model, OnnxExportOptions options)
+    /// <summary>
+    /// Builds the ONNX model of <paramref name="model"/>: the graph in memory, its initializers' data computed from the
+    /// model when <see cref="OnnxBuild.WriteTo"/> writes it (the model must not change in between).
+    /// </summary>
+    internal static OnnxBuild Build(InceptionModel model, OnnxExportOptions options)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -73,7 +76,7 @@ public static class OnnxExporter
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = options.Opset });
         foreach (var (key, value) in Metadata(model, options, size))
             proto.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
-        return (proto, input.Shape, output.Shape, graph.ParameterCount);
+        return new OnnxBuild(proto, input.Shape, output.Shape, graph.ParameterCount) { Graph = graph };
     }
 
     /// <summary>The ONNX IR version that goes with <paramref name="opset"/>.</summary>
@@ -130,4 +133,17 @@ public static class OnnxExporter
         if (options.Weights is not null) metadata[OnnxModelInfo.Keys.Weights] = options.Weights;
         return metadata;
     }
+}
+
+/// <summary>
+/// An exported model before it is written: <see cref="Model"/> has the graph, whose initializers carry names and
+/// shapes only; <see cref="WriteTo"/> writes the complete model with their data.
+/// </summary>
+internal sealed record OnnxBuild(ModelProto Model, long[] InputShape, long[] OutputShape, long Parameters)
+{
+    /// <summary>The builder that made <see cref="Model"/>'s graph and computes its initializers.</summary>
+    public required OnnxGraphBuilder Graph { get; init; }
+
+    /// <summary>Writes the model with its initializers' data to <paramref name="output"/>.</summary>
+    public void WriteTo(Stream output) => Graph.WriteModel(Model, output);
 }

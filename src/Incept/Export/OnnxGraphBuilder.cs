@@ -18,6 +18,8 @@ namespace Incept.Export;
 /// nodes after the module that produced them, so that a graph viewer shows the checkpoint's structure. With
 /// <see cref="FoldBatchNorm"/> a BatchNorm that follows a convolution or linear layer is folded into its weights
 /// (w' = w·γ/√(var+ε), b' = β + (b − mean)·γ/√(var+ε), computed in float64) and disappears from the graph.
+/// The initializers in <see cref="Graph"/> carry names and shapes only: their data is computed from the model one
+/// tensor at a time by <see cref="WriteModel"/>, so that writing a model never holds a second copy of its weights.
 /// </remarks>
 internal sealed class OnnxGraphBuilder
 {
@@ -51,7 +53,9 @@ internal sealed class OnnxGraphBuilder
     /// <summary>Whether BatchNorms are folded into the preceding convolution or linear layer.</summary>
     public bool FoldBatchNorm { get; }
 
-    /// <summary>The graph written so far.</summary>
+    private readonly List<(TensorProto Proto, Func<Tensor> Data)> initializers = [];
+
+    /// <summary>The graph written so far; its initializers have names and shapes but no data (see <see cref="WriteModel"/>).</summary>
     public GraphProto Graph { get; } = new();
 
     /// <summary>Parameters written as initializers (after folding).</summary>
@@ -139,18 +143,9 @@ internal sealed class OnnxGraphBuilder
             ConvSize(x.Shape[2], kernel[0], stride[0], padding[0], dilation[0], at),
             ConvSize(x.Shape[3], kernel[1], stride[1], padding[1], dilation[1], at)];
 
-        Tensor weight;
-        Tensor? bias;
-        using var disposables = NewDisposeScope();
-        using (no_grad())
-        {
-            (weight, bias) = bn is not null && FoldBatchNorm
-                ? Fold(conv.weight!, conv.bias, bn)
-                : (conv.weight!.detach(), conv.bias?.detach());
-        }
-
-        var inputs = new List<string> { x.Name, Initializer(Key(convKey, "weight"), weight) };
-        if (bias is not null) inputs.Add(Initializer(Key(convKey, "bias"), bias));
+        var (weight, bias) = Parameters(conv.weight!, conv.bias, bn, conv.out_channels);
+        var inputs = new List<string> { x.Name, Initializer(Key(convKey, "weight"), conv.weight!.shape, weight) };
+        if (bias is not null) inputs.Add(Initializer(Key(convKey, "bias"), [conv.out_channels], bias));
         var y = new OnnxValue(Node("Conv", inputs, at,
             Ints("kernel_shape", kernel), Ints("strides", stride), Ints("pads", [padding[0], padding[1], padding[0], padding[1]]),
             Ints("dilations", dilation), Int("group", conv.groups)), shape);
@@ -168,20 +163,11 @@ internal sealed class OnnxGraphBuilder
         Expect(x, 2, at);
         if (x.Shape[1] != linear.in_features)
             throw new OnnxExportException($"'{at}' takes {linear.in_features} features but receives {x.ShapeText}.");
-        Tensor weight;
-        Tensor? bias;
-        using var disposables = NewDisposeScope();
-        using (no_grad())
-        {
-            (weight, bias) = bn is not null && FoldBatchNorm
-                ? Fold(linear.weight!, linear.bias, bn)
-                : (linear.weight!.detach(), linear.bias?.detach());
-            // Gemm's bias is optional only from opset 11.
-            if (bias is null && Opset < 11) bias = zeros(linear.out_features, dtype: float32);
-        }
-
-        var inputs = new List<string> { x.Name, Initializer(Key(linearKey, "weight"), weight) };
-        if (bias is not null) inputs.Add(Initializer(Key(linearKey, "bias"), bias));
+        var (weight, bias) = Parameters(linear.weight!, linear.bias, bn, linear.out_features);
+        // Gemm's bias is optional only from opset 11.
+        if (bias is null && Opset < 11) bias = () => zeros(linear.out_features, dtype: float32);
+        var inputs = new List<string> { x.Name, Initializer(Key(linearKey, "weight"), linear.weight!.shape, weight) };
+        if (bias is not null) inputs.Add(Initializer(Key(linearKey, "bias"), [linear.out_features], bias));
         var y = new OnnxValue(Node("Gemm", inputs, at, Int("transB", 1)), [x.Shape[0], linear.out_features]);
         return bn is not null && !FoldBatchNorm ? BatchNorm(bn, y, bnKey) : y;
     }
@@ -195,13 +181,15 @@ internal sealed class OnnxGraphBuilder
             throw new OnnxExportException($"'{at}' normalises {bn.num_features} channels but receives {x.ShapeText}.");
         if (bn.running_mean is null || bn.running_var is null)
             throw new OnnxExportException($"'{at}' keeps no running statistics, so it has no evaluation mode to export.");
-        using var disposables = NewDisposeScope();
-        var gamma = bn.weight?.detach() ?? ones(bn.num_features);
-        var beta = bn.bias?.detach() ?? zeros(bn.num_features);
+        long[] channels = [bn.num_features];
+        var (mean, variance) = (bn.running_mean, bn.running_var);
         var inputs = new[]
         {
-            x.Name, Initializer(Key(key, "weight"), gamma), Initializer(Key(key, "bias"), beta),
-            Initializer(Key(key, "running_mean"), bn.running_mean), Initializer(Key(key, "running_var"), bn.running_var),
+            x.Name,
+            Initializer(Key(key, "weight"), channels, () => bn.weight is { } w ? w.detach() : ones(bn.num_features)),
+            Initializer(Key(key, "bias"), channels, () => bn.bias is { } b ? b.detach() : zeros(bn.num_features)),
+            Initializer(Key(key, "running_mean"), channels, () => mean),
+            Initializer(Key(key, "running_var"), channels, () => variance),
         };
         return new OnnxValue(Node("BatchNormalization", inputs, at, Float("epsilon", bn.eps)), x.Shape);
     }
@@ -306,8 +294,8 @@ internal sealed class OnnxGraphBuilder
     {
         if (factor == 1.0) return x;
         string at = Path("scale");
-        using var disposables = NewDisposeScope();
-        var constant = Initializer(Unique(Key(null, "scale")), tensor((float)factor));
+        float value = (float)factor;
+        var constant = Initializer(Unique(Key(null, "scale")), [], () => tensor(value));
         return new OnnxValue(Node("Mul", [x.Name, constant], at), x.Shape);
     }
 
@@ -369,25 +357,68 @@ internal sealed class OnnxGraphBuilder
             throw new OnnxExportException($"'{at}' takes a {rank}-dimensional value but receives {x.ShapeText}.");
     }
 
-    /// <summary>BatchNorm folded into the weights and bias of the layer before it (float64, rounded once).</summary>
-    private static (Tensor Weight, Tensor? Bias) Fold(Tensor weight, Tensor? bias, BatchNorm bn)
+    /// <summary>
+    /// How the weight and bias of a layer with <paramref name="outputs"/> outputs are computed when written: as they are,
+    /// or with <paramref name="bn"/> folded in (float64, rounded once) when the builder folds.
+    /// </summary>
+    private (Func<Tensor> Weight, Func<Tensor>? Bias) Parameters(Tensor weight, Tensor? bias, BatchNorm? bn, long outputs)
     {
-        var (w, b) = ConvBnFolding.Folded(weight, bias, bn);
-        return (w.to(float32), b.to(float32));
+        if (bn is not null && FoldBatchNorm)
+        {
+            if (bn.running_mean is null || bn.running_var is null)
+                throw new OnnxExportException($"'{Path(null)}' has a BatchNorm without running statistics, so it has no evaluation mode to fold into the layer before it.");
+            if (bn.num_features != outputs)
+                throw new OnnxExportException($"'{Path(null)}' has a BatchNorm over {bn.num_features} channels after a layer with {outputs} outputs; they cannot be folded.");
+            return (() => ConvBnFolding.Folded(weight, bias, bn).Weight, () => ConvBnFolding.Folded(weight, bias, bn).Bias);
+        }
+
+        return (() => weight.detach(), bias is null ? null : () => bias.detach());
     }
 
-    private string Initializer(string name, Tensor value)
+    /// <summary>
+    /// Declares the float32 initializer <paramref name="name"/> shaped <paramref name="shape"/>, whose data
+    /// <paramref name="data"/> computes when the model is written.
+    /// </summary>
+    private string Initializer(string name, long[] shape, Func<Tensor> data)
     {
         Claim(name);
-        using var disposables = NewDisposeScope();
-        var data = value.detach().cpu().to(float32).contiguous();
         var proto = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        proto.Dims.AddRange(data.shape);
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian.");
-        proto.RawData = ByteString.CopyFrom(data.bytes);
+        proto.Dims.AddRange(shape);
         Graph.Initializer.Add(proto);
-        ParameterCount += data.numel();
+        initializers.Add((proto, data));
+        ParameterCount += shape.Aggregate(1L, (n, d) => n * d);
         return name;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="model"/>, whose graph is <see cref="Graph"/>, to <paramref name="output"/> with the
+    /// initializers' data, computing and writing one initializer at a time. The model goes first without its
+    /// initializers, then one model fragment per initializer: protobuf merges repeated occurrences of a message field,
+    /// so every reader sees one model whose graph holds them all.
+    /// </summary>
+    public void WriteModel(ModelProto model, Stream output)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(output);
+        if (!ReferenceEquals(model.Graph, Graph)) throw new ArgumentException("The model's graph is not this builder's.", nameof(model));
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("ONNX raw tensor data is little-endian.");
+        var head = model.Clone();
+        head.Graph.Initializer.Clear();
+        using var coded = new CodedOutputStream(output, leaveOpen: true);
+        head.WriteTo(coded);
+        foreach (var (proto, data) in initializers)
+        {
+            using var scope = NewDisposeScope();
+            Tensor value;
+            using (no_grad()) value = data().detach().cpu().to(float32).contiguous();
+            if (!value.shape.SequenceEqual(proto.Dims))
+                throw new OnnxExportException($"The initializer '{proto.Name}' was declared [{string.Join(", ", proto.Dims)}] but is [{string.Join(", ", value.shape)}]; its layer changed during the export.");
+            var filled = proto.Clone();
+            filled.RawData = ByteString.CopyFrom(value.bytes);
+            new ModelProto { Graph = new GraphProto { Initializer = { filled } } }.WriteTo(coded);
+        }
+
+        coded.Flush();
     }
 
     private string Node(string op, IEnumerable<string> inputs, string name, params AttributeProto[] attributes)

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Google.Protobuf;
 using Incept.Export;
 using Incept.Runtime;
 using Microsoft.ML.OnnxRuntime;
@@ -60,21 +59,55 @@ public sealed class OnnxEngine : IInferenceEngine
     }
 
     /// <summary>
-    /// Exports <paramref name="model"/> in memory (BatchNorm folded, batch size open) and loads the result into ONNX
-    /// Runtime: the model runs as <c>incept export</c> followed by <see cref="Open"/> would run it, without a file.
+    /// Exports <paramref name="model"/> (BatchNorm folded, batch size open) and loads the result into ONNX Runtime: the
+    /// model runs as <c>incept export</c> followed by <see cref="Open"/> would run it. The export goes through a
+    /// temporary file, deleted once the session is built, so that no second copy of the weights is held in memory while
+    /// ONNX Runtime reads them.
     /// </summary>
     /// <param name="model">The model, in any mode; the export is of its inference pass.</param>
     /// <param name="export">Input size, name, preprocessing and class names for the graph and its metadata; batch and folding are set here.</param>
     /// <param name="options">ONNX Runtime's settings.</param>
+    /// <param name="releaseModel">
+    /// Dispose <paramref name="model"/> once it is written and before ONNX Runtime reads it, so that its weights and
+    /// ONNX Runtime's are never in memory together; the model must not be used afterwards. Off by default.
+    /// </param>
     /// <exception cref="Export.OnnxExportException">The model or a setting cannot be exported exactly.</exception>
     /// <exception cref="NativeLibraryException">ONNX Runtime's native library cannot be loaded.</exception>
-    public static OnnxEngine FromModel(Models.InceptionModel model, OnnxExportOptions export, OnnxEngineOptions? options = null)
+    /// <exception cref="InceptException">The temporary folder cannot be written.</exception>
+    public static OnnxEngine FromModel(Models.InceptionModel model, OnnxExportOptions export, OnnxEngineOptions? options = null, bool releaseModel = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(export);
-        var (proto, _, _, _) = OnnxExporter.Build(model, export with { DynamicBatch = true, FoldBatchNorm = true });
-        var bytes = proto.ToByteArray();
-        return Create($"{export.ModelName ?? model.GetName()} (exported in memory)", sessionOptions => new InferenceSession(bytes, sessionOptions), options);
+        var built = OnnxExporter.Build(model, export with { DynamicBatch = true, FoldBatchNorm = true });
+        string folder = Path.GetTempPath();
+        string file = Path.Combine(folder, $"incept-export-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            try
+            {
+                using var stream = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+                built.WriteTo(stream);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new InceptException($"Could not write the exported model to the temporary folder '{folder}' ({e.Message}); free space there or point TMPDIR at a writable folder.", e);
+            }
+
+            string name = $"{export.ModelName ?? model.GetName()} (exported on the fly)";
+            if (releaseModel) model.Dispose();
+            return Create(name, sessionOptions => new InferenceSession(file, sessionOptions), options);
+        }
+        finally
+        {
+            try
+            {
+                File.Delete(file);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A leftover temporary file is harmless; the engine does not read it again.
+            }
+        }
     }
 
     private static OnnxEngine Create(string name, Func<SessionOptions, InferenceSession> open, OnnxEngineOptions? options)

@@ -51,8 +51,8 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         using var engine = OnnxEngine.FromModel(model, new OnnxExportOptions { ModelName = "inception_resnet_v2", InputSize = 32 });
         Assert.Null(engine.Info.BatchSize); // the batch size is left open
         Assert.Equal("inception_resnet_v2", engine.Info.Model);
-        Assert.Contains("exported in memory", engine.Info.Path, StringComparison.Ordinal);
-        AssertSameLogits(model, engine, Images(3, 32), "inception_resnet_v2 in memory");
+        Assert.Contains("exported on the fly", engine.Info.Path, StringComparison.Ordinal);
+        AssertSameLogits(model, engine, Images(3, 32), "inception_resnet_v2 exported on the fly");
 
         // ONNX Runtime's memory pattern (off by default to save memory) changes where intermediates live, not results;
         // batches of a new size after the first are where a planned pattern would be rebuilt.
@@ -72,6 +72,64 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         Assert.DoesNotContain(folded.Graph.Node, n => n.OpType == "BatchNormalization");
         Assert.Contains(folded.Graph.Initializer, t => t.Name == "Mixed_5b.branch1x1.conv.bias");
         Assert.True(foldedParams < model.parameters().Sum(p => p.numel()));
+    }
+
+    [Fact]
+    public void The_written_file_holds_every_initializer_once_with_the_layers_data()
+    {
+        using var model = Calibrated("googlenet", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10 }, size: 32);
+        var built = OnnxExporter.Build(model, new OnnxExportOptions { InputSize = 32 });
+        Assert.All(built.Model.Graph.Initializer, t => Assert.True(t.RawData.IsEmpty)); // declared, computed when written
+
+        using var stream = new MemoryStream();
+        built.WriteTo(stream);
+        var read = Onnx.ModelProto.Parser.ParseFrom(stream.ToArray());
+        Assert.Equal(built.Model.Graph.Node.Select(n => n.Name), read.Graph.Node.Select(n => n.Name));
+        Assert.Equal(built.Model.Graph.Initializer.Select(t => t.Name), read.Graph.Initializer.Select(t => t.Name));
+        Assert.Equal(built.Model.MetadataProps, read.MetadataProps);
+        Assert.Equal(built.Parameters, read.Graph.Initializer.Sum(t => t.Dims.Aggregate(1L, (n, d) => n * d)));
+        var state = model.state_dict();
+        foreach (var key in new[] { "conv1.conv.weight", "inception4a.branch2.1.bn.running_var", "fc.bias" })
+        {
+            var written = read.Graph.Initializer.Single(t => t.Name == key);
+            Assert.Equal(state[key].shape, written.Dims);
+            var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(written.RawData.Span).ToArray();
+            Assert.Equal(state[key].data<float>().ToArray(), values);
+        }
+
+        Assert.DoesNotContain(built.Model.Graph.Initializer, t => !t.RawData.IsEmpty); // writing leaves the graph as declared
+    }
+
+    [Fact]
+    public void Releasing_the_model_frees_its_weights_and_keeps_its_logits()
+    {
+        var model = Calibrated("bn_inception", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10 }, size: 32);
+        using var x = Images(2, 32);
+        Tensor expected;
+        using (no_grad())
+        {
+            model.eval();
+            expected = model.call(x).Logits.detach().clone();
+        }
+
+        var weight = model.parameters().First();
+        using var engine = OnnxEngine.FromModel(model, new OnnxExportOptions { InputSize = 32 }, releaseModel: true);
+        Assert.True(weight.IsInvalid);
+        using var actual = engine.Run(x);
+        double relative = (expected - actual).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(relative <= Tolerance, $"max |Δ| is {relative:G3} of the largest logit");
+        model.Dispose(); // disposing a released model again does nothing
+        expected.Dispose();
+    }
+
+    [Fact]
+    public void The_on_the_fly_export_leaves_no_temporary_file()
+    {
+        using var model = Calibrated("inception_resnet_v1", new ModelConfig { Width = 0.25, SmallInput = true, NumClasses = 10 }, size: 32);
+        string pattern = $"incept-export-{Environment.ProcessId}-*.onnx";
+        var before = Directory.GetFiles(Path.GetTempPath(), pattern).ToHashSet();
+        using (OnnxEngine.FromModel(model, new OnnxExportOptions { InputSize = 32 }))
+            Assert.Empty(Directory.GetFiles(Path.GetTempPath(), pattern).Except(before));
     }
 
     [Fact]

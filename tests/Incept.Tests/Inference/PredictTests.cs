@@ -67,7 +67,7 @@ public sealed class PredictTests : IDisposable
     {
         var weights = SaveCheckpoint();
         var file = weights;
-        if (engine == "onnx-checkpoint") engine = "onnx"; // the checkpoint itself, exported in memory
+        if (engine == "onnx-checkpoint") engine = "onnx"; // the checkpoint itself, exported on the fly
         else if (engine == "onnx")
         {
             file = dir.File("tiny.onnx");

@@ -129,8 +129,10 @@ internal static class ReproduceCommand
                 if (lastQuarter.TryGetValue(p.Run, out var q) && q == quarter) return;
                 lastQuarter[p.Run] = quarter;
                 if (quarter == 0) return;
-                console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{p.Run}: step {p.Step}/{p.Steps} loss {p.Loss:0.0000}{(p.Top1 is { } t ? $" test top-1 {t:0.0000}" : "")}"));
+                // The accuracy is the last evaluation's; its step is named when it is not this one.
+                string top1 = p.Top1 is not { } t ? ""
+                    : string.Create(CultureInfo.InvariantCulture, $" test top-1 {t:0.0000}{(p.EvaluatedAt is { } at && at != p.Step ? $" (step {at})" : "")}");
+                console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{p.Run}: step {p.Step}/{p.Steps} loss {p.Loss:0.0000}{top1}"));
             });
             return Reproduction.Run(claim, options, lines, cancellation);
         }

@@ -157,13 +157,14 @@ internal sealed class ExperimentContext : IDisposable
             {
                 divergedAt = step;
                 Evaluate(s.Model, step);
-                Progress?.Report(new ReproduceProgress(spec.Label, step, planned, s.Loss, evaluations[^1].Top1));
+                Progress?.Report(new ReproduceProgress(spec.Label, step, planned, s.Loss, evaluations[^1].Top1, evaluations[^1].Step));
                 stop.Cancel();
                 return;
             }
 
             if (step % Budget.EvalEvery == 0 || step == planned) Evaluate(s.Model, step);
-            Progress?.Report(new ReproduceProgress(spec.Label, step, planned, s.Loss, evaluations.Count > 0 ? evaluations[^1].Top1 : null));
+            Progress?.Report(new ReproduceProgress(spec.Label, step, planned, s.Loss, evaluations.Count > 0 ? evaluations[^1].Top1 : null,
+                evaluations.Count > 0 ? evaluations[^1].Step : null));
         }
 
         // The trainer's own per-epoch test pass and checkpoints go to a scratch folder; one batch of test images keeps

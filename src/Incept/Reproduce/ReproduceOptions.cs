@@ -38,4 +38,5 @@ public sealed record ReproduceOptions
 /// <param name="Steps">Steps planned.</param>
 /// <param name="Loss">The last step's training loss.</param>
 /// <param name="Top1">Top-1 accuracy of the last evaluation, or null before the first.</param>
-public sealed record ReproduceProgress(string Run, long Step, long Steps, double Loss, double? Top1);
+/// <param name="EvaluatedAt">The step of that evaluation, or null before the first.</param>
+public sealed record ReproduceProgress(string Run, long Step, long Steps, double Loss, double? Top1, long? EvaluatedAt = null);

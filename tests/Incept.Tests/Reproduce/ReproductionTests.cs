@@ -32,7 +32,8 @@ public sealed class ReproductionTests : IDisposable
     public void A_tiny_training_claim_writes_report_result_and_plots_and_repeats_its_numbers_with_the_same_seed()
     {
         SkipWithoutFashionMnist();
-        var first = Reproduction.Run("label-smoothing", new ReproduceOptions { Budget = Tiny, Seed = 3, OutDir = Path.Combine(dir, "a") });
+        var reports = new List<ReproduceProgress>();
+        var first = Reproduction.Run("label-smoothing", new ReproduceOptions { Budget = Tiny, Seed = 3, OutDir = Path.Combine(dir, "a") }, new Collect(reports));
         var second = Reproduction.Run("label-smoothing", new ReproduceOptions { Budget = Tiny, Seed = 3, OutDir = Path.Combine(dir, "b") });
 
         Assert.Equal("label-smoothing", first.Claim);
@@ -67,6 +68,16 @@ public sealed class ReproductionTests : IDisposable
             Assert.Equal(first.Runs[r].TrainLoss, second.Runs[r].TrainLoss);
             Assert.Equal(first.Runs[r].Evaluations.Select(e => (e.Step, e.Loss, e.Top1, e.Ece)), second.Runs[r].Evaluations.Select(e => (e.Step, e.Loss, e.Top1, e.Ece)));
             Assert.Equal(first.Runs[r].FinalCorrect, second.Runs[r].FinalCorrect);
+        }
+
+        // Progress names the evaluation its accuracy comes from: none before step 3, then the latest one.
+        var firstRun = reports.Where(p => p.Run == first.Runs[0].Label).ToList();
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => (long)i), firstRun.Select(p => p.Step));
+        foreach (var p in firstRun)
+        {
+            var last = first.Runs[0].Evaluations.LastOrDefault(e => e.Step <= p.Step);
+            Assert.Equal(last?.Step, p.EvaluatedAt);
+            Assert.Equal(last?.Top1, p.Top1);
         }
 
         Assert.Equal(first.MeasuredFigure, second.MeasuredFigure);
@@ -167,5 +178,10 @@ public sealed class ReproductionTests : IDisposable
         var (missing, _, missingError) = Cli("reproduce");
         Assert.Equal(InceptCli.Usage, missing);
         Assert.Contains("--list", missingError, StringComparison.Ordinal);
+    }
+
+    private sealed class Collect(List<ReproduceProgress> into) : IProgress<ReproduceProgress>
+    {
+        public void Report(ReproduceProgress value) => into.Add(value);
     }
 }

@@ -94,7 +94,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
-        return nn.functional.relu(x).MoveToOuterDisposeScope();
+        return x.relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input) => graph.Relu(graph.Conv(conv, bn, input));

@@ -68,7 +68,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
-        return nn.functional.relu(x).MoveToOuterDisposeScope();
+        return x.relu_().MoveToOuterDisposeScope();
     }
 
     /// <summary>Written under the flat names: <c>{Name}.weight</c>, <c>{Name}_bn.running_mean</c>, ….</summary>

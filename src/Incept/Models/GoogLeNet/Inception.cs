@@ -115,7 +115,7 @@ public sealed class InceptionAux : nn.Module<Tensor, Tensor>
         x = conv.call(x);
         // N x 128 x 4 x 4
         x = flatten(x, 1);
-        x = nn.functional.relu(fc1.call(x));
+        x = fc1.call(x).relu_();
         // N x 1024
         x = dropout.call(x);
         return fc2.call(x).MoveToOuterDisposeScope();

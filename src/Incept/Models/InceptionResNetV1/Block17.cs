@@ -47,7 +47,7 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 256 x 8 x 8
         x = conv2d.call(x);
         // N x 896 x 8 x 8
-        return nn.functional.relu(Residual.ScaledSum(x, Scale, input)).MoveToOuterDisposeScope();
+        return Residual.ScaledSum(x, Scale, input).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

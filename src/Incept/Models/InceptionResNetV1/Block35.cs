@@ -46,7 +46,7 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 96 x 17 x 17
         x = conv2d.call(x);
         // N x 256 x 17 x 17
-        return nn.functional.relu(Residual.ScaledSum(x, Scale, input)).MoveToOuterDisposeScope();
+        return Residual.ScaledSum(x, Scale, input).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

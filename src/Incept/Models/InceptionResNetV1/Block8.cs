@@ -54,7 +54,7 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         x = conv2d.call(x);
         // N x 1792 x 3 x 3
         x = Residual.ScaledSum(x, Scale, input);
-        if (!NoReLU) x = nn.functional.relu(x);
+        if (!NoReLU) x = x.relu_();
         return x.MoveToOuterDisposeScope();
     }
 

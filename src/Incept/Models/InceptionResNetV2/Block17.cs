@@ -49,7 +49,7 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x (192 + 192) x 17 x 17
         x = conv2d.call(x);
         // N x 1088 x 17 x 17
-        return nn.functional.relu(Residual.ScaledSum(x, scale, input)).MoveToOuterDisposeScope();
+        return Residual.ScaledSum(x, scale, input).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -53,7 +53,7 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x (32 + 32 + 64) x 35 x 35
         x = conv2d.call(x);
         // N x 320 x 35 x 35
-        return nn.functional.relu(Residual.ScaledSum(x, scale, input)).MoveToOuterDisposeScope();
+        return Residual.ScaledSum(x, scale, input).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -56,7 +56,7 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         x = conv2d.call(x);
         // N x 2080 x 8 x 8
         x = Residual.ScaledSum(x, scale, input);
-        if (relu) x = nn.functional.relu(x);
+        if (relu) x = x.relu_();
         return x.MoveToOuterDisposeScope();
     }
 

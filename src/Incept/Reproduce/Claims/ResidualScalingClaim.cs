@@ -31,7 +31,7 @@ internal static class ResidualScalingClaim
         paperFigure: "unscaled: dies (only zeros before the pool); scaled 0.1–0.3: trains",
         measures: "inception_resnet_v2 (≥ 1000 filters in its last stage at width ≥ 0.5) with all residual scales 1.0 against the reference scales (0.17, 0.10, 0.20), each down a ladder of high learning rates (halving after a run that dies): the highest rate each trains at, the fraction of dead channels (no positive output for any of 256 test images) of the feature map before the final pool, loss curves and accuracy",
         quick: new Budget { TrainImages = 2048, EvalImages = 500, Epochs = 3, BatchSize = 32, EvalEvery = 16, Width = 0.5, InputSize = 16, EstimatedMinutes = 7 },
-        full: new Budget { TrainImages = 8192, EvalImages = 500, Epochs = 3, BatchSize = 32, EvalEvery = 64, Width = 1.0, InputSize = 28, EstimatedMinutes = 90 },
+        full: new Budget { TrainImages = 8192, EvalImages = 500, Epochs = 3, BatchSize = 32, EvalEvery = 64, Width = 1.0, InputSize = 16, EstimatedMinutes = 45 },
         experiment: Run);
 
     /// <summary>The recipe: SGD with momentum at a high constant rate, no warm-up, no clipping.</summary>

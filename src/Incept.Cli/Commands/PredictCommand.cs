@@ -219,20 +219,18 @@ internal static class PredictCommand
             {
                 IInferenceEngine runner = engine switch
                 {
-                    "fast" when options.Device is null || options.Device.type == DeviceType.CPU => FastTorchEngine.Create(model.Spec, model.Model, new FastTorchOptions { BFloat16 = bfloat16 }),
+                    "fast" when options.Device is null || options.Device.type == DeviceType.CPU => FastTorchEngine.Create(model.Spec, model.Model, new FastTorchOptions { BFloat16 = bfloat16 }, releaseModel: true),
                     "fast" => throw new InceptException("The fast engine runs on the CPU; use --engine torch with --device cuda."),
                     "torch" => new TorchEngine(model.Model, options.Device),
                     // A checkpoint for ONNX Runtime: exported on the fly at the size its images are prepared to.
-                    // Exported through a temporary file; the model's weights are freed before ONNX Runtime reads its copy.
+                    // Exported through a temporary file. The fast and onnx engines free the loaded model's tensors once
+                    // they hold their own (its configuration, classes and preprocessing stay readable).
                     "onnx" => OnnxEngine.FromModel(model.Model, new OnnxExportOptions
                     {
                         InputSize = ImageInputs.Preprocessor(model, file, TextWriter.Null).Spec.InputSize, ModelName = model.Spec.Name,
                     }, releaseModel: true),
                     _ => throw new UsageException($"Unknown engine '{engine}'; use fast, torch or onnx."),
                 };
-                // The fast engine holds its own copy of the weights: the loaded model's tensors can go now (its
-                // configuration, classes and preprocessing stay readable; disposing a module twice does nothing).
-                if (runner is FastTorchEngine) model.Model.Dispose();
                 return new PredictionTarget(runner, model, null);
             }
             catch

@@ -198,9 +198,7 @@ public static class Benchmark
         switch (kind)
         {
             case BenchmarkEngine.Fast:
-                var engine = FastTorchEngine.Create(spec, model, fast);
-                if (releaseModel) model.Dispose();
-                return engine;
+                return FastTorchEngine.Create(spec, model, fast, releaseModel);
             case BenchmarkEngine.Torch:
                 return new EagerModelEngine(model);
             case BenchmarkEngine.Onnx:

@@ -59,9 +59,10 @@ public sealed class FastTorchEngine : IInferenceEngine
 
     /// <summary>
     /// Builds the engine from <paramref name="source"/>, an instance of <paramref name="spec"/>'s architecture
-    /// (on any device; the copy lives on the CPU). The source model is not changed.
+    /// (on any device; the copy lives on the CPU). The source model is not changed; with <paramref name="releaseModel"/>
+    /// it is disposed once copied, so that only the engine's weights stay in memory (it must not be used afterwards).
     /// </summary>
-    public static FastTorchEngine Create(ModelSpec spec, InceptionModel source, FastTorchOptions? options = null)
+    public static FastTorchEngine Create(ModelSpec spec, InceptionModel source, FastTorchOptions? options = null, bool releaseModel = false)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(source);
@@ -91,7 +92,9 @@ public sealed class FastTorchEngine : IInferenceEngine
                 if (options.ChannelsLast) MemoryFormat.ToChannelsLast(copy);
             }
 
-            return new FastTorchEngine(copy, options, folded);
+            var engine = new FastTorchEngine(copy, options, folded);
+            if (releaseModel) source.Dispose();
+            return engine;
         }
         catch
         {

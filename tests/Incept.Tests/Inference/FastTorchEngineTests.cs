@@ -69,6 +69,24 @@ public class FastTorchEngineTests
     }
 
     [Fact]
+    public void Releasing_the_source_frees_its_weights_and_keeps_the_logits()
+    {
+        var spec = ModelRegistry.Get("bn_inception");
+        manual_seed(8);
+        var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 4, SmallInput = true });
+        RandomiseBatchNorms(model, 9);
+        model.eval();
+        using var input = randn(2, 3, 28, 28);
+        using var expected = EvalLogits(model, input);
+        var weight = model.parameters().First();
+        using var engine = FastTorchEngine.Create(spec, model, releaseModel: true);
+        Assert.True(weight.IsInvalid);
+        using var actual = engine.Run(input);
+        Assert.True(RelativeError(actual, expected) < 1e-4);
+        model.Dispose(); // a second dispose does nothing
+    }
+
+    [Fact]
     public void A_model_with_aux_heads_gives_the_same_logits_without_copying_them()
     {
         var spec = ModelRegistry.Get("googlenet");

@@ -31,7 +31,15 @@ internal static class ReproducePlots
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
-        plot.ShowLegend(Alignment.UpperRight);
+        // Reference lines span the chart: their levels count at both ends.
+        var occupied = series.SelectMany(s => s.Points.Select(p => ((double)p.Step, p.Value))).ToList();
+        if (occupied.Count > 0)
+        {
+            double first = occupied.Min(p => p.Item1), last = occupied.Max(p => p.Item1);
+            foreach (var (_, value) in lines ?? []) occupied.AddRange([(first, value), (last, value)]);
+        }
+
+        plot.ShowLegend(Training.Reporting.LegendPlacement.Best(occupied));
         Save(plot, path, 900, 550);
     }
 

@@ -27,7 +27,7 @@ public static class TrainingPlots
         plot.Title(title);
         plot.XLabel("epoch");
         plot.YLabel(yLabel);
-        plot.ShowLegend(Alignment.UpperRight);
+        plot.ShowLegend(LegendPlacement.Best(series.Values.SelectMany(points => points.Select(p => (p.Epoch, p.Value)))));
         Save(plot, path, 800, 500);
     }
 

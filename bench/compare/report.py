@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import re
+import statistics
 import subprocess
 
 
@@ -46,6 +47,52 @@ def fmt(x, digits=1):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def merge_rounds(rows):
+    """One row per configuration: the median images/s and peak RSS over its rounds, with every round's images/s kept
+    (``by_round``) for the spread and for ratios taken within a round."""
+    groups = {}
+    for r in rows:
+        key = (r.get("impl"), r.get("label"), r["model"], r["mode"], r["batch_size"])
+        groups.setdefault(key, []).append(r)
+    merged = []
+    for group in groups.values():
+        ips = [r["images_per_second"] for r in group]
+        median = statistics.median(ips)
+        # The round closest to the median supplies the per-run fields (GFLOP/s scale with images/s).
+        typical = dict(min(group, key=lambda r: abs(r["images_per_second"] - median)))
+        scale = median / typical["images_per_second"]
+        for field in ("gflops", "peak_fraction"):
+            if typical.get(field) is not None:
+                typical[field] *= scale
+        typical["images_per_second"] = median
+        rss = [r["peak_rss_mb"] for r in group if r.get("peak_rss_mb") is not None]
+        typical["peak_rss_mb"] = statistics.median(rss) if rss else None
+        typical["by_round"] = {r.get("round", 1): r["images_per_second"] for r in group}
+        merged.append(typical)
+    return merged
+
+
+def cell(r, digits=2):
+    """images/s of a merged row: the median, and the lowest and highest round when there were several."""
+    if not r:
+        return "–"
+    values = list(r["by_round"].values())
+    if len(values) < 2:
+        return fmt(r["images_per_second"], digits)
+    return f"{fmt(r['images_per_second'], digits)} ({min(values):.1f}–{max(values):.1f})"
+
+
+def ratio_cell(ours, theirs):
+    """Ratio of medians, and the range of the ratios measured within one round when there were several."""
+    if not ours or not theirs:
+        return "–"
+    text = f"{ours['images_per_second'] / theirs['images_per_second']:.2f}×"
+    paired = [ours["by_round"][k] / theirs["by_round"][k] for k in ours["by_round"] if k in theirs["by_round"]]
+    if len(paired) >= 2:
+        text += f" ({min(paired):.2f}–{max(paired):.2f})"
+    return text
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--results", required=True)
@@ -55,7 +102,9 @@ def main():
     p.add_argument("--command", default="bench/compare/run.sh")
     p.add_argument("--repo", default=".")
     a = p.parse_args()
-    rows = [json.loads(l) for l in open(a.results) if l.strip()]
+    raw = [json.loads(l) for l in open(a.results) if l.strip()]
+    rounds = max((r.get("round", 1) for r in raw), default=1)
+    rows = merge_rounds(raw)
     machine = cpu()
     v = versions(a.repo)
     out = []
@@ -70,6 +119,11 @@ def main():
         if path and os.path.exists(path):
             out.append(f"- Load {name}: `{open(path).read().strip()}`")
     out.append("")
+    if rounds > 1:
+        out.append(f"Each configuration ran once in each of {rounds} rounds: images/s are the median over rounds, in parentheses "
+                   "the slowest and fastest round; ratios are of the medians, in parentheses the lowest and highest ratio "
+                   "measured within one round.")
+        out.append("")
     out.append("images/s (higher is better). *Native / best PyTorch* compares Incept's best TorchSharp engine with PyTorch's best; "
                "*Incept / ORT* compares Incept's best engine, ONNX Runtime on Incept's own export included, with ONNX Runtime on "
                "the torch.onnx file.")
@@ -94,13 +148,11 @@ def main():
         best_inc = max((r for r in inc.values() if r), key=ips, default=None)
         best_any = max((r for r in [*inc.values(), own] if r), key=ips, default=None)
         best_pt = max((r for r in pt.values() if r), key=ips, default=None)
-        ratio_pt = ips(best_inc) / ips(best_pt) if best_inc and best_pt else None
-        ratio_ort = ips(best_any) / ips(ort) if best_any and ort else None
         gf = f"{best_inc['gflops']:.1f} ({100 * best_inc['peak_fraction']:.1f}%)" if best_inc else "–"
         rss = f"{fmt(best_inc and best_inc.get('peak_rss_mb'), 0)} / {fmt(best_pt and best_pt.get('peak_rss_mb'), 0)}"
-        out.append(f"| {model} | {mode} | {batch} | {fmt(ips(inc['fast']), 2)} | {fmt(ips(inc['torch']), 2)} | {fmt(ips(inc['torch-channels-last']), 2)} | "
-                   f"{fmt(ips(pt['eager']), 2)} | {fmt(ips(pt['channels_last']), 2)} | {fmt(ips(pt['torchscript']), 2)} | {fmt(ips(ort), 2)} | {fmt(ips(own), 2)} | "
-                   f"{fmt(ratio_pt, 2)}× | {fmt(ratio_ort, 2) + '×' if ratio_ort else '–'} | {gf} | {rss} |")
+        out.append(f"| {model} | {mode} | {batch} | {cell(inc['fast'])} | {cell(inc['torch'])} | {cell(inc['torch-channels-last'])} | "
+                   f"{cell(pt['eager'])} | {cell(pt['channels_last'])} | {cell(pt['torchscript'])} | {cell(ort)} | {cell(own)} | "
+                   f"{ratio_cell(best_inc, best_pt)} | {ratio_cell(best_any, ort)} | {gf} | {rss} |")
     bf16_keys = [k for k in keys if any(r.get("label") in ("fast-bf16", "torch-channels-last-bf16", "channels_last_bf16")
                                          for r in rows if (r["model"], r["mode"], r["batch_size"]) == k)]
     if bf16_keys:
@@ -113,14 +165,11 @@ def main():
         out.append("|---|---|---|---|---|---|---|---|---|")
         for model, mode, batch in bf16_keys:
             group = {(r.get("impl"), r.get("label")): r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)}
-            ips = lambda r: r["images_per_second"] if r else None
             ours = group.get(("incept", "fast-bf16" if mode == "infer" else "torch-channels-last-bf16"))
             base = group.get(("incept", "fast" if mode == "infer" else "torch-channels-last"))
             theirs = group.get(("pytorch", "channels_last_bf16"))
-            up = ips(ours) / ips(base) if ours and base else None
-            vs = ips(ours) / ips(theirs) if ours and theirs else None
             rss = f"{fmt(ours and ours.get('peak_rss_mb'), 0)} / {fmt(theirs and theirs.get('peak_rss_mb'), 0)}"
-            out.append(f"| {model} | {mode} | {batch} | {fmt(ips(ours), 2)} | {fmt(ips(base), 2)} | {fmt(up, 2)}× | {fmt(ips(theirs), 2)} | {fmt(vs, 2)}× | {rss} |")
+            out.append(f"| {model} | {mode} | {batch} | {cell(ours)} | {cell(base)} | {ratio_cell(ours, base)} | {cell(theirs)} | {ratio_cell(ours, theirs)} | {rss} |")
     if incept_rows := [r for r in rows if r.get("impl") == "incept" and r.get("peak_gflops")]:
         r = incept_rows[0]
         out.append("")

@@ -3,7 +3,12 @@
 # one configuration per process, and writes a Markdown table of ratios.
 #
 #   bench/compare/run.sh [--iterations N] [--warmup N] [--threads N] [--models "googlenet inception_v3"]
-#                        [--batches "1 16"] [--out DIR]
+#                        [--batches "1 16"] [--rounds N] [--out DIR]
+#
+# Every configuration runs once per round, and the rounds run one after the other, so that a slow spell of the
+# machine (a virtual machine's neighbours, say) lands in one round of a few configurations rather than in every
+# measurement of one; the report gives the median over rounds. Batch-1 inference times 4 × N iterations, since
+# one of them takes only milliseconds.
 #
 # Results: DIR/results.jsonl (one JSON line per configuration) and DIR/report.md (default DIR:
 # bench/compare/results/<UTC date-time>). ONNX Runtime runs through `incept bench --engine onnx` on files
@@ -17,6 +22,7 @@ threads="$(nproc)"
 models="googlenet inception_v3"
 batches="1 16"
 train_batch=16
+rounds=3
 out=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -26,8 +32,9 @@ while [[ $# -gt 0 ]]; do
     --models) models="$2"; shift 2 ;;
     --batches) batches="$2"; shift 2 ;;
     --train-batch) train_batch="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -48,16 +55,23 @@ dotnet build "$root/src/Incept.Cli" -c Release -v quiet -nologo >&2
 incept=(dotnet "$root/src/Incept.Cli/bin/Release/net10.0/incept.dll")
 
 uptime > "$out/load-before.txt"
-common=(--threads "$threads" --warmup "$warmup" --iterations "$iterations")
+round=1
+common=() # set per configuration by `iterations_for`
+
+iterations_for() { # batch, mode: the shared options of one configuration
+  local n="$iterations"
+  [[ "$1" == 1 && "$2" == infer ]] && n=$((iterations * 4))
+  common=(--threads "$threads" --warmup "$warmup" --iterations "$n")
+}
 
 run_incept() { # label, then bench arguments
   local label="$1"; shift
   echo "incept $label $*" >&2
   local line
   if line="$("${incept[@]}" bench "$@" "${common[@]}" --format json 2>"$out/last-error.txt")"; then
-    "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["impl"]="incept"; d["label"]=sys.argv[2]; print(json.dumps(d))' "$line" "$label" >> "$results"
+    "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["impl"]="incept"; d["label"]=sys.argv[2]; d["round"]=int(sys.argv[3]); print(json.dumps(d))' "$line" "$label" "$round" >> "$results"
   else
-    echo "incept $label $*: $(cat "$out/last-error.txt")" | tee -a "$notes" >&2
+    echo "round $round: incept $label $*: $(cat "$out/last-error.txt")" | tee -a "$notes" >&2
   fi
 }
 
@@ -66,40 +80,46 @@ run_torch() { # label, then pytorch_bench.py arguments
   echo "pytorch $label $*" >&2
   local line
   if line="$("$python" "$here/pytorch_bench.py" "$@" "${common[@]}" 2>"$out/last-error.txt")"; then
-    "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; print(json.dumps(d))' "$line" "$label" >> "$results"
+    "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["label"]=sys.argv[2]; d["round"]=int(sys.argv[3]); print(json.dumps(d))' "$line" "$label" "$round" >> "$results"
   else
-    echo "pytorch $label $*: $(tail -1 "$out/last-error.txt")" | tee -a "$notes" >&2
+    echo "round $round: pytorch $label $*: $(tail -1 "$out/last-error.txt")" | tee -a "$notes" >&2
   fi
 }
 
 for model in $models; do
-  onnx="$out/$model.onnx"
-  "$python" "$here/pytorch_bench.py" --model "$model" --export-onnx "$onnx" 2>/dev/null || echo "torch.onnx.export of $model failed" >> "$notes"
-  for batch in $batches; do
-    run_incept fast --model "$model" --batch-size "$batch" --engine fast
-    run_incept torch --model "$model" --batch-size "$batch" --engine torch
-    [[ -f "$onnx" ]] && run_incept onnx --model "$model" --batch-size "$batch" --engine onnx --weights "$onnx"
-    # Incept's own export of its model (BatchNorm folded), made in memory: what `incept predict` runs with --engine onnx.
-    run_incept onnx-incept-export --model "$model" --batch-size "$batch" --engine onnx
-    for engine in eager channels_last torchscript; do
-      run_torch "$engine" --model "$model" --batch-size "$batch" --engine "$engine"
-    done
-    # The optional bfloat16 paths: Incept's fast engine in bfloat16, PyTorch channels-last under bfloat16 autocast.
-    run_incept fast-bf16 --model "$model" --batch-size "$batch" --engine fast --precision bfloat16
-    run_torch channels_last_bf16 --model "$model" --batch-size "$batch" --engine channels_last_bf16
-  done
-  run_incept torch --model "$model" --batch-size "$train_batch" --mode train --aux
-  run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last
-  run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last --precision bfloat16
-  for engine in eager channels_last channels_last_bf16; do
-    run_torch "$engine" --model "$model" --batch-size "$train_batch" --mode train --engine "$engine"
-  done
-  rm -f "$onnx"
+  "$python" "$here/pytorch_bench.py" --model "$model" --export-onnx "$out/$model.onnx" 2>/dev/null || echo "torch.onnx.export of $model failed" >> "$notes"
 done
+for round in $(seq 1 "$rounds"); do
+  for model in $models; do
+    onnx="$out/$model.onnx"
+    for batch in $batches; do
+      iterations_for "$batch" infer
+      run_incept fast --model "$model" --batch-size "$batch" --engine fast
+      run_incept torch --model "$model" --batch-size "$batch" --engine torch
+      [[ -f "$onnx" ]] && run_incept onnx --model "$model" --batch-size "$batch" --engine onnx --weights "$onnx"
+      # Incept's own export of its model (BatchNorm folded), made in memory: what `incept predict` runs with --engine onnx.
+      run_incept onnx-incept-export --model "$model" --batch-size "$batch" --engine onnx
+      for engine in eager channels_last torchscript; do
+        run_torch "$engine" --model "$model" --batch-size "$batch" --engine "$engine"
+      done
+      # The optional bfloat16 paths: Incept's fast engine in bfloat16, PyTorch channels-last under bfloat16 autocast.
+      run_incept fast-bf16 --model "$model" --batch-size "$batch" --engine fast --precision bfloat16
+      run_torch channels_last_bf16 --model "$model" --batch-size "$batch" --engine channels_last_bf16
+    done
+    iterations_for "$train_batch" train
+    run_incept torch --model "$model" --batch-size "$train_batch" --mode train --aux
+    run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last
+    run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last --precision bfloat16
+    for engine in eager channels_last channels_last_bf16; do
+      run_torch "$engine" --model "$model" --batch-size "$train_batch" --mode train --engine "$engine"
+    done
+  done
+done
+for model in $models; do rm -f "$out/$model.onnx"; done
 uptime > "$out/load-after.txt"
 
 "$python" "$here/report.py" --results "$results" --notes "$notes" --load-before "$out/load-before.txt" \
-  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --threads $threads" \
+  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --threads $threads --rounds $rounds" \
   --repo "$root" > "$out/report.md"
 cat "$out/report.md"
 echo "wrote $out/report.md" >&2

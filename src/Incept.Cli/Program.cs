@@ -1,3 +1,4 @@
 using Incept.Cli;
 
-return InceptCli.Run(args);
+// The compute-heavy commands run in a second process with malloc using huge pages (see HugePages).
+return HugePages.Relaunch(args) ?? InceptCli.Run(args);

@@ -11,7 +11,7 @@ namespace Incept.Cli;
 /// <remarks>
 /// <para>libtorch allocates every activation and gradient with <c>malloc</c>; blocks of more than a few megabytes are
 /// mapped afresh and returned to the kernel at each step, and touching them again costs one page fault per 4 KiB. With
-/// the tunable, malloc marks its mappings for 2 MiB pages, and a training step of googlenet at 224 px runs about 9 %
+/// the tunable, malloc marks its mappings for 2 MiB pages, and a training step at 224–299 px runs 9–13 %
 /// faster at the same peak memory (docs/benchmarks.md). The tunable is read once, when the process starts, so the
 /// command starts itself again with it set; the first process only waits, passes SIGTERM on, and returns the second
 /// one's exit code.</para>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.InteropServices;
 
@@ -13,8 +12,8 @@ namespace Incept.Cli;
 /// mapped afresh and returned to the kernel at each step, and touching them again costs one page fault per 4 KiB. With
 /// the tunable, malloc marks its mappings for 2 MiB pages, and a training step at 224–299 px runs 9–13 %
 /// faster at the same peak memory (docs/benchmarks.md). The tunable is read once, when the process starts, so the
-/// command starts itself again with it set; the first process only waits, passes SIGTERM on, and returns the second
-/// one's exit code.</para>
+/// command starts itself again with it set, replacing its own process image before anything else has run (the
+/// process id, standard streams, signals and exit code stay those of the one process).</para>
 /// <para>Nothing happens when <c>INCEPT_HUGE_PAGES=0</c>, when the tunable is already set, off Linux, when the kernel's
 /// transparent huge pages are <c>never</c>, or for the quick commands (listing models, help).</para>
 /// </remarks>
@@ -58,57 +57,45 @@ internal static class HugePages
         thpSetting is not null && (thpSetting.Contains("[madvise]", StringComparison.Ordinal) || thpSetting.Contains("[always]", StringComparison.Ordinal));
 
     /// <summary>
-    /// Runs <paramref name="args"/> in a new process with the tunable set and returns its exit code; null when the
-    /// command should run in this process instead (see the remarks, or when the new process cannot be started).
+    /// Replaces this process with a fresh start of the same command with the tunable set (<c>execve</c>: same process
+    /// id, standard streams and signals, no second process). Returns only when that is not done (see the remarks) or
+    /// fails, and the command then runs in this process.
     /// </summary>
-    public static int? Relaunch(string[] args)
+    public static void Relaunch(string[] args)
     {
         var tunables = RelaunchTunables(args, Environment.GetEnvironmentVariable, OperatingSystem.IsLinux(), ReadThpSetting());
-        if (tunables is null) return null;
-        var start = StartInfo(args);
-        if (start is null) return null;
-        start.Environment["GLIBC_TUNABLES"] = tunables;
-        Process child;
-        try
+        if (tunables is null) return;
+        var argv = CommandLine(args);
+        if (argv is null) return;
+        var environment = new List<string?>();
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
-            child = Process.Start(start)!;
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
-        {
-            return null;
+            var name = (string)e.Key;
+            if (name != "GLIBC_TUNABLES") environment.Add($"{name}={e.Value}");
         }
 
-        using (child)
-        {
-            // Ctrl-C reaches both processes (one process group): this one ignores it and waits for the child to stop.
-            // A SIGTERM sent to this process alone is passed on.
-            using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
-            using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => c.Cancel = true);
-            using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
-            {
-                c.Cancel = true;
-                _ = Kill(child.Id, SigTerm);
-            });
-            child.WaitForExit();
-            return child.ExitCode;
-        }
+        environment.Add($"GLIBC_TUNABLES={tunables}");
+        environment.Add(null);
+        argv.Add(null);
+        // On success execve does not return; on failure the command simply runs here without the tunable.
+        _ = Execve(argv[0]!, [.. argv], [.. environment]);
     }
 
     /// <summary>How to start this program again with <paramref name="args"/>: the app host, or <c>dotnet</c> with the entry assembly.</summary>
-    private static ProcessStartInfo? StartInfo(string[] args)
+    private static List<string?>? CommandLine(string[] args)
     {
         var host = Environment.ProcessPath;
         if (host is null) return null;
-        var start = new ProcessStartInfo(host) { UseShellExecute = false };
+        var argv = new List<string?> { host };
         if (Path.GetFileNameWithoutExtension(host) == "dotnet")
         {
             var entry = Assembly.GetEntryAssembly()?.Location;
             if (string.IsNullOrEmpty(entry)) return null;
-            start.ArgumentList.Add(entry);
+            argv.Add(entry);
         }
 
-        foreach (var a in args) start.ArgumentList.Add(a);
-        return start;
+        argv.AddRange(args);
+        return argv;
     }
 
     private static string? ReadThpSetting()
@@ -127,8 +114,9 @@ internal static class HugePages
         }
     }
 
-    private const int SigTerm = 15;
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
+    // LPStr is UTF-8 on Linux, the only system this runs on.
+    [DllImport("libc", EntryPoint = "execve", SetLastError = true)]
+    private static extern int Execve([MarshalAs(UnmanagedType.LPStr)] string path,
+        [MarshalAs(UnmanagedType.LPArray, ArraySubType = UnmanagedType.LPStr)] string?[] argv,
+        [MarshalAs(UnmanagedType.LPArray, ArraySubType = UnmanagedType.LPStr)] string?[] envp);
 }

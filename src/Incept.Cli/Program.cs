@@ -1,4 +1,5 @@
 using Incept.Cli;
 
-// The compute-heavy commands run in a second process with malloc using huge pages (see HugePages).
-return HugePages.Relaunch(args) ?? InceptCli.Run(args);
+// The compute-heavy commands restart themselves with malloc using huge pages (see HugePages); this returns when not.
+HugePages.Relaunch(args);
+return InceptCli.Run(args);

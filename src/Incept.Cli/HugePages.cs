@@ -11,8 +11,8 @@ namespace Incept.Cli;
 /// <para>libtorch allocates every activation and gradient with <c>malloc</c>; blocks of more than a few megabytes are
 /// mapped afresh and returned to the kernel at each step, and touching them again costs one page fault per 4 KiB. With
 /// the tunable, malloc marks its mappings for 2 MiB pages, and a training step at 224–299 px runs 9–13 %
-/// faster at the same peak memory (docs/benchmarks.md). The tunable is read once, when the process starts, so the
-/// command starts itself again with it set, replacing its own process image before anything else has run (the
+/// faster at about the same peak memory (docs/benchmarks.md). The tunable is read once, when the process starts, so the
+/// command starts itself again with it set, replacing its own process image before the command has done anything (the
 /// process id, standard streams, signals and exit code stay those of the one process).</para>
 /// <para>Nothing happens when <c>INCEPT_HUGE_PAGES=0</c>, when the tunable is already set, off Linux, when the kernel's
 /// transparent huge pages are <c>never</c>, or for the quick commands (listing models, help).</para>

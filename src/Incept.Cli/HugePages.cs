@@ -22,8 +22,11 @@ internal static class HugePages
     /// <summary>The glibc tunable that makes malloc use transparent huge pages.</summary>
     internal const string Tunable = "glibc.malloc.hugetlb=1";
 
-    /// <summary>The environment variable that turns the relaunch off when set to 0.</summary>
+    /// <summary>The environment variable that turns the relaunch off when set to 0 (a relaunched process finds it set to <c>relaunched</c>).</summary>
     internal const string Switch = "INCEPT_HUGE_PAGES";
+
+    // The value of Switch in a relaunched process: a second relaunch never happens, even if the tunable were lost.
+    private const string Relaunched = "relaunched";
 
     private const string ThpSetting = "/sys/kernel/mm/transparent_hugepage/enabled";
 
@@ -41,7 +44,7 @@ internal static class HugePages
     {
         if (!isLinux || args.Length == 0 || !Heavy.Contains(args[0])) return null;
         if (args.Any(a => a is "-h" or "--help" or "-?")) return null;
-        if (environment(Switch) == "0") return null;
+        if (environment(Switch) is "0" or Relaunched) return null;
         var current = environment("GLIBC_TUNABLES");
         if (current is not null && current.Contains("glibc.malloc.hugetlb", StringComparison.Ordinal)) return null;
         if (!KernelAllows(thpSetting)) return null;
@@ -71,10 +74,11 @@ internal static class HugePages
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
             var name = (string)e.Key;
-            if (name != "GLIBC_TUNABLES") environment.Add($"{name}={e.Value}");
+            if (name is not ("GLIBC_TUNABLES" or Switch)) environment.Add($"{name}={e.Value}");
         }
 
         environment.Add($"GLIBC_TUNABLES={tunables}");
+        environment.Add($"{Switch}={Relaunched}");
         environment.Add(null);
         argv.Add(null);
         // On success execve does not return; on failure the command simply runs here without the tunable.

@@ -34,6 +34,7 @@ public sealed class HugePagesTests
     public void No_relaunch_when_switched_off_already_set_off_Linux_or_when_the_kernel_says_never()
     {
         Assert.Null(HugePages.RelaunchTunables(["train"], Env(("INCEPT_HUGE_PAGES", "0")), true, Madvise));
+        Assert.Null(HugePages.RelaunchTunables(["train"], Env(("INCEPT_HUGE_PAGES", "relaunched")), true, Madvise)); // at most once
         Assert.Null(HugePages.RelaunchTunables(["train"], Env(("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")), true, Madvise));
         Assert.Null(HugePages.RelaunchTunables(["train"], Env(), false, Madvise));
         Assert.Null(HugePages.RelaunchTunables(["train"], Env(), true, "always madvise [never]"));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Incept.Training;
 
 namespace Incept.Cli.Commands;
 
@@ -32,6 +33,18 @@ internal static class CommonOptions
 
     /// <summary>The value of <see cref="Precision"/> that selects bfloat16.</summary>
     public const string BFloat16 = "bfloat16";
+
+    /// <summary><c>--tta none|flip</c>: the views each image is scored over when evaluating.</summary>
+    public static Option<string> Tta()
+    {
+        var option = new Option<string>("--tta")
+        {
+            Description = "Test-time augmentation: none, or flip (score each image as the mean of the class probabilities of it and its mirror image; twice the evaluation time).",
+            DefaultValueFactory = _ => "none",
+        };
+        option.AcceptOnlyFromAmong([.. TestTimeAugmentationNames.Names]);
+        return option;
+    }
 
     /// <summary><c>--precision float32|bfloat16</c>: the number format the work is computed in, as <paramref name="description"/> says.</summary>
     public static Option<string> Precision(string description)

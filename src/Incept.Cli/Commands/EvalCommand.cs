@@ -23,9 +23,10 @@ internal static class EvalCommand
         engineName.AcceptOnlyFromAmong("torch", "fast", "onnx");
         var precision = CommonOptions.Precision("float32, or bfloat16 (the fast engine in bfloat16, to measure what the rounding costs in accuracy).");
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads with --engine onnx (0: one per core).", DefaultValueFactory = _ => 0 };
+        var tta = CommonOptions.Tta();
         var format = CommonOptions.Format();
         var weights = new WeightsOptions();
-        var command = new Command("eval", "Evaluate weights on the test split: top-1, top-5, per-class accuracy, confusion matrix.") { weightsFile, data, batchSize, plot, engineName, precision, threads, format };
+        var command = new Command("eval", "Evaluate weights on the test split: top-1, top-5, per-class accuracy, confusion matrix.") { weightsFile, data, batchSize, plot, engineName, precision, threads, tta, format };
         weights.AddTo(command);
         command.SetAction(parse =>
         {
@@ -57,9 +58,10 @@ internal static class EvalCommand
                 ? ImagePipeline.SmallImageEvaluation(preprocess)
                 : ImagePipeline.Evaluation(preprocess);
             var loader = new DataLoader(source.Test, pipeline, new DataLoaderOptions { BatchSize = parse.GetValue(batchSize) });
+            var augmentation = TestTimeAugmentationNames.Parse(parse.GetValue(tta)!);
             var (loss, metrics) = engine is not null
-                ? Trainer.Evaluate(engine, loader, classes.Count)
-                : Trainer.Evaluate(loaded!.Model, loader, classes.Count, options.Device ?? TorchSharp.torch.CPU);
+                ? Trainer.Evaluate(engine, loader, classes.Count, tta: augmentation)
+                : Trainer.Evaluate(loaded!.Model, loader, classes.Count, options.Device ?? TorchSharp.torch.CPU, tta: augmentation);
             var plotPath = parse.GetValue(plot);
             if (plotPath is not null) TrainingPlots.ConfusionMatrix(plotPath, metrics.ConfusionMatrix, classes, $"{modelName} on {source.Name} (top-1 {metrics.Top1:P2})");
             var perClass = metrics.PerClassAccuracy;
@@ -68,7 +70,7 @@ internal static class EvalCommand
                 var matrix = metrics.ConfusionMatrix;
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    model = modelName, engine = engine?.Name ?? "torch", data = source.Name, count = metrics.Count, top1 = metrics.Top1, top5 = metrics.Top5, loss,
+                    model = modelName, engine = engine?.Name ?? "torch", data = source.Name, tta = augmentation.Name(), count = metrics.Count, top1 = metrics.Top1, top5 = metrics.Top5, loss,
                     expected_calibration_error = metrics.ExpectedCalibrationError,
                     per_class = classes.Select((c, i) => new { name = c, accuracy = perClass[i] }),
                     confusion_matrix = Enumerable.Range(0, classes.Count).Select(i => Enumerable.Range(0, classes.Count).Select(j => matrix[i, j])),
@@ -78,7 +80,7 @@ internal static class EvalCommand
             }
 
             var console = InceptCli.Console(output);
-            console.MarkupLine($"[bold]{Markup.Escape(modelName)}[/] on {Markup.Escape(source.Name)} ({metrics.Count:N0} images): top-1 {metrics.Top1:P2}, top-5 {metrics.Top5:P2}, loss {loss:0.0000}");
+            console.MarkupLine($"[bold]{Markup.Escape(modelName)}[/] on {Markup.Escape(source.Name)} ({metrics.Count:N0} images{(augmentation == TestTimeAugmentation.None ? "" : ", each with its mirror image")}): top-1 {metrics.Top1:P2}, top-5 {metrics.Top5:P2}, loss {loss:0.0000}");
             var table = new Table().AddColumn("class").AddColumn(new TableColumn("accuracy").RightAligned());
             for (int i = 0; i < classes.Count; i++) table.AddRow(Markup.Escape(classes[i]), $"{perClass[i]:P1}");
             console.Write(table);

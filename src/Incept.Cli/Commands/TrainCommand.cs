@@ -41,11 +41,12 @@ internal static class TrainCommand
         fromKeys.AcceptOnlyFromAmong("auto", "torchvision", "timm", "facenet", "cadene");
         var freeze = new Option<bool>("--freeze-backbone") { Description = "With --from: train only the new classifier; the backbone's weights and BatchNorm statistics stay as loaded." };
         var unfreezeAfter = new Option<int?>("--unfreeze-after") { Description = "With --freeze-backbone: train the whole network after this many epochs." };
+        var tta = CommonOptions.Tta();
         var format = CommonOptions.Format();
         var command = new Command("train", "Train a model; writes checkpoints, metrics.jsonl, TensorBoard events, plots and model.safetensors into the run folder.")
         {
             model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, memoryFormat, precision, workers,
-            from, fromKeys, freeze, unfreezeAfter, format,
+            tta, from, fromKeys, freeze, unfreezeAfter, format,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -74,6 +75,7 @@ internal static class TrainCommand
                 Device = parse.GetValue(device)!, Workers = parse.GetValue(workers),
                 ChannelsLast = parse.GetValue(memoryFormat) == "channels-last",
                 BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
+                TestTimeAugmentation = TestTimeAugmentationNames.Parse(parse.GetValue(tta)!),
             };
             var console = InceptCli.Console(json ? parse.InvocationConfiguration.Error : output);
             var result = TrainingProgressView.Run(console, options, source, cancellation);

@@ -76,6 +76,13 @@ public sealed record TrainOptions
     public bool BFloat16 { get; init; }
 
     /// <summary>
+    /// Views each image is scored over when the run evaluates (validation and test, every epoch): none, or the image and its
+    /// mirror image (<see cref="Training.TestTimeAugmentation"/>). It changes the evaluation only, so a run may resume with
+    /// another setting.
+    /// </summary>
+    public TestTimeAugmentation TestTimeAugmentation { get; init; }
+
+    /// <summary>
     /// Called on the training thread after every optimizer step (after the moving average is updated), with the
     /// model in training mode; the trainer puts the model back into training mode afterwards, so the callback may
     /// evaluate it. A callback that neither changes the parameters nor draws from torch's global generator leaves the

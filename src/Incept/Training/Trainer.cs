@@ -149,25 +149,45 @@ public static class Trainer
         };
     }
 
-    /// <summary>Evaluates <paramref name="model"/> on <paramref name="loader"/>: mean loss (no smoothing) and classification metrics.</summary>
+    /// <summary>
+    /// Evaluates <paramref name="model"/> on <paramref name="loader"/>: mean loss (no smoothing) and classification metrics,
+    /// each image scored over the views <paramref name="tta"/> asks for.
+    /// </summary>
     public static (double Loss, ClassificationMetrics Metrics) Evaluate(InceptionModel model, DataLoader loader, int numClasses, Device device,
-        IProgress<TrainProgress>? progress = null, string phase = "test", int epoch = 0, int epochs = 1)
+        IProgress<TrainProgress>? progress = null, string phase = "test", int epoch = 0, int epochs = 1, TestTimeAugmentation tta = TestTimeAugmentation.None)
     {
         ArgumentNullException.ThrowIfNull(model);
         model.eval();
-        return Evaluate(x => model.call(x.to(device)).Logits, loader, numClasses, device, progress, phase, epoch, epochs);
+        return Evaluate(x => model.call(x.to(device)).Logits, loader, numClasses, device, progress, phase, epoch, epochs, tta);
     }
 
     /// <summary>Evaluates an inference engine (such as an ONNX file run by ONNX Runtime) on <paramref name="loader"/>, as the model overload does.</summary>
     public static (double Loss, ClassificationMetrics Metrics) Evaluate(IInferenceEngine engine, DataLoader loader, int numClasses,
-        IProgress<TrainProgress>? progress = null)
+        IProgress<TrainProgress>? progress = null, TestTimeAugmentation tta = TestTimeAugmentation.None)
     {
         ArgumentNullException.ThrowIfNull(engine);
-        return Evaluate(engine.Run, loader, numClasses, CPU, progress, "test", 0, 1);
+        return Evaluate(engine.Run, loader, numClasses, CPU, progress, "test", 0, 1, tta);
+    }
+
+    /// <summary>
+    /// The logits <paramref name="logitsOf"/> gives <paramref name="images"/> under <paramref name="tta"/>: as they are, or,
+    /// for <see cref="TestTimeAugmentation.HorizontalFlip"/>, the logarithm of the mean of the class probabilities of the
+    /// images and of their mirror images.
+    /// </summary>
+    public static Tensor AugmentedLogits(Func<Tensor, Tensor> logitsOf, Tensor images, TestTimeAugmentation tta)
+    {
+        ArgumentNullException.ThrowIfNull(logitsOf);
+        ArgumentNullException.ThrowIfNull(images);
+        if (tta == TestTimeAugmentation.None) return logitsOf(images);
+        using var scope = NewDisposeScope();
+        using var ln2 = Math.Log(2).ToScalar();
+        var plain = logitsOf(images).log_softmax(1);
+        var mirrored = logitsOf(images.flip(-1)).log_softmax(1);
+        return stack([plain, mirrored]).logsumexp(0).sub_(ln2).MoveToOuterDisposeScope();
     }
 
     private static (double Loss, ClassificationMetrics Metrics) Evaluate(Func<Tensor, Tensor> logitsOf, DataLoader loader, int numClasses, Device device,
-        IProgress<TrainProgress>? progress, string phase, int epoch, int epochs)
+        IProgress<TrainProgress>? progress, string phase, int epoch, int epochs, TestTimeAugmentation tta)
     {
         ArgumentNullException.ThrowIfNull(loader);
         var metrics = new ClassificationMetrics(numClasses);
@@ -181,7 +201,7 @@ public static class Trainer
             using (var scope = NewDisposeScope())
             {
                 var y = batch.Labels.to(device);
-                var logits = logitsOf(batch.Images);
+                var logits = AugmentedLogits(logitsOf, batch.Images, tta);
                 lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
                 metrics.Update(logits, y);
             }
@@ -200,7 +220,7 @@ public static class Trainer
     }
 
     private static (double Loss, ClassificationMetrics Metrics) Evaluate(InceptionModel model, DataLoader loader, Plan plan, Device device, string phase, int epoch, IProgress<TrainProgress>? progress)
-        => Evaluate(model, loader, plan.NumClasses, device, progress, phase, epoch, plan.Epochs);
+        => Evaluate(model, loader, plan.NumClasses, device, progress, phase, epoch, plan.Epochs, plan.Tta);
 
     private static (double Loss, double Top1, double ImagesPerSecond, double LearningRate) TrainEpoch(
         InceptionModel model, BFloat16Compute? bf16, optim.Optimizer optimizer, LearningRateSchedule schedule, ExponentialMovingAverage? ema, Plan plan,
@@ -423,7 +443,7 @@ public static class Trainer
     private sealed record Plan(
         ModelSpec Spec, Recipe Recipe, ModelConfig Config, int InputSize, int Epochs, int BatchSize, double LearningRate,
         int NumClasses, IImageDataset Train, IImageDataset? Validation, PreprocessSpec Preprocess,
-        ImagePipeline TrainPipeline, ImagePipeline EvalPipeline, string Signature, bool FreezeBackbone, int? UnfreezeAfter)
+        ImagePipeline TrainPipeline, ImagePipeline EvalPipeline, string Signature, bool FreezeBackbone, int? UnfreezeAfter, TestTimeAugmentation Tta)
     {
         public static Plan Create(TrainOptions o, DataSource data, LoadedModel? pretrained)
         {
@@ -458,7 +478,7 @@ public static class Trainer
                 signature += string.Create(CultureInfo.InvariantCulture, $" from={Path.GetFullPath(ft.Weights)} freeze={ft.FreezeBackbone} unfreeze={ft.UnfreezeAfter}");
             if (o.BFloat16) signature += " precision=bfloat16";
             return new Plan(spec, recipe, config, size, epochs, batch, lr, classes, train, validation, preprocess, trainPipeline, evalPipeline,
-                signature, o.FineTune?.FreezeBackbone ?? false, o.FineTune?.UnfreezeAfter);
+                signature, o.FineTune?.FreezeBackbone ?? false, o.FineTune?.UnfreezeAfter, o.TestTimeAugmentation);
         }
 
         /// <summary>The registry's architecture with the data's classes and channels; small images get the small stem and pipelines.</summary>

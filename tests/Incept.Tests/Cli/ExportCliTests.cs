@@ -106,6 +106,48 @@ public sealed class ExportCliTests : IDisposable
         Assert.Single(err.TrimEnd().Split('\n'));
     }
 
+    [Fact]
+    public void Eval_with_flip_tta_scores_a_test_set_and_its_mirror_image_alike_on_every_engine()
+    {
+        var data = WriteIdxData(testImages: 13);
+        var mirrored = MirroredCopy(data);
+        var weights = SaveCheckpoint();
+        var plain = Eval("--weights", weights, "--data", data, "--batch-size", "5");
+        var plainMirrored = Eval("--weights", weights, "--data", mirrored, "--batch-size", "5");
+        Assert.NotEqual(plain.GetProperty("loss").GetDouble(), plainMirrored.GetProperty("loss").GetDouble());
+        Assert.Equal("none", plain.GetProperty("tta").GetString());
+
+        var flip = Eval("--weights", weights, "--data", data, "--batch-size", "5", "--tta", "flip");
+        Assert.Equal("flip", flip.GetProperty("tta").GetString());
+        Assert.Equal(13, flip.GetProperty("count").GetInt32());
+        double loss = flip.GetProperty("loss").GetDouble();
+        Assert.NotEqual(plain.GetProperty("loss").GetDouble(), loss);
+        foreach (var engine in new[] { "torch", "fast" })
+        {
+            var other = Eval("--weights", weights, "--engine", engine, "--data", mirrored, "--batch-size", "5", "--tta", "flip");
+            Assert.InRange(other.GetProperty("loss").GetDouble(), loss - 1e-4 * Math.Abs(loss), loss + 1e-4 * Math.Abs(loss));
+            Assert.Equal(flip.GetProperty("confusion_matrix").GetRawText(), other.GetProperty("confusion_matrix").GetRawText());
+        }
+
+        var (code, _, err) = Run("eval", "--weights", weights, "--data", data, "--tta", "crops");
+        Assert.NotEqual(0, code);
+        Assert.Contains("crops", err, StringComparison.Ordinal);
+    }
+
+    /// <summary>A copy of the IDX folder <paramref name="folder"/> whose test images are mirrored left to right.</summary>
+    private static string MirroredCopy(string folder)
+    {
+        var copy = Path.Combine(Path.GetDirectoryName(folder)!, "mirrored");
+        Directory.CreateDirectory(copy);
+        foreach (var file in Directory.GetFiles(folder)) File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        var images = Path.Combine(copy, "t10k-images-idx3-ubyte");
+        var bytes = File.ReadAllBytes(images);
+        const int header = 16, side = 28;
+        for (int row = header; row < bytes.Length; row += side) Array.Reverse(bytes, row, side);
+        File.WriteAllBytes(images, bytes);
+        return copy;
+    }
+
     private static JsonElement Eval(params string[] args)
     {
         var (code, stdout, err) = Run(["eval", .. args, "--format", "json"]);

@@ -109,6 +109,21 @@ public sealed class TrainerTests : IDisposable
     }
 
     [SkippableFact]
+    public void With_flip_tta_the_run_reports_the_flip_averaged_accuracy_of_the_weights_it_keeps()
+    {
+        var data = TinyFashionMnist(600, 96);
+        var result = Trainer.Run(Options("tta", 4) with { TestTimeAugmentation = TestTimeAugmentation.HorizontalFlip }, data);
+
+        using var loaded = CheckpointLoader.Load(result.Weights);
+        var loader = new DataLoader(data.Test, ImagePipeline.SmallImageEvaluation(loaded.Preprocess!), new DataLoaderOptions { BatchSize = 32 });
+        var (flipLoss, flip) = Trainer.Evaluate(loaded.Model, loader, 10, CPU, tta: TestTimeAugmentation.HorizontalFlip);
+        var (plainLoss, _) = Trainer.Evaluate(loaded.Model, loader, 10, CPU);
+        Assert.Equal(flip.Top1, result.TestTop1);
+        Assert.InRange(result.History[result.BestEpoch - 1].TestLoss, flipLoss - 1e-5, flipLoss + 1e-5);
+        Assert.True(Math.Abs(plainLoss - flipLoss) > 1e-3, $"the mirror images changed the loss too little to tell ({plainLoss} vs {flipLoss})");
+    }
+
+    [SkippableFact]
     public void Starting_over_an_existing_run_or_resuming_with_other_settings_is_refused()
     {
         var data = TinyFashionMnist(64, 32);

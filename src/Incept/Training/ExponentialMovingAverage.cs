@@ -56,11 +56,20 @@ public sealed class ExponentialMovingAverage : IDisposable
         var d = NextDecay;
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        using var step = (1 - d).ToScalar();
+        // avg ← avg + (1 − d)(value − avg) in one call per tensor; lerp_ takes its weight as a tensor of avg's type.
+        using var weight = (1 - d).ToScalar();
+        var steps = new Dictionary<(ScalarType, DeviceType, int), Tensor>();
         foreach (var (name, value, avg) in Pairs(model))
         {
-            if (avg.is_floating_point()) avg.add_(value.to(avg.device).sub(avg), step);
-            else avg.copy_(value);
+            if (!avg.is_floating_point())
+            {
+                avg.copy_(value);
+                continue;
+            }
+
+            var key = (avg.dtype, avg.device_type, avg.device_index);
+            if (!steps.TryGetValue(key, out var step)) steps[key] = step = full([], weight, avg.dtype, avg.device);
+            avg.lerp_(value.device_type == avg.device_type && value.device_index == avg.device_index ? value : value.to(avg.device), step);
         }
         NumUpdates++;
     }

@@ -42,11 +42,12 @@ internal static class TrainCommand
         var freeze = new Option<bool>("--freeze-backbone") { Description = "With --from: train only the new classifier; the backbone's weights and BatchNorm statistics stay as loaded." };
         var unfreezeAfter = new Option<int?>("--unfreeze-after") { Description = "With --freeze-backbone: train the whole network after this many epochs." };
         var tta = CommonOptions.Tta();
+        var finalTestOnly = new Option<bool>("--final-test-only") { Description = "Evaluate the test split once, on the weights the run keeps, instead of after every epoch (saves a test pass per epoch; without a validation split the latest epoch is kept)." };
         var format = CommonOptions.Format();
         var command = new Command("train", "Train a model; writes checkpoints, metrics.jsonl, TensorBoard events, plots and model.safetensors into the run folder.")
         {
             model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, memoryFormat, precision, workers,
-            tta, from, fromKeys, freeze, unfreezeAfter, format,
+            tta, finalTestOnly, from, fromKeys, freeze, unfreezeAfter, format,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -76,6 +77,7 @@ internal static class TrainCommand
                 ChannelsLast = parse.GetValue(memoryFormat) == "channels-last",
                 BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
                 TestTimeAugmentation = TestTimeAugmentationNames.Parse(parse.GetValue(tta)!),
+                TestEachEpoch = !parse.GetValue(finalTestOnly),
             };
             var console = InceptCli.Console(json ? parse.InvocationConfiguration.Error : output);
             var result = TrainingProgressView.Run(console, options, source, cancellation);

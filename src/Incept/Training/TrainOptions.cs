@@ -83,6 +83,13 @@ public sealed record TrainOptions
     public TestTimeAugmentation TestTimeAugmentation { get; init; }
 
     /// <summary>
+    /// Evaluate the test split after every epoch (the default, for the curves), or only once at the end, on the weights
+    /// the run keeps; the latter saves a test pass per epoch, and the final pass counts in the run's time. The kept
+    /// weights are the best epoch by validation accuracy, or, without a validation split, the latest epoch.
+    /// </summary>
+    public bool TestEachEpoch { get; init; } = true;
+
+    /// <summary>
     /// Called on the training thread after every optimizer step (after the moving average is updated), with the
     /// model in training mode; the trainer puts the model back into training mode afterwards, so the callback may
     /// evaluate it. A callback that neither changes the parameters nor draws from torch's global generator leaves the

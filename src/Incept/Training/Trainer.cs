@@ -83,13 +83,15 @@ public static class Trainer
             try
             {
                 var (valLoss, valMetrics) = validationLoader is null ? (double.NaN, null) : Evaluate(model, validationLoader, plan, device, "validate", epoch, progress);
-                var (testLoss, testMetrics) = Evaluate(model, testLoader, plan, device, "test", epoch, progress);
-                double score = valMetrics?.Top1 ?? testMetrics.Top1;
+                var (testLoss, testMetrics) = options.TestEachEpoch ? Evaluate(model, testLoader, plan, device, "test", epoch, progress) : (double.NaN, null);
+                // The best epoch by validation accuracy; without a validation split, by test accuracy, or, when the test
+                // split is kept for the end too, the latest epoch.
+                double score = valMetrics?.Top1 ?? testMetrics?.Top1 ?? double.PositiveInfinity;
                 state.Seconds += clock.Elapsed.TotalSeconds;
                 var metrics = new EpochMetrics(epoch + 1, lr, trainLoss, trainTop1, valLoss, valMetrics?.Top1 ?? double.NaN,
-                    testLoss, testMetrics.Top1, testMetrics.Top5, clock.Elapsed.TotalSeconds, imagesPerSecond);
+                    testLoss, testMetrics?.Top1 ?? double.NaN, testMetrics?.Top5 ?? double.NaN, clock.Elapsed.TotalSeconds, imagesPerSecond);
                 state.History.Add(metrics);
-                if (state.BestEpoch == 0 || score > state.BestScore)
+                if (state.BestEpoch == 0 || score > state.BestScore || double.IsPositiveInfinity(score))
                 {
                     state.BestEpoch = epoch + 1;
                     state.BestScore = score;
@@ -136,8 +138,11 @@ public static class Trainer
         }
 
         // The kept weights: the best epoch by validation accuracy. Its test metrics are at hand when that epoch ran
-        // in this invocation; after a resume the saved weights are evaluated again.
+        // in this invocation and was tested; otherwise (after a resume, or with the test kept for the end) the saved
+        // weights are evaluated now, and that time counts in the run's seconds.
+        var finalClock = Stopwatch.StartNew();
         var final = bestTest ?? EvaluateSaved(weightsPath, testLoader, plan, device, progress);
+        if (bestTest is null && !options.TestEachEpoch) state.Seconds += finalClock.Elapsed.TotalSeconds;
         artifacts["loss_plot"] = Path.Combine(options.OutDir, "loss.png");
         artifacts["accuracy_plot"] = Path.Combine(options.OutDir, "accuracy.png");
         artifacts["confusion_plot"] = Path.Combine(options.OutDir, "confusion.png");
@@ -284,9 +289,12 @@ public static class Trainer
             writer.add_scalar("validation/top1", (float)m.ValidationTop1, m.Epoch);
         }
 
-        writer.add_scalar("test/loss", (float)m.TestLoss, m.Epoch);
-        writer.add_scalar("test/top1", (float)m.TestTop1, m.Epoch);
-        writer.add_scalar("test/top5", (float)m.TestTop5, m.Epoch);
+        if (!double.IsNaN(m.TestTop1))
+        {
+            writer.add_scalar("test/loss", (float)m.TestLoss, m.Epoch);
+            writer.add_scalar("test/top1", (float)m.TestTop1, m.Epoch);
+            writer.add_scalar("test/top5", (float)m.TestTop5, m.Epoch);
+        }
     }
 
     private static void WriteMetrics(string dir, IReadOnlyList<EpochMetrics> history)

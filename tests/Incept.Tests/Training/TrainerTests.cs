@@ -124,6 +124,27 @@ public sealed class TrainerTests : IDisposable
     }
 
     [SkippableFact]
+    public void With_the_test_kept_for_the_end_no_epoch_is_tested_and_the_latest_weights_are_tested_once()
+    {
+        var data = TinyFashionMnist(256, 64);
+        var result = Trainer.Run(Options("final-test", 2) with { TestEachEpoch = false, ValidationFraction = 0 }, data);
+
+        Assert.All(result.History, h => Assert.True(double.IsNaN(h.TestTop1) && double.IsNaN(h.TestLoss) && double.IsNaN(h.ValidationTop1)));
+        Assert.Equal(2, result.BestEpoch);
+        Assert.True(result.Seconds > result.History.Sum(h => h.Seconds), "the final test pass counts in the run's time");
+        using var kept = SafeTensors.Read(result.Weights);
+        using var last = SafeTensors.Read(Path.Combine(result.RunDir, "checkpoint", "model.safetensors"));
+        foreach (var (key, t) in kept.Tensors)
+            Assert.True(t.eq(last.Tensors[key]).all().item<bool>(), $"{key}: the kept weights are not the latest epoch's");
+
+        using var loaded = CheckpointLoader.Load(result.Weights);
+        var loader = new DataLoader(data.Test, ImagePipeline.SmallImageEvaluation(loaded.Preprocess!), new DataLoaderOptions { BatchSize = 32 });
+        Assert.Equal(Trainer.Evaluate(loaded.Model, loader, 10, CPU).Metrics.Top1, result.TestTop1);
+        Assert.Equal(2, File.ReadAllLines(result.Artifacts["metrics"]).Length);
+        Assert.True(new FileInfo(result.Artifacts["accuracy_plot"]).Length > 1000);
+    }
+
+    [SkippableFact]
     public void Starting_over_an_existing_run_or_resuming_with_other_settings_is_refused()
     {
         var data = TinyFashionMnist(64, 32);

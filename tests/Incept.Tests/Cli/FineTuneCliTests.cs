@@ -50,9 +50,14 @@ public sealed class FineTuneCliTests : IDisposable
         var outDir = Path.Combine(dir, "run");
 
         var (code, output, error) = Run("train", "--data", data, "--from", pretrained, "--freeze-backbone", "--epochs", "1", "--batch-size", "32",
-            "--val-split", "0.1", "--out", outDir, "--workers", "1", "--seed", "3", "--format", "json");
+            "--val-split", "0.1", "--out", outDir, "--workers", "1", "--seed", "3", "--tta", "flip", "--final-test-only", "--format", "json");
         Assert.True(code == 0, error);
         var result = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
+        // --final-test-only: no epoch was tested; the test figure is the kept weights' own, with the flip (--tta flip).
+        Assert.Contains("\"test_top1\":\"NaN\"", File.ReadAllText(Path.Combine(outDir, "metrics.jsonl")), StringComparison.Ordinal);
+        var (evalCode, evalOutput, evalError) = Run("eval", "--weights", result.GetProperty("weights").GetString()!, "--data", data, "--tta", "flip", "--format", "json");
+        Assert.True(evalCode == 0, evalError);
+        Assert.Equal(JsonDocument.Parse(evalOutput).RootElement.GetProperty("top1").GetDouble(), result.GetProperty("test_top1").GetDouble());
         Assert.Equal("googlenet", result.GetProperty("model").GetString());
         Assert.Equal(pretrained, result.GetProperty("fine_tuned_from").GetString());
         Assert.Equal(1, result.GetProperty("epochs").GetInt32());

@@ -86,15 +86,15 @@ public static class Trainer
                 var (testLoss, testMetrics) = options.TestEachEpoch ? Evaluate(model, testLoader, plan, device, "test", epoch, progress) : (double.NaN, null);
                 // The best epoch by validation accuracy; without a validation split, by test accuracy, or, when the test
                 // split is kept for the end too, the latest epoch.
-                double score = valMetrics?.Top1 ?? testMetrics?.Top1 ?? double.PositiveInfinity;
+                double? score = valMetrics?.Top1 ?? testMetrics?.Top1;
                 state.Seconds += clock.Elapsed.TotalSeconds;
                 var metrics = new EpochMetrics(epoch + 1, lr, trainLoss, trainTop1, valLoss, valMetrics?.Top1 ?? double.NaN,
                     testLoss, testMetrics?.Top1 ?? double.NaN, testMetrics?.Top5 ?? double.NaN, clock.Elapsed.TotalSeconds, imagesPerSecond);
                 state.History.Add(metrics);
-                if (state.BestEpoch == 0 || score > state.BestScore || double.IsPositiveInfinity(score))
+                if (state.BestEpoch == 0 || score is null || score > state.BestScore)
                 {
                     state.BestEpoch = epoch + 1;
-                    state.BestScore = score;
+                    state.BestScore = score ?? double.NaN;
                     CheckpointLoader.Save(weightsPath, model, plan.Spec, plan.Preprocess, data.Train.ClassNames);
                     bestTest = testMetrics;
                 }

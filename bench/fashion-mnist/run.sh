@@ -5,12 +5,16 @@
 # dataset's own benchmark table) and 0.95.
 # Usage: bench/fashion-mnist/run.sh [model[:epochs[:width]]]…
 #   default: googlenet:8 inception_v3:5 inception_resnet_v2:2 (each about 20 minutes on 2 idle cores), width 0.25
-# Extra `incept train` options can be passed in the INCEPT_TRAIN_ARGS environment variable.
+# Extra `incept train` options can be passed in the INCEPT_TRAIN_ARGS environment variable. INCEPT_DLL names an
+# already built incept.dll (for example a copy outside the tree, so that builds during a long run cannot replace it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${*:-googlenet:8 inception_v3:5 inception_resnet_v2:2}
-dotnet build -c Release src/Incept.Cli -v q -nologo >/dev/null
-incept=src/Incept.Cli/bin/Release/net10.0/incept.dll
+incept=${INCEPT_DLL:-}
+if [[ -z "$incept" ]]; then
+  dotnet build -c Release src/Incept.Cli -v q -nologo >/dev/null
+  incept=src/Incept.Cli/bin/Release/net10.0/incept.dll
+fi
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "| date | model | width | epochs | best test top-1 | top-5 | minutes | minutes to 0.937 | minutes to 0.95 | machine | command |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"

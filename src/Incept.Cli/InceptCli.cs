@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using Incept.Cli.Commands;
 using Incept.Runtime;
 using Spectre.Console;
@@ -44,7 +45,14 @@ public static class InceptCli
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try
         {
-            return Build().Parse(args).Invoke(config);
+            var parsed = Build().Parse(args);
+            if (parsed.Action is ParseErrorAction)
+            {
+                foreach (var line in ParseErrors.Describe(parsed)) error.WriteLine(line);
+                return Usage;
+            }
+
+            return parsed.Invoke(config);
         }
         catch (NativeLibraryException e)
         {

@@ -112,4 +112,20 @@ public class CliTests
         Assert.Contains("between 0.25 and 1", error, StringComparison.Ordinal);
         Assert.Single(error.Trim().Split('\n'));
     }
+
+    [Theory]
+    [InlineData(new[] { "predict", "photo.jpg" }, "Option '--weights' is required; see 'incept predict --help' for the options.")]
+    [InlineData(new[] { "train", "--epochs", "abc" }, "'abc' is not a valid value for --epochs, which takes a whole number; see 'incept train --help'")]
+    [InlineData(new[] { "train", "--lr", "fast" }, "'fast' is not a valid value for --lr, which takes a number;")]
+    [InlineData(new[] { "trian" }, "Unrecognized command or argument 'trian'; see 'incept --help' for the options.")]
+    [InlineData(new[] { "models", "--format", "xml" }, "Argument 'xml' not recognized. Must be one of: 'table', 'json'; see 'incept models --help'")]
+    public void A_malformed_command_line_is_one_line_pointing_at_the_help_and_exit_code_2(string[] args, string expected)
+    {
+        var (code, output, error) = Run(args);
+        Assert.Equal(InceptCli.Usage, code);
+        Assert.Empty(output);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.StartsWith("error: ", error, StringComparison.Ordinal);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Incept.Data;
 using Incept.Export;
 using Incept.Inference;
+using Incept.Training;
 using Incept.Weights;
 using Spectre.Console;
 using TorchSharp;
@@ -34,16 +35,17 @@ internal static class PredictCommand
         var saveLogits = new Option<string?>("--save-logits") { Description = ".npy file to write the float32 N×classes logits to (rows in the order of the images read)." };
         var format = new Option<string>("--format") { Description = "Output format: table, json or csv.", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "json", "csv");
+        var tta = CommonOptions.Tta();
         var weights = new WeightsOptions();
         var command = new Command("predict", "Classify images with a model and show the most probable classes (or save the logits of a preprocessed tensor).")
         {
-            images, weightsFile, top, batchSize, engine, precision, inputTensor, saveLogits, format,
+            images, weightsFile, top, batchSize, engine, precision, tta, inputTensor, saveLogits, format,
         };
         weights.AddTo(command);
         command.SetAction(parse =>
         {
             CheckArguments(parse.GetValue(images) is { Length: > 0 }, parse.GetValue(inputTensor) is not null, parse.GetValue(saveLogits) is not null,
-                parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize));
+                parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(tta) != "none");
             var file = parse.GetValue(weightsFile)!;
             var options = weights.Read(parse);
             bool bf16 = parse.GetValue(precision) == CommonOptions.BFloat16;
@@ -53,13 +55,15 @@ internal static class PredictCommand
             using var target = PredictionTarget.Open(engineName, file, options, bf16);
             return parse.GetValue(inputTensor) is { } tensorFile
                 ? PredictTensor(parse.InvocationConfiguration.Output, target, tensorFile, parse.GetValue(saveLogits)!, parse.GetValue(format)!)
-                : PredictImages(parse, target, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!);
+                : PredictImages(parse, target, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!,
+                    TestTimeAugmentationNames.Parse(parse.GetValue(tta)!));
         });
         return command;
     }
 
-    private static void CheckArguments(bool hasImages, bool hasTensor, bool hasLogitsFile, string format, int top, int batchSize)
+    private static void CheckArguments(bool hasImages, bool hasTensor, bool hasLogitsFile, string format, int top, int batchSize, bool augmented)
     {
+        if (hasTensor && augmented) throw new UsageException("--tta applies to images; a preprocessed --input-tensor is run as it is, so leave out --tta.");
         if (hasImages && hasTensor) throw new UsageException("Give either images or --input-tensor, not both.");
         if (!hasImages && !hasTensor) throw new UsageException("Name image files or folders to classify (or give --input-tensor with --save-logits).");
         if (hasTensor && !hasLogitsFile) throw new UsageException("--input-tensor needs --save-logits, the .npy file to write the logits to.");
@@ -92,7 +96,8 @@ internal static class PredictCommand
         return 0;
     }
 
-    private static int PredictImages(ParseResult parse, PredictionTarget target, string weightsFile, string[] paths, int top, int batchSize, string? logitsFile, string format)
+    private static int PredictImages(ParseResult parse, PredictionTarget target, string weightsFile, string[] paths, int top, int batchSize, string? logitsFile, string format,
+        TestTimeAugmentation tta)
     {
         var output = parse.InvocationConfiguration.Output;
         var error = parse.InvocationConfiguration.Error;
@@ -100,7 +105,7 @@ internal static class PredictCommand
             throw new InceptException($"'{weightsFile}' holds {target.ModelName} without a classifier, so it predicts no classes; use 'incept features' for its embeddings.");
         var files = ImageFiles.Expand(paths);
         var labels = ClassLabels.Resolve(target.NumClasses, target.ClassNames, target.LabelSet);
-        var predictor = new Predictor(target.Engine, target.Preprocessor(weightsFile, error), labels);
+        var predictor = new Predictor(target.Engine, target.Preprocessor(weightsFile, error), labels, tta);
         var predictions = new List<ImagePrediction>();
         var failures = new List<ImageFailure>();
         BatchProgress.Run(error, "Predicting", files.Count, done =>
@@ -126,7 +131,7 @@ internal static class PredictCommand
             case "json":
                 output.WriteLine(JsonSerializer.Serialize(new
                 {
-                    model = target.ModelName, engine = target.Engine.Name, preprocess = predictor.Preprocessor.Spec,
+                    model = target.ModelName, engine = target.Engine.Name, tta = tta.Name(), preprocess = predictor.Preprocessor.Spec,
                     predictions = predictions.Select(p => new
                     {
                         image = p.Path,

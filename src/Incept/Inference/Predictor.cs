@@ -1,4 +1,5 @@
 using Incept.Data;
+using Incept.Training;
 using static TorchSharp.torch;
 
 namespace Incept.Inference;
@@ -20,8 +21,13 @@ public sealed class Predictor
 {
     private readonly IInferenceEngine _engine;
 
-    /// <summary>Classifies with <paramref name="engine"/> the images <paramref name="preprocessor"/> prepares; <paramref name="classNames"/> names the outputs.</summary>
-    public Predictor(IInferenceEngine engine, ImagePreprocessor preprocessor, IReadOnlyList<string> classNames)
+    /// <summary>
+    /// Classifies with <paramref name="engine"/> the images <paramref name="preprocessor"/> prepares; <paramref name="classNames"/>
+    /// names the outputs. With <paramref name="tta"/> each image is scored over its views (see <see cref="TestTimeAugmentation"/>):
+    /// the probabilities are their mean and the logits the logarithm of that mean.
+    /// </summary>
+    public Predictor(IInferenceEngine engine, ImagePreprocessor preprocessor, IReadOnlyList<string> classNames,
+        TestTimeAugmentation tta = TestTimeAugmentation.None)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(preprocessor);
@@ -29,7 +35,11 @@ public sealed class Predictor
         _engine = engine;
         Preprocessor = preprocessor;
         ClassNames = classNames;
+        Tta = tta;
     }
+
+    /// <summary>The views each image is scored over.</summary>
+    public TestTimeAugmentation Tta { get; }
 
     /// <summary>How images are prepared.</summary>
     public ImagePreprocessor Preprocessor { get; }
@@ -48,7 +58,7 @@ public sealed class Predictor
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
         using var batch = Preprocessor.LoadBatch(paths);
         if (batch.Images is null) return new PredictionBatch([], batch.Failures);
-        using var logits = _engine.Run(batch.Images);
+        using var logits = Trainer.AugmentedLogits(_engine.Run, batch.Images, Tta);
         if (logits.dim() != 2 || logits.shape[0] != batch.Paths.Count)
             throw new InceptException($"The {_engine.Name} engine returned logits shaped [{string.Join(", ", logits.shape)}] for {batch.Paths.Count} images; expected one row per image.");
         int classes = (int)logits.shape[1];

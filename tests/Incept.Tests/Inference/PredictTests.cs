@@ -6,6 +6,7 @@ using Incept.Inference;
 using Incept.Models;
 using Incept.Registry;
 using Incept.Tests.Data;
+using Incept.Tests.Models;
 using Incept.Weights;
 using SkiaSharp;
 using static TorchSharp.torch;
@@ -30,12 +31,19 @@ public sealed class PredictTests : IDisposable
     private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     /// <summary>A googlenet at width 0.25 with the small-input stem and <paramref name="inChannels"/> inputs, saved with its class names.</summary>
-    private string SaveCheckpoint(int inChannels = 3, PreprocessSpec? spec = null, string[]? classes = null, string name = "tiny.safetensors")
+    /// <remarks>
+    /// Its BatchNorm statistics are calibrated on random inputs, so that its logits depend on the image; <paramref name="logitScale"/>
+    /// multiplies the classifier's weights (an untrained classifier's logits are a few hundredths; a trained one's are units).
+    /// </remarks>
+    private string SaveCheckpoint(int inChannels = 3, PreprocessSpec? spec = null, string[]? classes = null, string name = "tiny.safetensors", double logitScale = 1)
     {
         classes ??= Classes;
         manual_seed(7);
         var modelSpec = ModelRegistry.Get("googlenet");
         using var model = ModelFactory.Create(modelSpec, new ModelConfig { NumClasses = classes.Length, InChannels = inChannels, Width = 0.25, SmallInput = true });
+        BatchNormCalibration.CalibrateAndPerturb(model, inChannels, 32, 7);
+        model.eval();
+        using (no_grad()) model.named_parameters().Single(p => p.name == "fc.weight").parameter.mul_(logitScale);
         var path = dir.File(name);
         CheckpointLoader.Save(path, model, modelSpec, spec ?? Spec, classes);
         return path;
@@ -87,6 +95,7 @@ public sealed class PredictTests : IDisposable
         using var loaded = CheckpointLoader.Load(weights);
         using var input = HandPrepared(a, b);
         using var expected = loaded.Model.call(input).Logits.detach();
+        Assert.False(expected[0].allclose(expected[1], rtol: 1e-3, atol: 1e-3), "the two images get the same logits, so the check below cannot see the preprocessing");
         using var probabilities = expected.softmax(1);
         using var saved = Npy.Read(logitsFile);
         Assert.Equal(expected.shape, saved.shape);
@@ -114,10 +123,42 @@ public sealed class PredictTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("torch")]
+    [InlineData("onnx")]
+    public void Flip_tta_scores_an_image_by_the_mean_probabilities_of_it_and_its_mirror_image(string engine)
+    {
+        var weights = SaveCheckpoint();
+        var a = TestImages.Write(dir.File("a.png"), 32, 32, gray: false, seed: 3);
+        var mirrored = TestImages.Write(dir.File("a-mirrored.png"), 32, 32, gray: false, seed: 3, mirror: true);
+        var logitsFile = dir.File("logits.npy");
+        var (code, output, error) = Run("predict", "--weights", weights, a, mirrored, "--engine", engine, "--tta", "flip", "--format", "json", "--save-logits", logitsFile);
+        Assert.True(code == 0, error);
+        Assert.Equal("flip", JsonDocument.Parse(output).RootElement.GetProperty("tta").GetString());
+
+        // By hand: the model on the image and on its mirror image, softmax of each, mean, logarithm.
+        using var loaded = CheckpointLoader.Load(weights);
+        using var input = HandPrepared(a);
+        using var plain = loaded.Model.call(input).Logits.detach().softmax(1);
+        using var flipped = loaded.Model.call(input.flip(-1)).Logits.detach().softmax(1);
+        using var expected = plain.add(flipped).div(2).log();
+        using var saved = Npy.Read(logitsFile);
+        // Tolerances are set against how far apart the two views are.
+        double views = plain.log().sub(flipped.log()).abs().max().item<float>();
+        Assert.True(views > 1e-4, $"the test image is nearly symmetric (views differ by {views}), so it cannot tell the views apart");
+        Assert.True(saved[0].unsqueeze(0).sub(expected).abs().max().item<float>() < views / 100, "flip logits differ from the hand computation");
+        // The mirror image has the same two views, so it scores alike.
+        Assert.True(saved[1].sub(saved[0]).abs().max().item<float>() < views / 100, "an image and its mirror image score differently under flip tta");
+
+        (code, _, error) = Run("predict", "--weights", weights, "--input-tensor", "x.npy", "--save-logits", logitsFile, "--tta", "flip");
+        Assert.Equal(InceptCli.Usage, code);
+        Assert.Contains("leave out --tta", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Bfloat16_predicts_with_the_fast_engine_close_to_the_float32_logits()
     {
-        var weights = SaveCheckpoint();
+        var weights = SaveCheckpoint(logitScale: 100);
         var a = TestImages.Write(dir.File("a.png"), 32, 32, gray: false, seed: 1);
         var full = dir.File("full.npy");
         var rounded = dir.File("rounded.npy");
@@ -130,7 +171,8 @@ public sealed class PredictTests : IDisposable
         using var y = Npy.Read(rounded);
         double scale = x.abs().max().item<float>();
         double error2 = (x - y).abs().max().item<float>() / scale;
-        Assert.True(error2 is > 0 and < 0.1, $"bfloat16 logits differ from float32 by {error2} of the largest");
+        Assert.True(scale > 1, $"the largest logit is {scale}, too small for a relative comparison");
+        Assert.True(error2 is > 0 and < 0.1, $"bfloat16 logits differ from float32 by {error2} of the largest ({string.Join(", ", x.data<float>().ToArray())} / {string.Join(", ", y.data<float>().ToArray())})");
 
         (code, _, error) = Run("predict", "--weights", weights, a, "--engine", "onnx", "--precision", "bfloat16");
         Assert.Equal(1, code);

@@ -6,11 +6,12 @@ namespace Incept.Tests.Inference;
 /// <summary>
 /// Synthetic photographs written with SkiaSharp: smooth shading, fine texture, noise, and hard-edged patches of
 /// saturated colour (black, white, primaries), so that resampling filters meet both gentle gradients and the
-/// clipped edges where bicubic overshoots.
+/// clipped edges where bicubic overshoots. With <c>mirror</c> the same picture is written flipped left to right.
 /// </summary>
 internal static class TestImages
 {
-    public static string Write(string path, int width, int height, bool gray, int seed, SKEncodedImageFormat format = SKEncodedImageFormat.Png, int quality = 100)
+    public static string Write(string path, int width, int height, bool gray, int seed, SKEncodedImageFormat format = SKEncodedImageFormat.Png, int quality = 100,
+        bool mirror = false)
     {
         var random = new Random(seed);
         int channels = gray ? 1 : 3;
@@ -41,12 +42,13 @@ internal static class TestImages
         {
             for (int x = 0; x < width; x++)
             {
+                int source = y * width + (mirror ? width - 1 - x : x);
                 if (gray)
                 {
-                    row[x] = pixels[y * width + x];
+                    row[x] = pixels[source];
                     continue;
                 }
-                for (int c = 0; c < 3; c++) row[4 * x + c] = pixels[(y * width + x) * 3 + c];
+                for (int c = 0; c < 3; c++) row[4 * x + c] = pixels[source * 3 + c];
                 row[4 * x + 3] = 255;
             }
             Marshal.Copy(row, 0, bitmap.GetPixels() + y * info.RowBytes, row.Length);

@@ -290,32 +290,12 @@ public sealed class OnnxExportTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    /// <summary>
-    /// Builds <paramref name="name"/> with random BatchNorm affine parameters and running statistics taken from a
-    /// random batch, so that evaluation mode neither explodes nor vanishes and folding has non-trivial work.
-    /// </summary>
+    /// <summary>Builds <paramref name="name"/> with calibrated BatchNorms (<see cref="BatchNormCalibration.Calibrate"/>), in evaluation mode.</summary>
     internal static InceptionModel Calibrated(string name, ModelConfig config, int size, int calibrationBatch = 4)
     {
         manual_seed(1234);
         var model = ModelFactory.Create(name, config);
-        using (no_grad())
-        {
-            foreach (var bn in model.modules().OfType<BatchNorm>())
-            {
-                bn.weight!.uniform_(0.5, 1.5);
-                bn.bias!.normal_(0, 0.1);
-                bn.momentum = 1.0;
-            }
-
-            model.train();
-            using var scope = NewDisposeScope();
-            model.call(Images(calibrationBatch, size, channels: config.InChannels, seed: 99));
-            // Dividing by the root mean square rather than the standard deviation keeps a channel with a large mean and
-            // a small spread from amplifying float32 round-off (x - mean cancels), which would swamp the comparison.
-            foreach (var bn in model.modules().OfType<BatchNorm>()) bn.running_var!.add_(bn.running_mean!.square());
-        }
-
-        model.eval();
+        BatchNormCalibration.Calibrate(model, config.InChannels, size, seed: 99, batch: calibrationBatch);
         return model;
     }
 

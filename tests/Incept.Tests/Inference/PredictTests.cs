@@ -41,7 +41,7 @@ public sealed class PredictTests : IDisposable
         manual_seed(7);
         var modelSpec = ModelRegistry.Get("googlenet");
         using var model = ModelFactory.Create(modelSpec, new ModelConfig { NumClasses = classes.Length, InChannels = inChannels, Width = 0.25, SmallInput = true });
-        BatchNormCalibration.CalibrateAndPerturb(model, inChannels, 32, 7);
+        BatchNormCalibration.Calibrate(model, inChannels, 32, seed: 7);
         model.eval();
         using (no_grad()) model.named_parameters().Single(p => p.name == "fc.weight").parameter.mul_(logitScale);
         var path = dir.File(name);

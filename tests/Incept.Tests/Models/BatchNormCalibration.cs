@@ -5,53 +5,44 @@ using static TorchSharp.torch;
 namespace Incept.Tests.Models;
 
 /// <summary>
-/// Gives a freshly initialised network BatchNorm statistics measured on one batch of random inputs. With the initial
-/// statistics (mean 0, variance 1) evaluation mode does not rescale, the small initial weights shrink the activations
-/// layer by layer to nothing, and the logits are the classifier's bias whatever the input; after calibration each layer
-/// sees unit-scale inputs, as in a trained network, so the logits depend on the image.
+/// Gives a freshly initialised network BatchNorm parameters and statistics that make evaluation mode behave like a
+/// trained network's. With the initial statistics (mean 0, variance 1) evaluation mode does not rescale, the small
+/// initial weights shrink the activations layer by layer to nothing, and the logits are the biases whatever the input.
 /// </summary>
 internal static class BatchNormCalibration
 {
-    /// <summary>Sets the running statistics of every BatchNorm of <paramref name="model"/> to those of one batch of random <paramref name="size"/>-pixel inputs.</summary>
-    public static void Calibrate(InceptionModel model, int inChannels, int size, int seed = 0)
+    /// <summary>
+    /// Draws every BatchNorm's scale from U(0.5, 1.5) and shift from N(0, 0.1), then sets its running statistics from
+    /// one batch of <paramref name="batch"/> random <paramref name="size"/>-pixel inputs: the batch mean, and as
+    /// variance the mean square (variance plus squared mean). Dividing by the root mean square rather than the
+    /// deviation keeps a channel with a large mean and a small spread from amplifying float32 round-off (x − mean
+    /// cancels), which would swamp comparisons between engines. The activations keep about unit scale, the logits
+    /// depend on the input, and folding the statistics into the convolutions is far from the identity.
+    /// </summary>
+    public static void Calibrate(InceptionModel model, int inChannels, int size, int seed, int batch = 4)
     {
         var norms = model.modules().OfType<BatchNorm>().ToList();
         var momenta = norms.Select(bn => bn.momentum).ToList();
-        bool training = model.training;
+        using var generator = new Generator((ulong)seed);
         try
         {
-            // Momentum 1: the running statistics become this batch's.
-            foreach (var bn in norms) bn.momentum = 1.0;
-            model.train();
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            model.call(randn([8, inChannels, size, size], generator: new Generator((ulong)seed)));
+            foreach (var bn in norms)
+            {
+                bn.weight?.uniform_(0.5, 1.5, generator);
+                bn.bias?.normal_(0, 0.1, generator);
+                bn.momentum = 1.0; // the running statistics become this batch's
+            }
+
+            model.train();
+            model.call(randn([batch, inChannels, size, size], generator: generator));
+            foreach (var bn in norms) bn.running_var!.add_(bn.running_mean!.square());
         }
         finally
         {
             for (int i = 0; i < norms.Count; i++) norms[i].momentum = momenta[i];
-            model.train(training);
-        }
-    }
-
-    /// <summary>
-    /// <see cref="Calibrate"/>, then moves every BatchNorm's statistics and affine parameters away from it (mean shifted
-    /// by up to a few tenths of a deviation, variance scaled by 0.7–1.3, scale 0.75–1.25, shift of a few tenths), so
-    /// that folding them into the convolutions is not the identity while the activations keep their unit scale.
-    /// </summary>
-    public static void CalibrateAndPerturb(InceptionModel model, int inChannels, int size, int seed)
-    {
-        Calibrate(model, inChannels, size, seed);
-        using var _ = no_grad();
-        var g = new Generator((ulong)seed);
-        foreach (var bn in model.modules().OfType<BatchNorm>())
-        {
-            long c = bn.running_mean!.shape[0];
-            using var scope = NewDisposeScope();
-            bn.running_mean.add_(randn(c, generator: g).mul_(bn.running_var!.sqrt()).mul_(0.2));
-            bn.running_var.mul_(rand(c, generator: g).mul_(0.6).add_(0.7));
-            bn.weight?.copy_(rand(c, generator: g).mul_(0.5).add_(0.75));
-            bn.bias?.copy_(randn(c, generator: g).mul_(0.2));
+            model.eval();
         }
     }
 

@@ -44,8 +44,9 @@ internal static class PredictCommand
         weights.AddTo(command);
         command.SetAction(parse =>
         {
+            var augmentation = TestTimeAugmentationNames.Parse(parse.GetValue(tta)!);
             CheckArguments(parse.GetValue(images) is { Length: > 0 }, parse.GetValue(inputTensor) is not null, parse.GetValue(saveLogits) is not null,
-                parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(tta) != "none");
+                parse.GetValue(format)!, parse.GetValue(top), parse.GetValue(batchSize), augmentation != TestTimeAugmentation.None);
             var file = parse.GetValue(weightsFile)!;
             var options = weights.Read(parse);
             bool bf16 = parse.GetValue(precision) == CommonOptions.BFloat16;
@@ -55,8 +56,7 @@ internal static class PredictCommand
             using var target = PredictionTarget.Open(engineName, file, options, bf16);
             return parse.GetValue(inputTensor) is { } tensorFile
                 ? PredictTensor(parse.InvocationConfiguration.Output, target, tensorFile, parse.GetValue(saveLogits)!, parse.GetValue(format)!)
-                : PredictImages(parse, target, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!,
-                    TestTimeAugmentationNames.Parse(parse.GetValue(tta)!));
+                : PredictImages(parse, target, file, parse.GetValue(images)!, parse.GetValue(top), parse.GetValue(batchSize), parse.GetValue(saveLogits), parse.GetValue(format)!, augmentation);
         });
         return command;
     }

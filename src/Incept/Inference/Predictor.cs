@@ -58,7 +58,7 @@ public sealed class Predictor
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
         using var batch = Preprocessor.LoadBatch(paths);
         if (batch.Images is null) return new PredictionBatch([], batch.Failures);
-        using var logits = Trainer.AugmentedLogits(_engine.Run, batch.Images, Tta);
+        using var logits = Tta.Logits(_engine.Run, batch.Images);
         if (logits.dim() != 2 || logits.shape[0] != batch.Paths.Count)
             throw new InceptException($"The {_engine.Name} engine returned logits shaped [{string.Join(", ", logits.shape)}] for {batch.Paths.Count} images; expected one row per image.");
         int classes = (int)logits.shape[1];

@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace Incept.Training;
 
 /// <summary>
@@ -35,4 +38,25 @@ public static class TestTimeAugmentationNames
 
     /// <summary>The short name of <paramref name="tta"/> (<c>none</c>, <c>flip</c>).</summary>
     public static string Name(this TestTimeAugmentation tta) => tta == TestTimeAugmentation.HorizontalFlip ? "flip" : "none";
+}
+
+/// <summary>Applying a <see cref="TestTimeAugmentation"/>, for training evaluations and predictions alike.</summary>
+public static class TestTimeAugmentationExtensions
+{
+    /// <summary>
+    /// The logits <paramref name="logitsOf"/> gives <paramref name="images"/> under <paramref name="tta"/>: as they are, or,
+    /// for <see cref="TestTimeAugmentation.HorizontalFlip"/>, the logarithm of the mean of the class probabilities of the
+    /// images and of their mirror images.
+    /// </summary>
+    public static Tensor Logits(this TestTimeAugmentation tta, Func<Tensor, Tensor> logitsOf, Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(logitsOf);
+        ArgumentNullException.ThrowIfNull(images);
+        if (tta == TestTimeAugmentation.None) return logitsOf(images);
+        using var scope = NewDisposeScope();
+        using var ln2 = Math.Log(2).ToScalar();
+        var plain = logitsOf(images).log_softmax(1);
+        var mirrored = logitsOf(images.flip(-1)).log_softmax(1);
+        return stack([plain, mirrored]).logsumexp(0).sub_(ln2).MoveToOuterDisposeScope();
+    }
 }

@@ -174,23 +174,6 @@ public static class Trainer
         return Evaluate(engine.Run, loader, numClasses, CPU, progress, "test", 0, 1, tta);
     }
 
-    /// <summary>
-    /// The logits <paramref name="logitsOf"/> gives <paramref name="images"/> under <paramref name="tta"/>: as they are, or,
-    /// for <see cref="TestTimeAugmentation.HorizontalFlip"/>, the logarithm of the mean of the class probabilities of the
-    /// images and of their mirror images.
-    /// </summary>
-    public static Tensor AugmentedLogits(Func<Tensor, Tensor> logitsOf, Tensor images, TestTimeAugmentation tta)
-    {
-        ArgumentNullException.ThrowIfNull(logitsOf);
-        ArgumentNullException.ThrowIfNull(images);
-        if (tta == TestTimeAugmentation.None) return logitsOf(images);
-        using var scope = NewDisposeScope();
-        using var ln2 = Math.Log(2).ToScalar();
-        var plain = logitsOf(images).log_softmax(1);
-        var mirrored = logitsOf(images.flip(-1)).log_softmax(1);
-        return stack([plain, mirrored]).logsumexp(0).sub_(ln2).MoveToOuterDisposeScope();
-    }
-
     private static (double Loss, ClassificationMetrics Metrics) Evaluate(Func<Tensor, Tensor> logitsOf, DataLoader loader, int numClasses, Device device,
         IProgress<TrainProgress>? progress, string phase, int epoch, int epochs, TestTimeAugmentation tta)
     {
@@ -206,7 +189,7 @@ public static class Trainer
             using (var scope = NewDisposeScope())
             {
                 var y = batch.Labels.to(device);
-                var logits = AugmentedLogits(logitsOf, batch.Images, tta);
+                var logits = tta.Logits(logitsOf, batch.Images);
                 lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
                 metrics.Update(logits, y);
             }

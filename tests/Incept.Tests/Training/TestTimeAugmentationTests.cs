@@ -20,8 +20,8 @@ public class TestTimeAugmentationTests
     {
         // One 1×1×2 image with pixels (1, 3): logits (1, 3, 0), mirrored (3, 1, 0).
         using var image = tensor(new double[] { 1, 3 }, [1, 1, 1, 2]);
-        using var plain = Trainer.AugmentedLogits(HalfSums, image, TestTimeAugmentation.None);
-        using var flipped = Trainer.AugmentedLogits(HalfSums, image, TestTimeAugmentation.HorizontalFlip);
+        using var plain = TestTimeAugmentation.None.Logits(HalfSums, image);
+        using var flipped = TestTimeAugmentation.HorizontalFlip.Logits(HalfSums, image);
         Assert.Equal(new double[] { 1, 3, 0 }, plain.data<double>().ToArray());
 
         double z = Math.Exp(1) + Math.Exp(3) + 1;
@@ -40,9 +40,9 @@ public class TestTimeAugmentationTests
         using var weights = randn([3, 2 * 5 * 6], dtype: ScalarType.Float64, generator: gen);
         Tensor Linear(Tensor x) => x.flatten(1).matmul(weights.t());
 
-        using var a = Trainer.AugmentedLogits(Linear, images, TestTimeAugmentation.HorizontalFlip);
+        using var a = TestTimeAugmentation.HorizontalFlip.Logits(Linear, images);
         using var mirrored = images.flip(-1);
-        using var b = Trainer.AugmentedLogits(Linear, mirrored, TestTimeAugmentation.HorizontalFlip);
+        using var b = TestTimeAugmentation.HorizontalFlip.Logits(Linear, mirrored);
         Assert.True(a.allclose(b, rtol: 1e-12, atol: 1e-12));
         using var plainA = Linear(images);
         using var plainB = Linear(mirrored);
@@ -50,7 +50,7 @@ public class TestTimeAugmentationTests
 
         using var symmetric = (images + mirrored) / 2;
         using var once = Linear(symmetric).log_softmax(1);
-        using var averaged = Trainer.AugmentedLogits(Linear, symmetric, TestTimeAugmentation.HorizontalFlip);
+        using var averaged = TestTimeAugmentation.HorizontalFlip.Logits(Linear, symmetric);
         Assert.True(averaged.allclose(once, rtol: 1e-12, atol: 1e-12));
     }
 

@@ -3,8 +3,14 @@
 # one configuration per process, and writes a Markdown table of ratios.
 #
 #   bench/compare/run.sh [--iterations N] [--warmup N] [--threads N] [--models "googlenet inception_v3"]
-#                        [--batches "1 16"] [--rounds N] [--out DIR]
+#                        [--batches "1 16"] [--rounds N] [--bf16 auto|on|off] [--out DIR]
 #
+# Incept's processes run with the C allocator the CLI picks (tcmalloc where libtcmalloc-minimal4 is installed); the
+# PyTorch anchors run both as Python starts them and with the same tcmalloc preloaded (the *_tcmalloc labels), and
+# the report takes the faster as PyTorch's best.
+#
+# --bf16 auto (the default) runs the bfloat16 configurations only where the CPU multiplies bfloat16 natively
+# (avx512_bf16 or amx_bf16 in /proc/cpuinfo); elsewhere libtorch emulates it and they only cost time.
 # Every configuration runs once per round, and the rounds run one after the other, so that a slow spell of the
 # machine (a virtual machine's neighbours, say) lands in one round of a few configurations rather than in every
 # measurement of one; the report gives the median over rounds. Batch-1 inference times 4 × N iterations, since
@@ -23,6 +29,7 @@ models="googlenet inception_v3"
 batches="1 16"
 train_batch=16
 rounds=3
+bf16=auto
 out=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -33,11 +40,17 @@ while [[ $# -gt 0 ]]; do
     --batches) batches="$2"; shift 2 ;;
     --train-batch) train_batch="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --bf16) bf16="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$bf16" in
+  auto) if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then bf16=on; else bf16=off; fi ;;
+  on|off) ;;
+  *) echo "--bf16 takes auto, on or off" >&2; exit 2 ;;
+esac
 out="${out:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 results="$out/results.jsonl"
@@ -45,6 +58,11 @@ notes="$out/notes.txt"
 : > "$results"
 : > "$notes"
 python=/usr/bin/python3
+tcmalloc=""
+for f in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib64/libtcmalloc_minimal.so.4; do
+  [[ -f "$f" ]] && { tcmalloc="$f"; break; }
+done
+[[ -n "$tcmalloc" ]] || echo "no tcmalloc (apt-get install libtcmalloc-minimal4): the PyTorch tcmalloc anchors are left out" | tee -a "$notes" >&2
 if ! "$python" -c 'import torch, torchvision' 2>/dev/null; then
   echo "Debian's python3-torch and python3-torchvision are needed: apt-get install python3-torch python3-torchvision" >&2
   exit 1
@@ -102,24 +120,36 @@ for round in $(seq 1 "$rounds"); do
       for engine in eager channels_last torchscript; do
         run_torch "$engine" --model "$model" --batch-size "$batch" --engine "$engine"
       done
+      if [[ -n "$tcmalloc" ]]; then
+        for engine in channels_last torchscript; do
+          LD_PRELOAD="$tcmalloc" run_torch "${engine}_tcmalloc" --model "$model" --batch-size "$batch" --engine "$engine"
+        done
+      fi
       # The optional bfloat16 paths: Incept's fast engine in bfloat16, PyTorch channels-last under bfloat16 autocast.
-      run_incept fast-bf16 --model "$model" --batch-size "$batch" --engine fast --precision bfloat16
-      run_torch channels_last_bf16 --model "$model" --batch-size "$batch" --engine channels_last_bf16
+      if [[ "$bf16" == on ]]; then
+        run_incept fast-bf16 --model "$model" --batch-size "$batch" --engine fast --precision bfloat16
+        run_torch channels_last_bf16 --model "$model" --batch-size "$batch" --engine channels_last_bf16
+      fi
     done
     iterations_for "$train_batch" train
     run_incept torch --model "$model" --batch-size "$train_batch" --mode train --aux
     run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last
-    run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last --precision bfloat16
-    for engine in eager channels_last channels_last_bf16; do
+    train_engines="eager channels_last"
+    if [[ "$bf16" == on ]]; then
+      run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last --precision bfloat16
+      train_engines="$train_engines channels_last_bf16"
+    fi
+    for engine in $train_engines; do
       run_torch "$engine" --model "$model" --batch-size "$train_batch" --mode train --engine "$engine"
     done
+    [[ -n "$tcmalloc" ]] && LD_PRELOAD="$tcmalloc" run_torch channels_last_tcmalloc --model "$model" --batch-size "$train_batch" --mode train --engine channels_last
   done
 done
 for model in $models; do rm -f "$out/$model.onnx"; done
 uptime > "$out/load-after.txt"
 
 "$python" "$here/report.py" --results "$results" --notes "$notes" --load-before "$out/load-before.txt" \
-  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --threads $threads --rounds $rounds" \
+  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --threads $threads --rounds $rounds --bf16 $bf16" \
   --repo "$root" > "$out/report.md"
 cat "$out/report.md"
 echo "wrote $out/report.md" >&2

@@ -1,5 +1,5 @@
 using Incept.Cli;
 
-// The compute-heavy commands restart themselves with malloc using huge pages (see HugePages); this returns when not.
-HugePages.Relaunch(args);
+// The compute-heavy commands restart themselves with a faster C allocator (see FastMalloc); this returns when not.
+FastMalloc.Relaunch(args);
 return InceptCli.Run(args);

@@ -4,20 +4,35 @@ using Incept.Cli;
 
 namespace Incept.Tests.Cli;
 
-public sealed class HugePagesTests
+public sealed class FastMallocTests
 {
     private const string Madvise = "always [madvise] never\n";
+    private const string TcMalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
 
     private static Func<string, string?> Env(params (string Name, string Value)[] vars) =>
         name => vars.FirstOrDefault(v => v.Name == name).Value;
 
+    private static MallocRelaunch? Plan(string[] args, Func<string, string?> env, string? thp = Madvise, string? tcmalloc = TcMalloc, bool linux = true) =>
+        FastMalloc.Plan(args, env, linux, thp, tcmalloc);
+
     [Fact]
-    public void Heavy_commands_are_relaunched_with_the_tunable_added_to_any_there_are()
+    public void Heavy_commands_are_relaunched_with_tcmalloc_preloaded_where_it_is_installed()
     {
-        Assert.Equal("glibc.malloc.hugetlb=1", HugePages.RelaunchTunables(["train"], Env(), true, Madvise));
-        Assert.Equal("glibc.malloc.hugetlb=1", HugePages.RelaunchTunables(["bench", "--model", "googlenet"], Env(), true, "[always] madvise never"));
+        Assert.Equal(new MallocRelaunch(MallocKind.TcMalloc, "LD_PRELOAD", TcMalloc), Plan(["train"], Env()));
+        Assert.Equal(new MallocRelaunch(MallocKind.TcMalloc, "LD_PRELOAD", TcMalloc + ":/opt/x/libhook.so"),
+            Plan(["bench", "--model", "googlenet"], Env(("LD_PRELOAD", "/opt/x/libhook.so"))));
+        // The kernel's huge-pages setting does not matter to tcmalloc.
+        Assert.Equal(MallocKind.TcMalloc, Plan(["eval"], Env(("INCEPT_MALLOC", "auto")), thp: "always madvise [never]")?.Kind);
+    }
+
+    [Fact]
+    public void Without_tcmalloc_or_when_asked_heavy_commands_get_huge_pages_added_to_any_tunables()
+    {
+        Assert.Equal(new MallocRelaunch(MallocKind.HugePages, "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"), Plan(["train"], Env(), tcmalloc: null));
+        Assert.Equal(new MallocRelaunch(MallocKind.HugePages, "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"),
+            Plan(["bench"], Env(("INCEPT_MALLOC", "hugepages")), thp: "[always] madvise never"));
         Assert.Equal("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
-            HugePages.RelaunchTunables(["eval"], Env(("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")), true, Madvise));
+            Plan(["eval"], Env(("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")), tcmalloc: null)?.Value);
     }
 
     [Theory]
@@ -27,27 +42,29 @@ public sealed class HugePagesTests
     [InlineData("")]
     public void Quick_commands_and_help_run_in_this_process(string command)
     {
-        Assert.Null(HugePages.RelaunchTunables(command.Split(' ', StringSplitOptions.RemoveEmptyEntries), Env(), true, Madvise));
+        Assert.Null(Plan(command.Split(' ', StringSplitOptions.RemoveEmptyEntries), Env()));
     }
 
     [Fact]
-    public void No_relaunch_when_switched_off_already_set_off_Linux_or_when_the_kernel_says_never()
+    public void No_relaunch_when_switched_off_relaunched_already_set_or_off_Linux()
     {
-        Assert.Null(HugePages.RelaunchTunables(["train"], Env(("INCEPT_HUGE_PAGES", "0")), true, Madvise));
-        Assert.Null(HugePages.RelaunchTunables(["train"], Env(("INCEPT_HUGE_PAGES", "relaunched")), true, Madvise)); // at most once
-        Assert.Null(HugePages.RelaunchTunables(["train"], Env(("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")), true, Madvise));
-        Assert.Null(HugePages.RelaunchTunables(["train"], Env(), false, Madvise));
-        Assert.Null(HugePages.RelaunchTunables(["train"], Env(), true, "always madvise [never]"));
-        Assert.Null(HugePages.RelaunchTunables(["train"], Env(), true, null));
+        Assert.Null(Plan(["train"], Env(("INCEPT_MALLOC", "system"))));
+        Assert.Null(Plan(["train"], Env(("INCEPT_HUGE_PAGES", "0")))); // the older switch
+        Assert.Null(Plan(["train"], Env(("INCEPT_MALLOC", "relaunched")))); // at most once
+        Assert.Null(Plan(["train"], Env(("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")))); // the user's allocator
+        Assert.Null(Plan(["train"], Env(("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0"))));
+        Assert.Null(Plan(["train"], Env(), linux: false));
+        Assert.Null(Plan(["train"], Env(), thp: "always madvise [never]", tcmalloc: null));
+        Assert.Null(Plan(["train"], Env(), thp: null, tcmalloc: null));
     }
 
     [Fact]
     public void The_tunable_counts_only_when_it_turns_huge_pages_on()
     {
-        Assert.True(HugePages.HasTunable("glibc.malloc.hugetlb=1"));
-        Assert.True(HugePages.HasTunable("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"));
-        Assert.False(HugePages.HasTunable("glibc.malloc.hugetlb=0"));
-        Assert.False(HugePages.HasTunable(null));
+        Assert.True(FastMalloc.HasTunable("glibc.malloc.hugetlb=1"));
+        Assert.True(FastMalloc.HasTunable("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"));
+        Assert.False(FastMalloc.HasTunable("glibc.malloc.hugetlb=0"));
+        Assert.False(FastMalloc.HasTunable(null));
     }
 
     private static string? KernelSetting() =>
@@ -59,7 +76,9 @@ public sealed class HugePagesTests
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "incept.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment.Remove("GLIBC_TUNABLES");
-        start.Environment.Remove(HugePages.Switch);
+        start.Environment.Remove("LD_PRELOAD");
+        start.Environment.Remove(FastMalloc.Switch);
+        start.Environment.Remove(FastMalloc.OldSwitch);
         return start;
     }
 
@@ -76,31 +95,50 @@ public sealed class HugePagesTests
         return (process.ExitCode, stdout.Result, stderr);
     }
 
-    [SkippableFact]
-    public void The_program_runs_heavy_commands_with_huge_pages_and_passes_exit_codes_back()
-    {
-        Skip.IfNot(OperatingSystem.IsLinux() && HugePages.KernelAllows(KernelSetting()), "the kernel's transparent huge pages are off");
-        var on = RunToEnd(Incept(TinyBench));
-        Assert.True(on.Code == 0, on.Err);
-        Assert.True(JsonDocument.Parse(on.Out.Trim().Split('\n')[^1]).RootElement.GetProperty("malloc_huge_pages").GetBoolean());
+    private static string Malloc(string output) =>
+        JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement.GetProperty("malloc").GetString()!;
 
-        var offStart = Incept(TinyBench);
-        offStart.Environment[HugePages.Switch] = "0";
-        var off = RunToEnd(offStart);
+    private static (int Code, string Out, string Err) RunWith(string? malloc, params string[] args)
+    {
+        var start = Incept(args);
+        if (malloc is not null) start.Environment[FastMalloc.Switch] = malloc;
+        return RunToEnd(start);
+    }
+
+    [SkippableFact]
+    public void The_program_runs_heavy_commands_with_tcmalloc_and_passes_exit_codes_back()
+    {
+        Skip.If(!OperatingSystem.IsLinux() || FastMalloc.FindTcMalloc() is null, "tcmalloc is not installed (apt-get install libtcmalloc-minimal4)");
+        var on = RunWith(null, TinyBench);
+        Assert.True(on.Code == 0, on.Err);
+        Assert.Equal("tcmalloc", Malloc(on.Out));
+
+        var off = RunWith("system", TinyBench);
         Assert.True(off.Code == 0, off.Err);
-        Assert.False(JsonDocument.Parse(off.Out.Trim().Split('\n')[^1]).RootElement.GetProperty("malloc_huge_pages").GetBoolean());
+        Assert.Equal("glibc", Malloc(off.Out));
 
         // A user's mistake in the relaunched process: its one-line message and exit code come through.
-        var wrong = RunToEnd(Incept("bench", "--model", "no_such_net"));
+        var wrong = RunWith(null, "bench", "--model", "no_such_net");
         Assert.Equal(InceptCli.Usage, wrong.Code);
         Assert.Contains("no_such_net", wrong.Err, StringComparison.Ordinal);
         Assert.Single(wrong.Err.Trim().Split('\n'));
     }
 
     [SkippableFact]
+    public void The_program_runs_heavy_commands_with_huge_pages_when_asked()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && FastMalloc.KernelAllows(KernelSetting()), "the kernel's transparent huge pages are off");
+        var on = RunWith("hugepages", TinyBench);
+        Assert.True(on.Code == 0, on.Err);
+        Assert.Equal("glibc, huge pages", Malloc(on.Out));
+        Assert.True(JsonDocument.Parse(on.Out.Trim().Split('\n')[^1]).RootElement.GetProperty("malloc_huge_pages").GetBoolean());
+    }
+
+    [SkippableFact]
     public void The_relaunch_replaces_the_process_rather_than_starting_a_second_one()
     {
-        Skip.IfNot(OperatingSystem.IsLinux() && HugePages.KernelAllows(KernelSetting()), "the kernel's transparent huge pages are off");
+        Skip.IfNot(OperatingSystem.IsLinux() && (FastMalloc.FindTcMalloc() is not null || FastMalloc.KernelAllows(KernelSetting())),
+            "neither tcmalloc nor the kernel's transparent huge pages are there");
         var args = TinyBench.ToArray();
         args[Array.IndexOf(args, "--iterations") + 1] = "100000";
         using var process = Process.Start(Incept(args))!;
@@ -108,7 +146,7 @@ public sealed class HugePagesTests
         _ = process.StandardError.ReadToEndAsync();
         try
         {
-            // The same process id comes to carry the tunable in its environment once it has replaced itself.
+            // The same process id comes to carry the relaunch mark in its environment once it has replaced itself.
             bool relaunched = false;
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (!relaunched && DateTime.UtcNow < deadline && !process.HasExited)
@@ -116,14 +154,14 @@ public sealed class HugePagesTests
                 Thread.Sleep(100);
                 try
                 {
-                    relaunched = File.ReadAllText($"/proc/{process.Id}/environ").Split('\0').Contains("GLIBC_TUNABLES=" + HugePages.Tunable);
+                    relaunched = File.ReadAllText($"/proc/{process.Id}/environ").Split('\0').Contains(FastMalloc.Switch + "=relaunched");
                 }
                 catch (IOException)
                 {
                 }
             }
 
-            Assert.True(relaunched, "the process never ran with the tunable");
+            Assert.True(relaunched, "the process never started itself again");
             Assert.Equal("", File.ReadAllText($"/proc/{process.Id}/task/{process.Id}/children").Trim());
             Assert.Equal(0, Kill(process.Id, 15));
             Assert.True(process.WaitForExit(30_000), "the program did not stop after SIGTERM");

@@ -14,10 +14,24 @@ internal enum MallocKind
 
     /// <summary>gperftools' tcmalloc, preloaded (<c>LD_PRELOAD</c>).</summary>
     TcMalloc,
+
+    /// <summary>Another allocator the user preloaded (jemalloc, mimalloc).</summary>
+    Preloaded,
 }
 
-/// <summary>How the program starts itself again: one environment variable set to a value.</summary>
-internal sealed record MallocRelaunch(MallocKind Kind, string Variable, string Value);
+/// <summary>
+/// How the program starts itself again: <paramref name="Variable"/> set to <paramref name="Value"/>, and
+/// <paramref name="Extra"/> set where the environment does not set them already.
+/// </summary>
+internal sealed record MallocRelaunch(MallocKind Kind, string Variable, string Value, params (string Name, string Value)[] Extra)
+{
+    /// <inheritdoc/>
+    public bool Equals(MallocRelaunch? other) =>
+        other is not null && Kind == other.Kind && Variable == other.Variable && Value == other.Value && Extra.SequenceEqual(other.Extra);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Kind, Variable, Value, Extra.Length);
+}
 
 /// <summary>
 /// Runs the compute-heavy commands with a C allocator that keeps freed memory for the next training step or batch:
@@ -56,6 +70,10 @@ internal static class FastMalloc
     // tcmalloc's shared library as Debian (libtcmalloc-minimal4, libgoogle-perftools4) and others install it.
     private static readonly string[] TcMallocNames = ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"];
 
+    // tcmalloc writes a line to standard error for every allocation above 1 GiB (a large batch at 299 px makes
+    // such activations); the relaunch raises that threshold out of reach unless the user has set it.
+    private static readonly (string, string) QuietLargeAllocations = ("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", "1099511627776000");
+
     private static readonly string[] LibraryFolders =
         ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"];
 
@@ -71,7 +89,10 @@ internal static class FastMalloc
         get
         {
             if (!OperatingSystem.IsLinux()) return MallocKind.System;
-            if (MapsLibrary("libtcmalloc")) return MallocKind.TcMalloc;
+            var maps = MappedFiles();
+            if (maps.Any(m => m.Contains("libtcmalloc", StringComparison.Ordinal))) return MallocKind.TcMalloc;
+            if (maps.Any(m => m.Contains("libjemalloc", StringComparison.Ordinal) || m.Contains("libmimalloc", StringComparison.Ordinal)))
+                return MallocKind.Preloaded;
             return HasTunable(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) && KernelAllows(ReadThpSetting())
                 ? MallocKind.HugePages : MallocKind.System;
         }
@@ -82,6 +103,7 @@ internal static class FastMalloc
     {
         MallocKind.TcMalloc => "tcmalloc",
         MallocKind.HugePages => "glibc, huge pages",
+        MallocKind.Preloaded => "preloaded",
         _ => "glibc",
     };
 
@@ -101,7 +123,11 @@ internal static class FastMalloc
         if (tunables is not null && tunables.Contains("glibc.malloc.hugetlb", StringComparison.Ordinal)) return null;
 
         if (tcmalloc is not null && choice is not "hugepages")
-            return new MallocRelaunch(MallocKind.TcMalloc, "LD_PRELOAD", string.IsNullOrEmpty(preload) ? tcmalloc : tcmalloc + ":" + preload);
+        {
+            return new MallocRelaunch(MallocKind.TcMalloc, "LD_PRELOAD", string.IsNullOrEmpty(preload) ? tcmalloc : tcmalloc + ":" + preload,
+                QuietLargeAllocations);
+        }
+
         if (!KernelAllows(thpSetting)) return null;
         return new MallocRelaunch(MallocKind.HugePages, "GLIBC_TUNABLES", string.IsNullOrEmpty(tunables) ? Tunable : tunables + ":" + Tunable);
     }
@@ -138,6 +164,11 @@ internal static class FastMalloc
         }
 
         environment.Add($"{plan.Variable}={plan.Value}");
+        foreach (var (name, value) in plan.Extra)
+        {
+            if (Environment.GetEnvironmentVariable(name) is null) environment.Add($"{name}={value}");
+        }
+
         environment.Add($"{Switch}={Relaunched}");
         environment.Add(null);
         argv.Add(null);
@@ -162,15 +193,15 @@ internal static class FastMalloc
         return argv;
     }
 
-    private static bool MapsLibrary(string name)
+    private static string[] MappedFiles()
     {
         try
         {
-            return File.ReadLines("/proc/self/maps").Any(line => line.Contains(name, StringComparison.Ordinal));
+            return File.ReadAllLines("/proc/self/maps");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
+            return [];
         }
     }
 

@@ -205,7 +205,9 @@ public static class GradCam
     private static Tensor Normalise(Tensor map)
     {
         var max = map.max().item<float>();
-        return max > 0 ? map / max : zeros_like(map);
+        if (!(max > 0)) return zeros_like(map);
+        using var divisor = max.ToScalar();
+        return map.div(divisor);
     }
 
     private static HeatMap ToHeatMap(Tensor map)

@@ -64,12 +64,13 @@ internal static class ConvBnFolding
         var mean = bn.running_mean.detach().to_type(ScalarType.Float64);
         var gamma = bn.weight?.detach().to_type(ScalarType.Float64) ?? ones(outChannels, ScalarType.Float64, weight.device);
         var beta = bn.bias?.detach().to_type(ScalarType.Float64) ?? zeros(outChannels, ScalarType.Float64, weight.device);
-        var scale = gamma / (bn.running_var.detach().to_type(ScalarType.Float64) + bn.eps).sqrt();
+        using var eps = bn.eps.ToScalar();
+        var scale = gamma / bn.running_var.detach().to_type(ScalarType.Float64).add(eps, Runtime.Scalars.One).sqrt();
         var shape = new long[weight.dim()];
         Array.Fill(shape, 1L);
         shape[0] = outChannels;
         var foldedWeight = weight.detach().to_type(ScalarType.Float64) * scale.reshape(shape);
         var shift = bias is null ? -mean : bias.detach().to_type(ScalarType.Float64) - mean;
-        return (foldedWeight.to_type(dtype), (beta + shift * scale).to_type(dtype));
+        return (foldedWeight.to_type(dtype), beta.add(shift * scale, Runtime.Scalars.One).to_type(dtype));
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Incept.Layers;
@@ -20,12 +21,14 @@ public static class Init
         if (!(a < b)) throw new ArgumentException($"The lower bound {a} must be below the upper bound {b}.", nameof(a));
         if (mean < a || mean > b) throw new ArgumentException($"The mean {mean} must lie within [{a}, {b}].", nameof(mean));
         double low = a, high = b;
+        using var lowS = low.ToScalar();
+        using var highS = high.ToScalar();
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         tensor.normal_(mean, std);
         for (int attempt = 0; attempt < 100; attempt++)
         {
-            var outside = tensor.lt(low).logical_or_(tensor.gt(high)).logical_or_(tensor.isnan());
+            var outside = tensor.lt(lowS).logical_or_(tensor.gt(highS)).logical_or_(tensor.isnan());
             long count = outside.sum().item<long>();
             if (count == 0) return;
             tensor.masked_scatter_(outside, empty(count, dtype: tensor.dtype, device: tensor.device).normal_(mean, std));

@@ -16,6 +16,6 @@ public static class Residual
         ArgumentNullException.ThrowIfNull(branch);
         ArgumentNullException.ThrowIfNull(input);
         using var s = scale.ToScalar();
-        return branch.mul(s).add(input);
+        return branch.mul(s).add(input, Runtime.Scalars.One);
     }
 }

@@ -65,7 +65,8 @@ public static class Measures
         if (channels == 0) return double.NaN;
         // C × (N·H·W): a channel is alive when any of its values is positive.
         var perChannel = activations.detach().transpose(0, 1).reshape(channels, -1);
-        long alive = perChannel.gt(0).any(1).sum().item<long>();
+        using var zero = 0.ToScalar();
+        long alive = perChannel.gt(zero).any(1).sum().item<long>();
         return (double)(channels - alive) / channels;
     }
 

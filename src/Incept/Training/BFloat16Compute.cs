@@ -141,7 +141,7 @@ public sealed class BFloat16Compute
                     using var g = grad.to(ScalarType.Float32);
                     // Setting grad makes the parameter share g's tensor, so g's own handle can go.
                     if (masters[i].grad is { } existing)
-                        existing.add_(g);
+                        existing.add_(g, Runtime.Scalars.One);
                     else
                         masters[i].grad = g;
                 }

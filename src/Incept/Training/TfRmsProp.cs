@@ -127,7 +127,7 @@ public sealed class TfRmsProp : OptimizerHelper, optim.IMomentum
                     else g = g.add(p, decay);
                 }
                 state.MeanSquare.mul_(rhoS).addcmul_(g, g, fresh);
-                var rms = state.MeanSquare.add(epsS).sqrt_();
+                var rms = state.MeanSquare.add(epsS, Runtime.Scalars.One).sqrt_();
                 state.Momentum.mul_(muS).addcdiv_(g, rms, lrS);
                 p.sub_(state.Momentum);
             }

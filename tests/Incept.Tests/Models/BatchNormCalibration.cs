@@ -1,4 +1,5 @@
 using Incept.Models;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -37,7 +38,8 @@ internal static class BatchNormCalibration
 
             model.train();
             model.call(randn([batch, inChannels, size, size], generator: generator));
-            foreach (var bn in norms) bn.running_var!.add_(bn.running_mean!.square());
+            using var one = 1L.ToScalar(); // owned, not the temporaries of add_(Tensor) and square() (see ScalarLifetimeTests)
+            foreach (var bn in norms) bn.running_var!.add_(bn.running_mean!.mul(bn.running_mean!), one);
         }
         finally
         {

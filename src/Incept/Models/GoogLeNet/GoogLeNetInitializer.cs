@@ -1,4 +1,5 @@
 using Incept.Layers;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -20,7 +21,11 @@ public static class GoogLeNetInitializer
                     break;
                 case Conv2d or Linear:
                     nn.init.xavier_uniform_(Weight(m));
-                    if (Bias(m) is { } b) nn.init.constant_(b, 0.2);
+                    if (Bias(m) is { } b)
+                    {
+                        using var fill = 0.2.ToScalar();
+                        nn.init.constant_(b, fill);
+                    }
                     break;
                 case BatchNorm2d bn:
                     nn.init.ones_(bn.weight!);

@@ -18,12 +18,13 @@ namespace Incept.Tests.Build;
 /// from <c>c10::Scalar::toDouble</c> in an ONNX test. The rule is: every scalar is owned (<c>ToScalar()</c> with
 /// <c>using</c>, or a process-lifetime one), and TorchSharp methods that make temporaries are not called.
 /// This test reads the IL: it finds every TorchSharp method that converts a number to a <c>Scalar</c>,
-/// directly or through the TorchSharp methods it calls, and fails on each call to one from Incept's assemblies.
+/// directly or through the TorchSharp methods it calls, and fails on each call to one from Incept's assemblies or
+/// these tests (whose arithmetic with numbers goes through <c>OwnedScalars</c>).
 /// </remarks>
 public class ScalarLifetimeTests
 {
     [Fact]
-    public void No_Incept_method_calls_a_TorchSharp_method_that_makes_a_temporary_Scalar()
+    public void No_Incept_or_test_method_calls_a_TorchSharp_method_that_makes_a_temporary_Scalar()
     {
         var torchSharp = IlIndex.Read(typeof(TorchSharp.Scalar).Assembly.Location);
         var risky = torchSharp.MethodsReaching(m => m.Type == "Scalar" && m.Name == "op_Implicit");
@@ -34,10 +35,13 @@ public class ScalarLifetimeTests
         Assert.DoesNotContain("Tensor::add(Tensor,Scalar)", risky);
 
         var offenders = new List<string>();
-        foreach (var assembly in new[] { typeof(Incept.Models.InceptionModel).Assembly, typeof(Incept.Cli.InceptCli).Assembly })
+        foreach (var assembly in new[] { typeof(Incept.Models.InceptionModel).Assembly, typeof(Incept.Cli.InceptCli).Assembly, typeof(ScalarLifetimeTests).Assembly })
         {
             foreach (var (caller, callee) in IlIndex.Read(assembly.Location).ExternalCalls())
-                if (risky.Contains(callee)) offenders.Add($"{caller} calls {callee}");
+            {
+                if (risky.Contains(callee) && !caller.EndsWith(PlantedExample, StringComparison.Ordinal))
+                    offenders.Add($"{caller} calls {callee}");
+            }
         }
         Assert.True(offenders.Count == 0, "Temporary TorchSharp scalars (own them with ToScalar() and using):\n" + string.Join("\n", offenders));
     }
@@ -47,11 +51,13 @@ public class ScalarLifetimeTests
     {
         // This assembly holds ImplicitAdd below, so a scan that never matches would fail here.
         var calls = IlIndex.Read(typeof(ScalarLifetimeTests).Assembly.Location).ExternalCalls()
-            .Where(c => c.Caller.EndsWith("ScalarLifetimeTests::ImplicitAdd", StringComparison.Ordinal))
+            .Where(c => c.Caller.EndsWith(PlantedExample, StringComparison.Ordinal))
             .Select(c => c.Callee).ToList();
         Assert.Contains("Tensor::add(Tensor)", calls);
         Assert.Contains("Scalar::op_Implicit(Double)", calls);
     }
+
+    private const string PlantedExample = "ScalarLifetimeTests::ImplicitAdd";
 
     internal static TorchSharp.torch.Tensor ImplicitAdd(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) => a.add(b).mul(2.0);
 

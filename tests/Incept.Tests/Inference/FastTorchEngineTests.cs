@@ -26,10 +26,10 @@ public class FastTorchEngineTests
     {
         using var _ = no_grad();
         var g = new Generator((ulong)seed);
-        bn.running_mean!.copy_(randn(6, generator: g) * 0.3);
-        bn.running_var!.copy_(rand(6, generator: g) * 1.5 + 0.3);
-        bn.weight!.copy_(rand(6, generator: g) + 0.5);
-        bn.bias!.copy_(randn(6, generator: g) * 0.3);
+        bn.running_mean!.copy_(randn(6, generator: g).Times(0.3));
+        bn.running_var!.copy_(rand(6, generator: g).Times(1.5).Plus(0.3));
+        bn.weight!.copy_(rand(6, generator: g).Plus(0.5));
+        bn.bias!.copy_(randn(6, generator: g).Times(0.3));
     }
 
     private static double RelativeError(Tensor actual, Tensor expected)
@@ -144,7 +144,7 @@ public class FastTorchEngineTests
         using var input = randn(2, 3, 28, 28);
         using var logits = engine.Run(input);
         Assert.True(logits.is_contiguous());
-        logits.add_(1); // in-place use outside inference mode is allowed
+        logits.add_(Incept.Runtime.Scalars.One, Incept.Runtime.Scalars.One); // in-place use outside inference mode is allowed
         Assert.Equal("fast", engine.Name);
     }
 

@@ -134,7 +134,7 @@ public sealed class FeaturesTests : IDisposable
         {
             using var features = loaded.Model.ForwardFeatures(batch.Images!);
             using var projected = linear.call(features.mean([2, 3]));
-            using var normed = (projected - bn.running_mean!) / (bn.running_var! + 1e-3).sqrt() * bn.weight! + bn.bias!;
+            using var normed = ((projected - bn.running_mean!) / bn.running_var!.Plus(1e-3).sqrt() * bn.weight!).Plus(bn.bias!);
             using var expected = nn.functional.normalize(normed, p: 2, dim: 1);
             Assert.True(embedding.allclose(expected, rtol: 1e-4, atol: 1e-5), "the embedding is not facenet's normalised last_bn output");
         }

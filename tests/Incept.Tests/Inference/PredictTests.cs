@@ -9,6 +9,7 @@ using Incept.Tests.Data;
 using Incept.Tests.Models;
 using Incept.Weights;
 using SkiaSharp;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Incept.Tests.Inference;
@@ -43,7 +44,11 @@ public sealed class PredictTests : IDisposable
         using var model = ModelFactory.Create(modelSpec, new ModelConfig { NumClasses = classes.Length, InChannels = inChannels, Width = 0.25, SmallInput = true });
         BatchNormCalibration.Calibrate(model, inChannels, 32, seed: 7);
         model.eval();
-        using (no_grad()) model.named_parameters().Single(p => p.name == "fc.weight").parameter.mul_(logitScale);
+        using (no_grad())
+        {
+            using var scale = logitScale.ToScalar();
+            model.named_parameters().Single(p => p.name == "fc.weight").parameter.mul_(scale);
+        }
         var path = dir.File(name);
         CheckpointLoader.Save(path, model, modelSpec, spec ?? Spec, classes);
         return path;
@@ -141,7 +146,7 @@ public sealed class PredictTests : IDisposable
         using var input = HandPrepared(a);
         using var plain = loaded.Model.call(input).Logits.detach().softmax(1);
         using var flipped = loaded.Model.call(input.flip(-1)).Logits.detach().softmax(1);
-        using var expected = plain.add(flipped).div(2).log();
+        using var expected = plain.Plus(flipped).Over(2).log();
         using var saved = Npy.Read(logitsFile);
         // Tolerances are set against how far apart the two views are.
         double views = plain.log().sub(flipped.log()).abs().max().item<float>();

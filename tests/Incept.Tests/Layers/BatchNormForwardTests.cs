@@ -17,7 +17,7 @@ public class BatchNormForwardTests
             theirs.weight!.copy_(ours.weight);
         }
 
-        using var x = randn(4, 3, 5, 5) * 2 + 1;
+        using var x = randn(4, 3, 5, 5).Times(2).Plus(1);
         foreach (bool training in new[] { true, true, false })
         {
             ours.train(training);

@@ -146,7 +146,7 @@ public class BNInceptionTests
         using var _ = no_grad();
         var mean = conv.call(x).mean([0, 2, 3]);
         model.call(x);
-        Assert.True((bn.running_mean! - 0.9 * mean).abs().max().item<float>() < 1e-5);
+        Assert.True((bn.running_mean! - mean.Times(0.9)).abs().max().item<float>() < 1e-5);
     }
 
     [Theory]

@@ -41,7 +41,7 @@ public class InceptionResNetV1Tests
         var embedding = model.ForwardHead(model.ForwardFeatures(input), preLogits: true);
         ReferenceParityTests.AssertClose(expected, embedding, Name + " pre-logits");
         var norms = embedding.norm(1);
-        Assert.True((norms - 1).abs().max().item<float>() < 1e-5, "the embedding is L2-normalised");
+        Assert.True(norms.Minus(1).abs().max().item<float>() < 1e-5, "the embedding is L2-normalised");
     }
 
     [Fact]
@@ -70,7 +70,7 @@ public class InceptionResNetV1Tests
         model.ResetClassifier(0);
         var embedding = model.call(x).Logits;
         Assert.Equal([2L, 512], embedding.shape);
-        Assert.True((embedding.norm(1) - 1).abs().max().item<float>() < 1e-5);
+        Assert.True(embedding.norm(1).Minus(1).abs().max().item<float>() < 1e-5);
         Assert.DoesNotContain(model.state_dict().Keys, k => k.StartsWith("logits", StringComparison.Ordinal));
 
         model.ResetClassifier(7);

@@ -176,7 +176,7 @@ public class ModelContractTests
                 optimizer.zero_grad();
                 var output = model.call(x);
                 var loss = nn.functional.cross_entropy(output.Logits, y);
-                foreach (var aux in output.Aux) loss = loss + 0.3 * nn.functional.cross_entropy(aux.Logits, y);
+                foreach (var aux in output.Aux) loss = loss.Plus(nn.functional.cross_entropy(aux.Logits, y).Times(0.3));
                 loss.backward();
                 optimizer.step();
             }
@@ -222,7 +222,7 @@ public class ModelContractTests
         Assert.Equal(spec.AuxModules, output.Aux.Select(a => a.Name));
         Assert.All(output.Aux, a => Assert.Equal([2L, 10], a.Logits.shape));
         var loss = nn.functional.cross_entropy(output.Logits, y);
-        foreach (var a in output.Aux) loss = loss + 0.3 * nn.functional.cross_entropy(a.Logits, y);
+        foreach (var a in output.Aux) loss = loss.Plus(nn.functional.cross_entropy(a.Logits, y).Times(0.3));
         loss.backward();
         var grads = model.named_parameters().Select(p => (p.name, p.parameter.grad)).ToList();
         Assert.All(grads, g => Assert.True(g.grad is not null, $"{name}: {g.name} got no gradient"));

@@ -40,7 +40,7 @@ public sealed class BFloat16ComputeTests
         int size = aux ? Math.Max(64, model.MinAuxInputSize) : 64;
         manual_seed(22);
         using var x = randn(16, 3, size, size);
-        using var y = arange(16, dtype: ScalarType.Int64) % 5;
+        using var y = tensor(Enumerable.Range(0, 16).Select(i => (long)(i % 5)).ToArray());
         var before = model.named_parameters().ToDictionary(p => p.name, p => (p.parameter.Handle, p.parameter.detach().clone()));
 
         Losses.Total(model.call(x), y, 0.3).backward();

@@ -13,7 +13,7 @@ public class ExponentialMovingAverageTests
     private static void Set(Tensor t, double value)
     {
         using var _ = no_grad();
-        t.fill_(value);
+        t.Fill(value);
     }
 
     private static double Value(Tensor t) => t.to(ScalarType.Float64).item<double>();

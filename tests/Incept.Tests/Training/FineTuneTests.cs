@@ -35,9 +35,9 @@ public sealed class FineTuneTests : IDisposable
         {
             foreach (var bn in BatchNorms(model))
             {
-                bn.running_mean!.copy_(randn_like(bn.running_mean) * 0.1);
-                bn.running_var!.copy_(rand_like(bn.running_var) + 0.5);
-                bn.num_batches_tracked!.fill_(1234);
+                bn.running_mean!.copy_(randn_like(bn.running_mean).Times(0.1));
+                bn.running_var!.copy_(rand_like(bn.running_var).Plus(0.5));
+                bn.num_batches_tracked!.Fill(1234);
             }
         }
 

@@ -14,7 +14,7 @@ public class GradientClippingTests
         using var b = nn.Parameter(zeros(new long[] { 1 }, ScalarType.Float64));
         using var frozen = nn.Parameter(zeros(new long[] { 1 }, ScalarType.Float64));
         using (var scope = NewDisposeScope())
-            (a.mul(tensor(new double[] { 3, 4 })).sum() + b.mul(12).sum()).backward();
+            a.mul(tensor(new double[] { 3, 4 })).sum().Plus(b.Times(12).sum()).backward();
         // Global norm √(3² + 4² + 12²) = 13; clipped to 2 by the factor 2/13.
         var norm = GradientClipping.ClipByGlobalNorm([a, b, frozen], 2.0);
         Assert.Equal(13, norm, 12);

@@ -18,7 +18,8 @@ public sealed class OptimizerStateLayoutTests
         using var scope = NewDisposeScope();
         var x = randn(2, 4, 5, 5);
         optimizer.zero_grad();
-        conv.call(x).square().sum().backward();
+        var y = conv.call(x);
+        y.mul(y).sum().backward();
         optimizer.step();
         return (conv, optimizer);
     }

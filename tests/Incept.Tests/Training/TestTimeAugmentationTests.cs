@@ -48,7 +48,7 @@ public class TestTimeAugmentationTests
         using var plainB = Linear(mirrored);
         Assert.False(plainA.allclose(plainB), "the scorer should not be mirror-symmetric, or the test proves nothing");
 
-        using var symmetric = (images + mirrored) / 2;
+        using var symmetric = images.Plus(mirrored).Over(2);
         using var once = Linear(symmetric).log_softmax(1);
         using var averaged = TestTimeAugmentation.HorizontalFlip.Logits(Linear, symmetric);
         Assert.True(averaged.allclose(once, rtol: 1e-12, atol: 1e-12));

@@ -14,7 +14,7 @@ public class TfRmsPropTests
     private static void HalfSquareBackward(Parameter p)
     {
         using var scope = NewDisposeScope();
-        p.pow(2).sum().mul(0.5).backward();
+        p.mul(p).sum().Times(0.5).backward();
     }
 
     private static double[] Values(Tensor t) => t.cpu().data<double>().ToArray();
@@ -101,7 +101,7 @@ public class TfRmsPropTests
             b.zero_grad();
             HalfSquareBackward(withDecay);
             using (var scope = NewDisposeScope())
-                withPenalty.pow(2).sum().mul(0.5 * (1 + wd)).backward();
+                withPenalty.mul(withPenalty).sum().Times(0.5 * (1 + wd)).backward();
             a.step();
             b.step();
         }

@@ -7,6 +7,7 @@ using Incept.Tests.Reference;
 using Incept.Tests.Scripts;
 using Incept.Weights;
 using Incept.Weights.KeyMaps;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Incept.Tests.Weights;
@@ -174,8 +175,9 @@ public sealed class CheckpointTests : IDisposable
     {
         var fixture = ReferenceFixture.Open("timm_inception_resnet_v2");
         var sd = fixture.StateDict();
-        sd["classif.weight"] = cat([full(1, 1536, -1f), sd["classif.weight"]], 0);
-        sd["classif.bias"] = cat([full(1, -1f), sd["classif.bias"]], 0);
+        using var minusOne = (-1f).ToScalar();
+        sd["classif.weight"] = cat([full(1, 1536, minusOne), sd["classif.weight"]], 0);
+        sd["classif.bias"] = cat([full(1, minusOne), sd["classif.bias"]], 0);
         var path = Path.Combine(dir, "tf.safetensors");
         SafeTensors.Write(path, KeyMap.FromIncept("inception_resnet_v2", sd, KeyFormat.Cadene));
         using (var kept = CheckpointLoader.Load(path, new CheckpointOptions { Model = "inception_resnet_v2" }))

@@ -11,41 +11,23 @@ namespace Incept.Tests;
 /// </summary>
 internal static class OwnedScalars
 {
-    public static Tensor Times(this Tensor t, double value)
-    {
-        using var s = value.ToScalar();
-        return t.mul(s);
-    }
+    public static Tensor Times(this Tensor t, double value) => With(value, t.mul);
 
-    public static Tensor Plus(this Tensor t, double value)
-    {
-        using var s = value.ToScalar();
-        return t.add(s, Scalars.One);
-    }
+    public static Tensor Plus(this Tensor t, double value) => With(value, s => t.add(s, Scalars.One));
 
     public static Tensor Plus(this Tensor t, Tensor other) => t.add(other, Scalars.One);
 
-    public static Tensor Minus(this Tensor t, double value)
-    {
-        using var s = value.ToScalar();
-        return t.sub(s);
-    }
+    public static Tensor Minus(this Tensor t, double value) => With(value, t.sub);
 
-    public static Tensor Over(this Tensor t, double value)
-    {
-        using var s = value.ToScalar();
-        return t.div(s);
-    }
+    public static Tensor Over(this Tensor t, double value) => With(value, s => t.div(s));
 
-    public static Tensor Fill(this Tensor t, double value)
-    {
-        using var s = value.ToScalar();
-        return t.fill_(s);
-    }
+    public static Tensor Fill(this Tensor t, double value) => With(value, t.fill_);
 
-    public static Tensor EqualTo(this Tensor t, double value)
+    public static Tensor EqualTo(this Tensor t, double value) => With(value, t.eq);
+
+    private static Tensor With(double value, Func<Scalar, Tensor> op)
     {
         using var s = value.ToScalar();
-        return t.eq(s);
+        return op(s);
     }
 }

@@ -30,15 +30,21 @@ def build(name, aux):
     raise SystemExit(f"unknown model {name}")
 
 
+WARMUP_SECONDS = 0.0  # set by --warmup-seconds: the warm-up also lasts at least this long
+
+
 def timed(step, warmup, iterations):
-    for _ in range(warmup):
+    """Runs at least `warmup` untimed steps (more to fill WARMUP_SECONDS), then times `iterations`."""
+    warmups, start = 0, time.perf_counter()
+    while warmups < warmup or time.perf_counter() - start < WARMUP_SECONDS:
         step()
+        warmups += 1
     times = []
     for _ in range(iterations):
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1000.0)
-    return times
+    return times, warmups
 
 
 def peak_rss_mb():
@@ -113,9 +119,12 @@ def main():
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup-seconds", type=float, default=0.0)
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--export-onnx", metavar="FILE", help="only export the model to FILE and exit")
     a = p.parse_args()
+    global WARMUP_SECONDS
+    WARMUP_SECONDS = a.warmup_seconds
     size = 224 if a.model == "googlenet" else 299
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -126,11 +135,11 @@ def main():
     if a.mode == "train" and a.engine == "torchscript":
         raise SystemExit("torchscript is an inference engine here")
     run = infer if a.mode == "infer" else train
-    times = run(a.model, a.engine, a.batch_size, size, a.warmup, a.iterations)
+    times, warmups = run(a.model, a.engine, a.batch_size, size, a.warmup, a.iterations)
     median = statistics.median(times)
     print(json.dumps({
         "impl": "pytorch", "model": a.model, "mode": a.mode, "engine": a.engine, "batch_size": a.batch_size,
-        "input_size": size, "threads": torch.get_num_threads(), "warmup": a.warmup, "iterations": a.iterations,
+        "input_size": size, "threads": torch.get_num_threads(), "warmup": warmups, "iterations": a.iterations,
         "images_per_second": round(a.batch_size / (median / 1000.0), 3), "ms_per_batch_median": round(median, 3),
         "ms_per_batch_min": round(min(times), 3), "ms_per_batch_max": round(max(times), 3),
         "peak_rss_mb": round(peak_rss_mb(), 1), "torch_version": torch.__version__,

@@ -2,7 +2,7 @@
 # Runs Incept (`incept bench`) and the PyTorch anchors (Debian's python3-torch) side by side on this machine,
 # one configuration per process, and writes a Markdown table of ratios.
 #
-#   bench/compare/run.sh [--iterations N] [--warmup N] [--threads N] [--models "googlenet inception_v3"]
+#   bench/compare/run.sh [--iterations N] [--warmup N] [--warmup-seconds S] [--threads N] [--models "googlenet inception_v3"]
 #                        [--batches "1 16"] [--rounds N] [--bf16 auto|on|off] [--out DIR]
 #
 # Incept's processes run with the C allocator the CLI picks (tcmalloc where libtcmalloc-minimal4 is installed); the
@@ -14,7 +14,9 @@
 # Every configuration runs once per round, and the rounds run one after the other, so that a slow spell of the
 # machine (a virtual machine's neighbours, say) lands in one round of a few configurations rather than in every
 # measurement of one; the report gives the median over rounds. Batch-1 inference times 4 × N iterations, since
-# one of them takes only milliseconds.
+# one of them takes only milliseconds. Every process, Incept's and PyTorch's, also warms up for at least
+# --warmup-seconds (default 2) before timing, so that its first second (the .NET runtime compiling, allocators
+# growing) is not what a short batch-1 configuration measures.
 #
 # Results: DIR/results.jsonl (one JSON line per configuration) and DIR/report.md (default DIR:
 # bench/compare/results/<UTC date-time>). ONNX Runtime runs through `incept bench --engine onnx` on files
@@ -24,6 +26,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 iterations=10
 warmup=3
+warmup_seconds=2
 threads="$(nproc)"
 models="googlenet inception_v3"
 batches="1 16"
@@ -35,6 +38,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --iterations) iterations="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
+    --warmup-seconds) warmup_seconds="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --models) models="$2"; shift 2 ;;
     --batches) batches="$2"; shift 2 ;;
@@ -42,7 +46,7 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds="$2"; shift 2 ;;
     --bf16) bf16="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,7 +83,7 @@ common=() # set per configuration by `iterations_for`
 iterations_for() { # batch, mode: the shared options of one configuration
   local n="$iterations"
   [[ "$1" == 1 && "$2" == infer ]] && n=$((iterations * 4))
-  common=(--threads "$threads" --warmup "$warmup" --iterations "$n")
+  common=(--threads "$threads" --warmup "$warmup" --warmup-seconds "$warmup_seconds" --iterations "$n")
 }
 
 run_incept() { # label, then bench arguments
@@ -149,7 +153,7 @@ for model in $models; do rm -f "$out/$model.onnx"; done
 uptime > "$out/load-after.txt"
 
 "$python" "$here/report.py" --results "$results" --notes "$notes" --load-before "$out/load-before.txt" \
-  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --threads $threads --rounds $rounds --bf16 $bf16" \
+  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --warmup-seconds $warmup_seconds --threads $threads --rounds $rounds --bf16 $bf16" \
   --repo "$root" > "$out/report.md"
 cat "$out/report.md"
 echo "wrote $out/report.md" >&2

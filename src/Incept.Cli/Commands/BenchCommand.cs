@@ -32,12 +32,13 @@ internal static class BenchCommand
         var inChannels = new Option<int>("--in-channels") { Description = "Input channels.", DefaultValueFactory = _ => 3 };
         var precision = CommonOptions.Precision("float32, or bfloat16 (fast on CPUs with AVX-512 BF16 or AMX): the fast engine in bfloat16 for inference, mixed precision with float32 master weights for training.");
         var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first.", DefaultValueFactory = _ => 3 };
+        var warmupSeconds = new Option<double>("--warmup-seconds") { Description = "Keep warming up for at least this many seconds (beyond --warmup iterations where needed).", DefaultValueFactory = _ => 0 };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
         var weights = new Option<string?>("--weights") { Description = "Checkpoint or, with --engine onnx, an exported .onnx file; random weights otherwise." };
         var format = CommonOptions.Format();
         var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")
         {
-            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, iterations, weights, format,
+            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, warmupSeconds, iterations, weights, format,
         };
         command.SetAction(parse =>
         {
@@ -52,6 +53,7 @@ internal static class BenchCommand
                 InputSize = parse.GetValue(inputSize), Threads = parse.GetValue(threads), Width = parse.GetValue(width),
                 SmallInput = parse.GetValue(smallInput), Aux = parse.GetValue(aux), ChannelsLast = parse.GetValue(channelsLast),
                 NumClasses = parse.GetValue(classes), InChannels = parse.GetValue(inChannels), Warmup = parse.GetValue(warmup),
+                WarmupSeconds = parse.GetValue(warmupSeconds),
                 Iterations = parse.GetValue(iterations), Weights = parse.GetValue(weights),
                 BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
             };

@@ -86,6 +86,12 @@ public sealed record BenchmarkOptions
     /// <summary>Untimed iterations first.</summary>
     public int Warmup { get; init; } = 3;
 
+    /// <summary>
+    /// The warm-up also lasts at least this many seconds (more iterations than <see cref="Warmup"/> where needed), so
+    /// that the process's first second (the runtime compiling and the allocator growing) stays out of the timing.
+    /// </summary>
+    public double WarmupSeconds { get; init; }
+
     /// <summary>Timed iterations.</summary>
     public int Iterations { get; init; } = 10;
 
@@ -100,6 +106,7 @@ public sealed record BenchmarkOptions
         if (InputSize is < 1) throw new InceptException($"The input size must be at least 1 pixel; got {InputSize}.");
         if (Threads is < 1) throw new InceptException($"The thread count must be at least 1; got {Threads}.");
         if (Warmup < 0) throw new InceptException($"The warm-up iteration count cannot be negative; got {Warmup}.");
+        if (!(WarmupSeconds >= 0) || double.IsInfinity(WarmupSeconds)) throw new InceptException($"The warm-up time must be a number of seconds of at least 0; got {WarmupSeconds}.");
         if (Iterations < 1) throw new InceptException($"At least one timed iteration is needed; got {Iterations}.");
         if (Model is null && Weights is null) throw new InceptException("Name a model with --model, or give a checkpoint with --weights.");
         if (Mode == BenchmarkMode.Train && Engine == BenchmarkEngine.Onnx) throw new InceptException("The ONNX engine only runs inference; use --mode infer or --engine torch.");
@@ -116,7 +123,7 @@ public sealed record BenchmarkOptions
 /// <param name="Width">Width multiplier.</param>
 /// <param name="Aux">Whether the auxiliary heads were trained.</param>
 /// <param name="Threads">libtorch intra-op threads.</param>
-/// <param name="Warmup">Untimed iterations.</param>
+/// <param name="Warmup">Untimed iterations run (at least the requested count; more to fill the warm-up time).</param>
 /// <param name="Iterations">Timed iterations.</param>
 /// <param name="MsPerBatchMedian">Median milliseconds per batch.</param>
 /// <param name="MsPerBatchMin">Fastest batch.</param>
@@ -167,7 +174,7 @@ public static class Benchmark
 
         manual_seed(0);
         using var input = randn(options.BatchSize, model.Config.InChannels, size, size);
-        double[] times;
+        Timed times;
         string engineName;
         if (train)
         {
@@ -265,7 +272,7 @@ public static class Benchmark
         return new LoadedModelOrBuilt(ModelFactory.Create(spec, config), spec);
     }
 
-    private static double[] TimeTraining(InceptionModel model, Tensor input, BenchmarkOptions options)
+    private static Timed TimeTraining(InceptionModel model, Tensor input, BenchmarkOptions options)
     {
         if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
 
@@ -290,9 +297,18 @@ public static class Benchmark
         }, options);
     }
 
-    private static double[] Time(Action step, BenchmarkOptions options)
+    private readonly record struct Timed(double[] Times, int Warmups);
+
+    private static Timed Time(Action step, BenchmarkOptions options)
     {
-        for (int i = 0; i < options.Warmup; i++) step();
+        int warmups = 0;
+        long warmupStart = Stopwatch.GetTimestamp();
+        while (warmups < options.Warmup || Stopwatch.GetElapsedTime(warmupStart).TotalSeconds < options.WarmupSeconds)
+        {
+            step();
+            warmups++;
+        }
+
         var times = new double[options.Iterations];
         for (int i = 0; i < times.Length; i++)
         {
@@ -301,17 +317,17 @@ public static class Benchmark
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        return times;
+        return new Timed(times, warmups);
     }
 
-    private static BenchmarkResult Summarise(string model, string engine, BenchmarkOptions o, int size, double width, bool aux, double[] times, long macs, int passes)
+    private static BenchmarkResult Summarise(string model, string engine, BenchmarkOptions o, int size, double width, bool aux, Timed timed, long macs, int passes)
     {
-        var sorted = times.Order().ToArray();
+        var sorted = timed.Times.Order().ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
         var machine = MachineInfo.Detect();
         double gflops = 2.0 * passes * macs * o.BatchSize / (median / 1000.0) / 1e9;
         int threads = get_num_threads();
-        return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, threads, o.Warmup, o.Iterations,
+        return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, threads, timed.Warmups, o.Iterations,
             median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), ProcessMemory.PeakRssMb(), macs, gflops, machine.PeakGflopsFor(threads), machine);
     }
 

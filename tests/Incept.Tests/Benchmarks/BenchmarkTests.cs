@@ -148,7 +148,24 @@ public class BenchmarkTests
         (code, _, error) = Cli("bench", "--model", "inception_v4", "--mode", "train", "--batch-size", "2", "--aux");
         Assert.Equal(InceptCli.BadInput, code);
         Assert.Contains("no auxiliary heads", error, StringComparison.Ordinal);
+        (code, _, error) = Cli("bench", "--model", "googlenet", "--warmup-seconds", "-1");
+        Assert.Equal(InceptCli.BadInput, code);
+        Assert.Contains("warm-up time", error, StringComparison.Ordinal);
         (code, _, _) = Cli("bench", "--model", "nonet");
         Assert.Equal(InceptCli.Usage, code);
+    }
+
+    [Fact]
+    public void A_warm_up_time_runs_more_untimed_iterations_than_asked_and_reports_them()
+    {
+        var options = new BenchmarkOptions
+        {
+            Model = "googlenet", Width = 0.25, SmallInput = true, NumClasses = 10, BatchSize = 1, Warmup = 1, Iterations = 2,
+        };
+        Assert.Equal(1, Benchmark.Run(options).Warmup);
+        // A step of this 28-pixel quarter-width model takes milliseconds, so half a second holds many of them.
+        var r = Benchmark.Run(options with { WarmupSeconds = 0.5 });
+        Assert.True(r.Warmup > 5, $"only {r.Warmup} warm-up iterations in half a second");
+        Assert.Equal(2, r.Iterations);
     }
 }

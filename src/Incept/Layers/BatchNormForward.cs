@@ -6,7 +6,7 @@ namespace Incept.Layers;
 
 /// <summary>
 /// Runs a TorchSharp BatchNorm module the way its own <c>forward</c> does, but counts
-/// <c>num_batches_tracked</c> with scalars this method owns and keeps alive.
+/// <c>num_batches_tracked</c> with a process-lifetime scalar (<see cref="Runtime.Scalars.One"/>).
 /// </summary>
 /// <remarks>
 /// TorchSharp 0.107's <c>BatchNorm.forward</c> increments <c>num_batches_tracked</c> with
@@ -26,9 +26,7 @@ public static class BatchNormForward
         bool training = bn.training;
         if (training && bn.track_running_stats && bn.num_batches_tracked is { } tracked)
         {
-            using var one = 1L.ToScalar();
-            tracked.add_(one, one);
-            GC.KeepAlive(one);
+            tracked.add_(Runtime.Scalars.One, Runtime.Scalars.One);
             if (bn.momentum is null) factor = 1.0 / tracked.item<long>();
         }
 

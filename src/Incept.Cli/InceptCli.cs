@@ -45,7 +45,8 @@ public static class InceptCli
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         try
         {
-            var parsed = Build().Parse(args);
+            // A bare "incept" shows what it can do, as "incept --help" does, rather than a one-line error.
+            var parsed = Build().Parse(args.Length == 0 ? ["--help"] : args);
             if (parsed.Action is ParseErrorAction)
             {
                 foreach (var line in ParseErrors.Describe(parsed)) error.WriteLine(line);

@@ -113,6 +113,17 @@ public class CliTests
         Assert.Single(error.Trim().Split('\n'));
     }
 
+    [Fact]
+    public void Incept_without_a_command_prints_the_help_with_every_command_and_exits_with_0()
+    {
+        var (code, output, error) = Run();
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        Assert.Contains("Usage:", output, StringComparison.Ordinal);
+        foreach (var command in InceptCli.Build().Subcommands)
+            Assert.Contains(command.Name, output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(new[] { "predict", "photo.jpg" }, "Option '--weights' is required; see 'incept predict --help' for the options.")]
     [InlineData(new[] { "train", "--epochs", "abc" }, "'abc' is not a valid value for --epochs, which takes a whole number; see 'incept train --help'")]

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch anchors for bench/compare: torchvision googlenet and inception_v3 on the CPU.
+"""PyTorch anchors for bench/compare: torchvision googlenet and inception_v3 on the CPU, and stand-ins for the other families.
 
 Prints one JSON object per line, with the same field names as `incept bench --format json`:
 images_per_second, ms_per_batch_median/min/max, peak_rss_mb (this process's peak so far: the configurations
@@ -10,9 +10,15 @@ traced if scripting fails, then torch.jit.optimize_for_inference). Training is o
 heads (loss = main + 0.3 * each aux, as torchvision trains GoogLeNet; 0.4 for Inception-v3's single head is
 not used so that both models run the same recipe as Incept's bench), SGD with momentum 0.9 and weight decay 1e-4.
 Weights are random (torchvision's init): the speed does not depend on them.
+
+bn_inception, inception_v4, inception_resnet_v1 and inception_resnet_v2 have no reference code in Debian (Cadene's
+pretrainedmodels, timm, facenet-pytorch); they run as the PyTorch stand-ins in standins/, which have the references'
+state_dict keys and reproduce their fixture logits (standins/check.py). They have no auxiliary heads, so their
+training step is the main loss alone.
 """
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -21,12 +27,20 @@ import time
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "standins"))
+import standins  # noqa: E402  (standins/standins.py: the registry of stand-in models)
+
+INPUT_SIZE = {"googlenet": 224, "inception_v3": 299, **standins.INPUT_SIZE}
+AUX = ("googlenet", "inception_v3")
+
 
 def build(name, aux):
     if name == "googlenet":
         return torchvision.models.googlenet(weights=None, aux_logits=aux, init_weights=True)
     if name == "inception_v3":
         return torchvision.models.inception_v3(weights=None, aux_logits=aux, init_weights=True)
+    if name in standins.INPUT_SIZE:
+        return standins.build(name)
     raise SystemExit(f"unknown model {name}")
 
 
@@ -77,7 +91,7 @@ def infer(name, engine, batch, size, warmup, iterations):
 
 
 def train(name, engine, batch, size, warmup, iterations):
-    model = build(name, aux=True).train()
+    model = build(name, aux=name in AUX).train()
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, 1000, (batch,))
     if engine in ("channels_last", "channels_last_bf16"):
@@ -93,8 +107,10 @@ def train(name, engine, batch, size, warmup, iterations):
             out = model(x)
         if name == "googlenet":
             heads = [out.logits, out.aux_logits1, out.aux_logits2]
-        else:
+        elif name == "inception_v3":
             heads = [out.logits, out.aux_logits]
+        else:
+            heads = [out]
         heads = [h.float() for h in heads]
         loss = loss_fn(heads[0], y) + 0.3 * sum(loss_fn(h, y) for h in heads[1:])
         loss.backward()
@@ -113,7 +129,7 @@ def export_onnx(name, size, path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, choices=["googlenet", "inception_v3"])
+    p.add_argument("--model", required=True, choices=sorted(INPUT_SIZE))
     p.add_argument("--mode", default="infer", choices=["infer", "train"])
     p.add_argument("--engine", default="eager", choices=["eager", "channels_last", "channels_last_bf16", "torchscript"])
     p.add_argument("--batch-size", type=int, default=1)
@@ -125,7 +141,7 @@ def main():
     a = p.parse_args()
     global WARMUP_SECONDS
     WARMUP_SECONDS = a.warmup_seconds
-    size = 224 if a.model == "googlenet" else 299
+    size = INPUT_SIZE[a.model]
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)

@@ -101,6 +101,7 @@ def main():
     p.add_argument("--load-after")
     p.add_argument("--command", default="bench/compare/run.sh")
     p.add_argument("--repo", default=".")
+    p.add_argument("--standins", help="standins/check.py's output, when stand-ins ran")
     a = p.parse_args()
     raw = [json.loads(l) for l in open(a.results) if l.strip()]
     rounds = max((r.get("round", 1) for r in raw), default=1)
@@ -177,6 +178,11 @@ def main():
         out.append("")
         out.append(f"FMA peak used for the share: {r['peak_gflops']:.0f} GFLOP/s = cores × GHz × 2 FMA units × "
                    f"{16 if r.get('avx512') else 8} float32 lanes × 2 (vector ISA {r.get('vector_isa')}).")
+    if a.standins and os.path.exists(a.standins) and (checked := [l.strip() for l in open(a.standins) if l.strip()]):
+        out.append("")
+        out.append("PyTorch and torch.onnx ran these models as the stand-ins of bench/compare/standins (their references are "
+                   "not in Debian), each checked against its reference fixture before the run:")
+        out.extend(f"- {l}" for l in checked)
     if a.notes and os.path.exists(a.notes):
         notes = [l.strip() for l in open(a.notes) if l.strip()]
         if notes:

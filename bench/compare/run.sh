@@ -3,7 +3,12 @@
 # one configuration per process, and writes a Markdown table of ratios.
 #
 #   bench/compare/run.sh [--iterations N] [--warmup N] [--warmup-seconds S] [--threads N] [--models "googlenet inception_v3"]
-#                        [--batches "1 16"] [--rounds N] [--bf16 auto|on|off] [--out DIR]
+#                        [--batches "1 16"] [--modes "infer train"] [--rounds N] [--bf16 auto|on|off] [--out DIR]
+#
+# --models also takes bn_inception, inception_v4, inception_resnet_v1 and inception_resnet_v2 (or "all"): their
+# references are not in Debian, so PyTorch and torch.onnx run the stand-ins in standins/, which have the references'
+# state_dict keys and reproduce their fixture logits (standins/check.py, run before they are timed). They have no aux
+# heads, so their training step is the main loss alone on both sides.
 #
 # Incept's processes run with the C allocator the CLI picks (tcmalloc where libtcmalloc-minimal4 is installed); the
 # PyTorch anchors run both as Python starts them and with the same tcmalloc preloaded (the *_tcmalloc labels), and
@@ -30,6 +35,7 @@ warmup_seconds=2
 threads="$(nproc)"
 models="googlenet inception_v3"
 batches="1 16"
+modes="infer train"
 train_batch=16
 rounds=3
 bf16=auto
@@ -42,14 +48,16 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="$2"; shift 2 ;;
     --models) models="$2"; shift 2 ;;
     --batches) batches="$2"; shift 2 ;;
+    --modes) modes="$2"; shift 2 ;;
     --train-batch) train_batch="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --bf16) bf16="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ "$models" == all ]] && models="googlenet inception_v3 bn_inception inception_v4 inception_resnet_v1 inception_resnet_v2"
 case "$bf16" in
   auto) if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then bf16=on; else bf16=off; fi ;;
   on|off) ;;
@@ -108,6 +116,14 @@ run_torch() { # label, then pytorch_bench.py arguments
   fi
 }
 
+standins=""
+for model in $models; do
+  case "$model" in googlenet|inception_v3) ;; *) standins="$standins $model" ;; esac
+done
+if [[ -n "$standins" ]]; then
+  # shellcheck disable=SC2086 # one argument per model
+  "$python" "$here/standins/check.py" $standins | tee "$out/standins.txt" >&2 || { echo "a stand-in does not match its reference (see above)" >&2; exit 1; }
+fi
 for model in $models; do
   "$python" "$here/pytorch_bench.py" --model "$model" --export-onnx "$out/$model.onnx" 2>/dev/null || echo "torch.onnx.export of $model failed" >> "$notes"
 done
@@ -115,6 +131,7 @@ for round in $(seq 1 "$rounds"); do
   for model in $models; do
     onnx="$out/$model.onnx"
     for batch in $batches; do
+      [[ " $modes " == *" infer "* ]] || continue
       iterations_for "$batch" infer
       run_incept fast --model "$model" --batch-size "$batch" --engine fast
       run_incept torch --model "$model" --batch-size "$batch" --engine torch
@@ -135,12 +152,15 @@ for round in $(seq 1 "$rounds"); do
         run_torch channels_last_bf16 --model "$model" --batch-size "$batch" --engine channels_last_bf16
       fi
     done
+    [[ " $modes " == *" train "* ]] || continue
     iterations_for "$train_batch" train
-    run_incept torch --model "$model" --batch-size "$train_batch" --mode train --aux
-    run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last
+    aux=()
+    [[ "$model" == googlenet || "$model" == inception_v3 ]] && aux=(--aux)
+    run_incept torch --model "$model" --batch-size "$train_batch" --mode train "${aux[@]}"
+    run_incept torch-channels-last --model "$model" --batch-size "$train_batch" --mode train "${aux[@]}" --channels-last
     train_engines="eager channels_last"
     if [[ "$bf16" == on ]]; then
-      run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train --aux --channels-last --precision bfloat16
+      run_incept torch-channels-last-bf16 --model "$model" --batch-size "$train_batch" --mode train "${aux[@]}" --channels-last --precision bfloat16
       train_engines="$train_engines channels_last_bf16"
     fi
     for engine in $train_engines; do
@@ -152,8 +172,8 @@ done
 for model in $models; do rm -f "$out/$model.onnx"; done
 uptime > "$out/load-after.txt"
 
-"$python" "$here/report.py" --results "$results" --notes "$notes" --load-before "$out/load-before.txt" \
-  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --warmup-seconds $warmup_seconds --threads $threads --rounds $rounds --bf16 $bf16" \
+"$python" "$here/report.py" --results "$results" --notes "$notes" --standins "$out/standins.txt" --load-before "$out/load-before.txt" \
+  --load-after "$out/load-after.txt" --command "bench/compare/run.sh --iterations $iterations --warmup $warmup --warmup-seconds $warmup_seconds --threads $threads --models \"$models\" --batches \"$batches\" --modes \"$modes\" --rounds $rounds --bf16 $bf16" \
   --repo "$root" > "$out/report.md"
 cat "$out/report.md"
 echo "wrote $out/report.md" >&2

@@ -49,14 +49,21 @@ internal static class PythonReference
         Assert.True(failure is null, failure);
     }
 
-    private static (int ExitCode, string Stderr) Execute(string[] args)
+    /// <summary>Runs /usr/bin/python3 with <paramref name="args"/> (a script path or <c>-c</c> code first).</summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunWithOutput(params string[] args)
     {
         var psi = new ProcessStartInfo(Python, args) { RedirectStandardError = true, RedirectStandardOutput = true };
         psi.Environment["OMP_NUM_THREADS"] = "2";
         using var process = Process.Start(psi)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
+        var stdout = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        return (process.ExitCode, stderr.Result);
+        return (process.ExitCode, stdout, stderr.Result);
+    }
+
+    private static (int ExitCode, string Stderr) Execute(string[] args)
+    {
+        var (code, _, stderr) = RunWithOutput(args);
+        return (code, stderr);
     }
 }

@@ -23,7 +23,7 @@ public static class TorchRuntime
     private static bool initialised;
 
     /// <summary>
-    /// Initialises libtorch on the CPU. TorchSharp's own error on failure blames a missing package even when
+    /// Initialises libtorch on the CPU, with its NNPACK backend off (<see cref="Nnpack"/>). TorchSharp's own error on failure blames a missing package even when
     /// the library is present but cannot be linked; this method loads the library directly to find the loader's
     /// real message and throws a <see cref="NativeLibraryException"/> that names it.
     /// </summary>
@@ -40,6 +40,8 @@ public static class TorchRuntime
         {
             Console.SetOut(TextWriter.Null);
             InitializeDeviceType(TorchSharp.DeviceType.CPU);
+            // Where NNPACK cannot initialise, libtorch would log that on every batch-1 convolution (see Nnpack).
+            Nnpack.TrySetEnabled(false);
             initialised = true;
         }
         catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)

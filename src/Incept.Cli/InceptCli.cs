@@ -43,8 +43,10 @@ public static class InceptCli
         output ??= System.Console.Out;
         error ??= System.Console.Error;
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        TorchRuntime.Warning = message => error.WriteLine($"warning: {message}");
         try
         {
+            TorchRuntime.OneDnn = OneDnnPolicyFrom(Environment.GetEnvironmentVariable(OneDnnSwitch));
             // A bare "incept" shows what it can do, as "incept --help" does, rather than a one-line error.
             var parsed = Build().Parse(args.Length == 0 ? ["--help"] : args);
             if (parsed.Action is ParseErrorAction)
@@ -71,6 +73,20 @@ public static class InceptCli
             return BadInput;
         }
     }
+
+    /// <summary>
+    /// The environment variable that chooses <see cref="TorchRuntime.OneDnn"/>: <c>auto</c> (the default: oneDNN unless
+    /// the start-up convolution check fails), <c>on</c> (oneDNN unchecked) or <c>off</c>.
+    /// </summary>
+    public const string OneDnnSwitch = "INCEPT_ONEDNN";
+
+    internal static OneDnnPolicy OneDnnPolicyFrom(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => OneDnnPolicy.Auto,
+        "on" or "1" => OneDnnPolicy.On,
+        "off" or "0" => OneDnnPolicy.Off,
+        _ => throw new UsageException($"{OneDnnSwitch}={value} is not a setting: use auto, on or off."),
+    };
 
     /// <summary>A Spectre console that writes to <paramref name="writer"/>.</summary>
     internal static IAnsiConsole Console(TextWriter writer)

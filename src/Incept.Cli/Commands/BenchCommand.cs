@@ -70,6 +70,7 @@ internal static class BenchCommand
                     gflops = Math.Round(r.Gflops, 2), peak_gflops = Math.Round(r.PeakGflops, 1), peak_fraction = Math.Round(r.PeakFraction, 4),
                     cpu = r.Machine.CpuModel, cores = r.Machine.Cores, ghz = r.Machine.Ghz, vector_isa = r.Machine.VectorIsa,
                     avx512 = r.Machine.HasAvx512, avx512_bf16 = r.Machine.HasAvx512Bf16, malloc = FastMalloc.Describe(FastMalloc.Current), malloc_huge_pages = FastMalloc.Current == MallocKind.HugePages,
+                    onednn = TorchRuntime.OneDnnInUse, convolution_check = TorchRuntime.ConvolutionCheck is { } check ? (check.Passed ? "passed" : "failed") : "not run",
                 }, CommonOptions.JsonLine));
                 return 0;
             }
@@ -86,6 +87,7 @@ internal static class BenchCommand
             table.AddRow("achieved GFLOP/s", r.Gflops.ToString("0.0", c));
             table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));
             table.AddRow("C allocator", FastMalloc.Describe(FastMalloc.Current));
+            table.AddRow("libtorch convolutions", TorchRuntime.OneDnnInUse == false ? "without oneDNN" : "oneDNN");
             InceptCli.Console(output).Write(table);
             output.WriteLine(string.Create(c, $"{r.Warmup} warm-up and {r.Iterations} timed iterations on {r.Machine.CpuModel}, {r.Machine.Cores} cores at {r.Machine.Ghz:0.00} GHz, {r.Machine.VectorIsa}. Peak = cores used × GHz × 2 FMA units × {r.Machine.Fp32Lanes} float32 lanes × 2."));
             return 0;

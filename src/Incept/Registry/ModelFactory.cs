@@ -5,6 +5,10 @@ using static TorchSharp.torch;
 namespace Incept.Registry;
 
 /// <summary>Builds registered models: construct, initialise as the reference does, then move to a device.</summary>
+/// <remarks>
+/// The first model built initialises libtorch through <see cref="Runtime.TorchRuntime.EnsureAvailable()"/>, which
+/// also checks that its convolutions compute correctly on this machine (see <see cref="Runtime.ConvolutionSelfTest"/>).
+/// </remarks>
 public static class ModelFactory
 {
     /// <summary>Builds the model called <paramref name="name"/> with <paramref name="config"/> on <paramref name="device"/> (CPU by default).</summary>
@@ -15,6 +19,7 @@ public static class ModelFactory
     public static InceptionModel Create(ModelSpec spec, ModelConfig? config = null, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
+        Runtime.TorchRuntime.EnsureAvailable();
         config ??= new ModelConfig();
         if (config.AuxLogits && !spec.HasAux)
             throw new InceptException($"{spec.Name} has no auxiliary heads; build it without them.");

@@ -16,20 +16,66 @@ public sealed class NativeLibraryException : InceptException
     public NativeLibraryException() { }
 }
 
+/// <summary>Whether libtorch may use oneDNN for convolutions (<see cref="TorchRuntime.OneDnn"/>).</summary>
+public enum OneDnnPolicy
+{
+    /// <summary>Use oneDNN unless <see cref="ConvolutionSelfTest"/> finds it computing wrong values on this machine.</summary>
+    Auto,
+
+    /// <summary>Use oneDNN without checking it (for measuring it, or where the check is known to pass).</summary>
+    On,
+
+    /// <summary>Never use oneDNN: libtorch's own convolution kernels only.</summary>
+    Off,
+}
+
 /// <summary>Checks that TorchSharp's native libraries load, and explains why when they do not.</summary>
 public static class TorchRuntime
 {
     private static readonly string[] NativeNames = ["libLibTorchSharp.so", "LibTorchSharp.dll", "libLibTorchSharp.dylib"];
+    private static readonly Lock Gate = new();
     private static bool initialised;
 
     /// <summary>
-    /// Initialises libtorch on the CPU, with its NNPACK backend off (<see cref="Nnpack"/>). TorchSharp's own error on failure blames a missing package even when
+    /// What <see cref="EnsureAvailable()"/> does about oneDNN; read by its first call, so set it before that.
+    /// </summary>
+    public static OneDnnPolicy OneDnn { get; set; } = OneDnnPolicy.Auto;
+
+    /// <summary>
+    /// Receives one sentence when initialisation changes how libtorch computes (oneDNN turned off after a failed
+    /// check); the library itself never prints.
+    /// </summary>
+    public static Action<string>? Warning { get; set; }
+
+    /// <summary>The result of the convolution check, when <see cref="OneDnnPolicy.Auto"/> ran it; otherwise null.</summary>
+    public static ConvolutionCheckResult? ConvolutionCheck { get; private set; }
+
+    /// <summary>Whether libtorch's convolutions may use oneDNN now (null where the switch is not exported).</summary>
+    public static bool? OneDnnInUse => LibTorchSwitches.OneDnnEnabled;
+
+    /// <summary>
+    /// Initialises libtorch on the CPU, once per process: NNPACK off (see <see cref="LibTorchSwitches"/>), and oneDNN
+    /// as <see cref="OneDnn"/> says; with <see cref="OneDnnPolicy.Auto"/>, <see cref="ConvolutionSelfTest"/> runs and
+    /// oneDNN is turned off if it fails, since wrong convolutions would give wrong predictions silently.
+    /// TorchSharp's own error on failure blames a missing package even when
     /// the library is present but cannot be linked; this method loads the library directly to find the loader's
     /// real message and throws a <see cref="NativeLibraryException"/> that names it.
     /// </summary>
     public static void EnsureAvailable()
     {
-        if (initialised) return;
+        lock (Gate)
+        {
+            if (initialised) return;
+            Initialise();
+            // Where NNPACK cannot initialise, libtorch would log that on every batch-1 convolution.
+            LibTorchSwitches.TrySetNnpack(false);
+            initialised = true;
+            ApplyOneDnnPolicy();
+        }
+    }
+
+    private static void Initialise()
+    {
         // Probe the library next to the program first: when the loader refuses it, its message is the real
         // cause, and TorchSharp's own fallback (which copies the whole package cache next to the program and
         // prints a trace) is avoided.
@@ -40,9 +86,6 @@ public static class TorchRuntime
         {
             Console.SetOut(TextWriter.Null);
             InitializeDeviceType(TorchSharp.DeviceType.CPU);
-            // Where NNPACK cannot initialise, libtorch would log that on every batch-1 convolution (see Nnpack).
-            Nnpack.TrySetEnabled(false);
-            initialised = true;
         }
         catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
         {
@@ -51,6 +94,26 @@ public static class TorchRuntime
         finally
         {
             Console.SetOut(stdout);
+        }
+    }
+
+    private static void ApplyOneDnnPolicy()
+    {
+        switch (OneDnn)
+        {
+            case OneDnnPolicy.Off:
+                LibTorchSwitches.TrySetOneDnn(false);
+                break;
+            case OneDnnPolicy.Auto:
+                ConvolutionCheck = ConvolutionSelfTest.Run();
+                if (!ConvolutionCheck.Passed && LibTorchSwitches.TrySetOneDnn(false))
+                {
+                    Warning?.Invoke(
+                        $"libtorch's oneDNN convolutions compute wrong values on this CPU ({ConvolutionCheck.Failure}), " +
+                        "so Incept runs convolutions without oneDNN: correct, but about half as fast. ONNX Runtime (--engine onnx) is not affected.");
+                }
+
+                break;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Incept.Cli;
 
 namespace Incept.Tests.Cli;
@@ -12,5 +13,31 @@ internal static class CliRunner
         using var error = new StringWriter();
         int code = InceptCli.Run(args, output, error);
         return (code, output.ToString(), error.ToString());
+    }
+
+    /// <summary>
+    /// How to start <c>incept <paramref name="args"/></c> as its own process (dotnet and the built incept.dll), without
+    /// the allocator settings the test host may have inherited.
+    /// </summary>
+    public static ProcessStartInfo Process(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "incept.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment.Remove("GLIBC_TUNABLES");
+        start.Environment.Remove("LD_PRELOAD");
+        start.Environment.Remove(FastMalloc.Switch);
+        start.Environment.Remove(FastMalloc.OldSwitch);
+        return start;
+    }
+
+    /// <summary>Runs <paramref name="start"/> to its end: the exit code, standard output and standard error.</summary>
+    public static (int Code, string Out, string Err) RunToEnd(ProcessStartInfo start)
+    {
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result, stderr);
     }
 }

@@ -73,30 +73,13 @@ public sealed class FastMallocTests
     private static string? KernelSetting() =>
         File.Exists("/sys/kernel/mm/transparent_hugepage/enabled") ? File.ReadAllText("/sys/kernel/mm/transparent_hugepage/enabled") : null;
 
-    private static ProcessStartInfo Incept(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "incept.dll"));
-        foreach (var a in args) start.ArgumentList.Add(a);
-        start.Environment.Remove("GLIBC_TUNABLES");
-        start.Environment.Remove("LD_PRELOAD");
-        start.Environment.Remove(FastMalloc.Switch);
-        start.Environment.Remove(FastMalloc.OldSwitch);
-        return start;
-    }
+    private static ProcessStartInfo Incept(params string[] args) => CliRunner.Process(args);
 
     private static readonly string[] TinyBench =
         ["bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--input-size", "28", "--in-channels", "1",
          "--num-classes", "10", "--batch-size", "2", "--warmup", "0", "--iterations", "1", "--threads", "1", "--format", "json"];
 
-    private static (int Code, string Out, string Err) RunToEnd(ProcessStartInfo start)
-    {
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr);
-    }
+    private static (int Code, string Out, string Err) RunToEnd(ProcessStartInfo start) => CliRunner.RunToEnd(start);
 
     private static string Malloc(string output) =>
         JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement.GetProperty("malloc").GetString()!;

@@ -1,5 +1,7 @@
-using System.Diagnostics;
+using System.Text.Json;
+using Incept.Cli;
 using Incept.Runtime;
+using Incept.Tests.Cli;
 
 namespace Incept.Tests.Runtime;
 
@@ -61,23 +63,41 @@ public class LibTorchSwitchesTests
     {
         // On CPUs NNPACK cannot initialise on (Zen 5 among them), libtorch logged one line per batch-1 NCHW
         // convolution before the switch was turned off: about sixty for this run.
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "incept.dll"));
-        foreach (var a in (string[])["bench", "--model", "googlenet", "--width", "0.25", "--input-size", "64", "--engine", "torch",
-                     "--batch-size", "1", "--warmup", "1", "--iterations", "2", "--threads", "1", "--format", "json"])
-            start.ArgumentList.Add(a);
-        var (code, stdout, stderr) = RunToEnd(start);
+        var (code, stdout, stderr) = CliRunner.RunToEnd(CliRunner.Process(
+            "bench", "--model", "googlenet", "--width", "0.25", "--input-size", "64", "--engine", "torch",
+            "--batch-size", "1", "--warmup", "1", "--iterations", "2", "--threads", "1", "--format", "json"));
         Assert.True(code == 0, stderr);
         Assert.Contains("images_per_second", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("NNPACK", stderr, StringComparison.Ordinal);
     }
 
-    private static (int Code, string Out, string Err) RunToEnd(ProcessStartInfo start)
+    [Fact]
+    public void The_cli_reports_the_check_and_takes_the_onednn_setting_from_the_environment()
     {
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result, stderr);
+        string[] tiny = ["bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--input-size", "28", "--batch-size", "2",
+            "--warmup", "0", "--iterations", "1", "--threads", "1", "--format", "json"];
+
+        var auto = CliRunner.RunToEnd(CliRunner.Process(tiny));
+        Assert.True(auto.Code == 0, auto.Err);
+        var report = JsonDocument.Parse(auto.Out.Trim().Split('\n')[^1]).RootElement;
+        string check = report.GetProperty("convolution_check").GetString()!;
+        Assert.Contains(check, (string[])["passed", "failed"]);
+        // oneDNN stays on exactly where the check passed; a failed check is said in one warning line.
+        Assert.Equal(check == "passed", report.GetProperty("onednn").GetBoolean());
+        Assert.Equal(check == "failed", auto.Err.Contains("warning: libtorch's oneDNN convolutions compute wrong values", StringComparison.Ordinal));
+
+        var off = CliRunner.Process(tiny);
+        off.Environment[InceptCli.OneDnnSwitch] = "off";
+        var offRun = CliRunner.RunToEnd(off);
+        Assert.True(offRun.Code == 0, offRun.Err);
+        report = JsonDocument.Parse(offRun.Out.Trim().Split('\n')[^1]).RootElement;
+        Assert.False(report.GetProperty("onednn").GetBoolean());
+        Assert.Equal("not run", report.GetProperty("convolution_check").GetString());
+
+        var wrong = CliRunner.Process(tiny);
+        wrong.Environment[InceptCli.OneDnnSwitch] = "sometimes";
+        var wrongRun = CliRunner.RunToEnd(wrong);
+        Assert.Equal(InceptCli.Usage, wrongRun.Code);
+        Assert.Equal($"error: {InceptCli.OneDnnSwitch}=sometimes is not a setting: use auto, on or off.", wrongRun.Err.Trim());
     }
 }

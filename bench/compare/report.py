@@ -178,6 +178,13 @@ def main():
         out.append("")
         out.append(f"FMA peak used for the share: {r['peak_gflops']:.0f} GFLOP/s = cores × GHz × 2 FMA units × "
                    f"{16 if r.get('avx512') else 8} float32 lanes × 2 (vector ISA {r.get('vector_isa')}).")
+    native = [r for r in raw if r.get("impl") == "incept" and not r.get("label", "").startswith("onnx")]
+    if off := [r for r in native if r.get("onednn") is False]:
+        checks = sorted({r.get("convolution_check", "not reported") for r in off})
+        out.append("")
+        out.append(f"Incept's TorchSharp engines ran without oneDNN in {len(off)} of {len(native)} runs (convolution check: "
+                   f"{', '.join(checks)}): where libtorch's oneDNN convolutions fail Incept's start-up check, they run in "
+                   "libtorch's own kernels, about half as fast (docs/quirks.md). ONNX Runtime is not affected.")
     if a.standins and os.path.exists(a.standins) and (checked := [l.strip() for l in open(a.standins) if l.strip()]):
         out.append("")
         out.append("PyTorch and torch.onnx ran these models as the stand-ins of bench/compare/standins (their references are "

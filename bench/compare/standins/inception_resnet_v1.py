@@ -8,22 +8,7 @@ the `logits` layer's output (not the normalised embedding).
 import torch
 from torch import nn
 
-
-class BasicConv2d(nn.Module):
-    """Convolution without bias -> BatchNorm (eps 1e-3) -> ReLU."""
-
-    def __init__(self, in_ch, out_ch, kernel, stride=1, padding=0):
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_ch, eps=1e-3)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.relu(self.bn(self.conv(x)))
-
-
-def seq(*units):
-    return nn.Sequential(*units)
+from common import BasicConv2d, FactorisedResidual, seq
 
 
 class Block35(nn.Module):
@@ -58,21 +43,14 @@ class Mixed6a(nn.Module):
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x)], 1)
 
 
-class Block17(nn.Module):
+def Block17(scale):
     """Inception-ResNet-B (8x8 at 160 pixels, 896 channels)."""
+    return FactorisedResidual(896, 128, 128, 128, 128, 7, scale)
 
-    def __init__(self, scale, ch=896):
-        super().__init__()
-        self.scale = scale
-        self.branch0 = BasicConv2d(ch, 128, 1)
-        self.branch1 = seq(BasicConv2d(ch, 128, 1), BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
-                           BasicConv2d(128, 128, (7, 1), padding=(3, 0)))
-        self.conv2d = nn.Conv2d(2 * 128, ch, 1)
-        self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x):
-        y = self.conv2d(torch.cat([self.branch0(x), self.branch1(x)], 1))
-        return self.relu(y * self.scale + x)
+def Block8(scale, relu=True):
+    """Inception-ResNet-C (3x3 at 160 pixels, 1792 channels)."""
+    return FactorisedResidual(1792, 192, 192, 192, 192, 3, scale, relu)
 
 
 class Mixed7a(nn.Module):
@@ -88,26 +66,6 @@ class Mixed7a(nn.Module):
 
     def forward(self, x):
         return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], 1)
-
-
-class Block8(nn.Module):
-    """Inception-ResNet-C (3x3 at 160 pixels, 1792 channels); the network's last one has scale 1.0 and no ReLU."""
-
-    def __init__(self, scale, relu=True, ch=1792):
-        super().__init__()
-        self.scale = scale
-        self.use_relu = relu
-        self.branch0 = BasicConv2d(ch, 192, 1)
-        self.branch1 = seq(BasicConv2d(ch, 192, 1), BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
-                           BasicConv2d(192, 192, (3, 1), padding=(1, 0)))
-        self.conv2d = nn.Conv2d(2 * 192, ch, 1)
-
-    def forward(self, x):
-        y = self.conv2d(torch.cat([self.branch0(x), self.branch1(x)], 1))
-        y = y * self.scale + x
-        if self.use_relu:
-            y = torch.relu(y)
-        return y
 
 
 class InceptionResNetV1(nn.Module):

@@ -6,18 +6,7 @@ that it reproduces the reference logits. Used for ONNX export and PyTorch timing
 import torch
 from torch import nn
 
-
-class BasicConv2d(nn.Module):
-    """Convolution without bias, BatchNorm (eps 1e-3), ReLU."""
-
-    def __init__(self, cin, cout, kernel, stride=1, padding=0):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=1e-3)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.relu(self.bn(self.conv(x)))
+from common import BasicConv2d
 
 
 def avg_pool_branch(cin, cout):

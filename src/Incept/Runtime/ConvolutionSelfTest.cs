@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Incept.Runtime;
 
-/// <summary>The outcome of <see cref="ConvolutionSelfTest.Run"/>.</summary>
+/// <summary>The outcome of <see cref="ConvolutionSelfTest.Run()"/>.</summary>
 /// <param name="Passed">Whether every case agreed with the float64 result.</param>
 /// <param name="Failure">The first case that did not, with its relative error; null when all passed.</param>
 /// <param name="Cases">How many cases ran (forward, input gradient and weight gradient count as one case).</param>
@@ -40,19 +40,25 @@ public static class ConvolutionSelfTest
     ];
 
     /// <summary>Runs every case on the CPU in float32 and compares it with float64.</summary>
-    public static ConvolutionCheckResult Run()
+    public static ConvolutionCheckResult Run() => Run(static (x, w, stride, padding) => nn.functional.conv2d(x, w, strides: stride, padding: padding));
+
+    /// <summary>
+    /// Runs every case with <paramref name="convolution"/> (input, weight, stride, padding) as the float32 convolution
+    /// under test; the float64 reference is always libtorch's.
+    /// </summary>
+    internal static ConvolutionCheckResult Run(Func<Tensor, Tensor, long[], long[], Tensor> convolution)
     {
         using var grad = enable_grad();
         foreach (var c in Cases)
         {
             using var scope = NewDisposeScope();
-            if (Check(c) is { } failure) return new ConvolutionCheckResult(false, failure, Cases.Length);
+            if (Check(c, convolution) is { } failure) return new ConvolutionCheckResult(false, failure, Cases.Length);
         }
 
         return new ConvolutionCheckResult(true, null, Cases.Length);
     }
 
-    private static string? Check(Case c)
+    private static string? Check(Case c, Func<Tensor, Tensor, long[], long[], Tensor> convolution)
     {
         long pad = c.Kernel / 2;
         long[] stride = [c.Stride, c.Stride], padding = [pad, pad];
@@ -62,7 +68,7 @@ public static class ConvolutionSelfTest
 
         var input = Layout(input64.to_type(ScalarType.Float32), c.ChannelsLast).requires_grad_();
         var weight = Layout(weight64.to_type(ScalarType.Float32), c.ChannelsLast).requires_grad_();
-        var output = nn.functional.conv2d(input, weight, strides: stride, padding: padding);
+        var output = convolution(input, weight, stride, padding);
         var upstream = Values(output.shape, 0.23);
         var grads = autograd.grad([output], [input, weight], [upstream.to_type(ScalarType.Float32)]);
 

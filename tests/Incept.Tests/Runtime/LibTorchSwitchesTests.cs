@@ -2,6 +2,7 @@ using System.Text.Json;
 using Incept.Cli;
 using Incept.Runtime;
 using Incept.Tests.Cli;
+using TorchSharp;
 
 namespace Incept.Tests.Runtime;
 
@@ -56,6 +57,35 @@ public class LibTorchSwitchesTests
         // Where the start-up check failed, oneDNN is off; where it passed, oneDNN is still on.
         Assert.NotNull(TorchRuntime.ConvolutionCheck);
         Assert.Equal(TorchRuntime.ConvolutionCheck.Passed, TorchRuntime.OneDnnInUse);
+    }
+
+    [Fact]
+    public void The_check_names_a_convolution_whose_last_partial_block_of_channels_is_wrong()
+    {
+        TorchRuntime.EnsureAvailable();
+        // The failure seen with oneDNN 3.7.1 on a Zen 5 VM: the last 16 of 112 output channels wrong.
+        var check = ConvolutionSelfTest.Run((x, w, stride, padding) =>
+        {
+            var y = TorchSharp.torch.nn.functional.conv2d(x, w, strides: stride, padding: padding);
+            if (y.shape[1] % 32 != 16) return y;
+            var keep = TorchSharp.torch.ones(1, y.shape[1], 1, 1);
+            keep.narrow(1, y.shape[1] - 16, 16).zero_();
+            return y.mul(keep);
+        });
+        Assert.False(check.Passed);
+        Assert.Equal(
+            "the output of a 1×1 convolution (stride 1) from 40 to 112 channels on a 2×40×7×7 channels-last input is off by 100 % of its range",
+            check.Failure);
+
+        // A convolution whose output is right but whose gradients are not: the input gradient is checked too.
+        check = ConvolutionSelfTest.Run((x, w, stride, padding) =>
+        {
+            var y = TorchSharp.torch.nn.functional.conv2d(x, w, strides: stride, padding: padding);
+            using var half = 0.5.ToScalar();
+            return y.detach().add(y.mul(half), Scalars.One).sub(y.mul(half).detach());
+        });
+        Assert.False(check.Passed);
+        Assert.StartsWith("the input gradient of a 3×3 convolution (stride 1) from 24 to 40 channels", check.Failure, StringComparison.Ordinal);
     }
 
     [Fact]

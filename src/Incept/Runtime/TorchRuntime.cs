@@ -106,13 +106,18 @@ public static class TorchRuntime
                 break;
             case OneDnnPolicy.Auto:
                 ConvolutionCheck = ConvolutionSelfTest.Run();
-                if (!ConvolutionCheck.Passed && LibTorchSwitches.TrySetOneDnn(false))
+                if (ConvolutionCheck.Passed) break;
+                const string Wrong = "libtorch's oneDNN convolutions compute wrong values on this CPU";
+                if (!LibTorchSwitches.TrySetOneDnn(false))
                 {
-                    Warning?.Invoke(
-                        $"libtorch's oneDNN convolutions compute wrong values on this CPU ({ConvolutionCheck.Failure}), " +
-                        "so Incept runs convolutions without oneDNN: correct, but about half as fast. ONNX Runtime (--engine onnx) is not affected.");
+                    Warning?.Invoke($"{Wrong} ({ConvolutionCheck.Failure}), and this libtorch cannot turn oneDNN off: the TorchSharp engines' results may be wrong. ONNX Runtime (--engine onnx) is not affected.");
+                    break;
                 }
 
+                var without = ConvolutionSelfTest.Run();
+                Warning?.Invoke(without.Passed
+                    ? $"{Wrong} ({ConvolutionCheck.Failure}), so Incept runs convolutions without oneDNN: correct, but about half as fast. ONNX Runtime (--engine onnx) is not affected."
+                    : $"libtorch's convolutions compute wrong values on this CPU with oneDNN ({ConvolutionCheck.Failure}) and without it ({without.Failure}): the TorchSharp engines' results may be wrong. ONNX Runtime (--engine onnx) is not affected.");
                 break;
         }
     }

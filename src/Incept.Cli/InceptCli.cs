@@ -47,6 +47,7 @@ public static class InceptCli
         try
         {
             TorchRuntime.OneDnn = OneDnnPolicyFrom(Environment.GetEnvironmentVariable(OneDnnSwitch));
+            TorchRuntime.MklAvx512 = MklPolicyFrom(Environment.GetEnvironmentVariable(MklSwitch));
             // A bare "incept" shows what it can do, as "incept --help" does, rather than a one-line error.
             var parsed = Build().Parse(args.Length == 0 ? ["--help"] : args);
             if (parsed.Action is ParseErrorAction)
@@ -86,6 +87,19 @@ public static class InceptCli
         "on" or "1" => OneDnnPolicy.On,
         "off" or "0" => OneDnnPolicy.Off,
         _ => throw new UsageException($"{OneDnnSwitch}={value} is not a setting: use auto, on or off."),
+    };
+
+    /// <summary>
+    /// The environment variable that chooses <see cref="TorchRuntime.MklAvx512"/>: <c>auto</c> (the default: MKL's
+    /// AVX-512 code path on non-Intel CPUs that have AVX-512, kept if its matrix products pass a check) or <c>off</c>.
+    /// </summary>
+    public const string MklSwitch = "INCEPT_MKL_AVX512";
+
+    internal static MklPolicy MklPolicyFrom(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "auto" => MklPolicy.Auto,
+        "off" or "0" => MklPolicy.Off,
+        _ => throw new UsageException($"{MklSwitch}={value} is not a setting: use auto or off."),
     };
 
     /// <summary>A Spectre console that writes to <paramref name="writer"/>.</summary>

@@ -71,6 +71,7 @@ internal static class BenchCommand
                     cpu = r.Machine.CpuModel, cores = r.Machine.Cores, ghz = r.Machine.Ghz, vector_isa = r.Machine.VectorIsa,
                     avx512 = r.Machine.HasAvx512, avx512_bf16 = r.Machine.HasAvx512Bf16, malloc = FastMalloc.Describe(FastMalloc.Current), malloc_huge_pages = FastMalloc.Current == MallocKind.HugePages,
                     onednn = TorchRuntime.OneDnnInUse, convolution_check = TorchRuntime.ConvolutionCheck is { } check ? (check.Passed ? "passed" : "failed") : "not run",
+                    mkl_avx512 = MklOutcomeName(TorchRuntime.Mkl), mkl_code_path = MklDispatch.CodePath,
                 }, CommonOptions.JsonLine));
                 return 0;
             }
@@ -88,10 +89,22 @@ internal static class BenchCommand
             table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));
             table.AddRow("C allocator", FastMalloc.Describe(FastMalloc.Current));
             table.AddRow("libtorch convolutions", TorchRuntime.OneDnnInUse == false ? "without oneDNN" : "oneDNN");
+            table.AddRow("MKL AVX-512 path", MklOutcomeName(TorchRuntime.Mkl));
             InceptCli.Console(output).Write(table);
             output.WriteLine(string.Create(c, $"{r.Warmup} warm-up and {r.Iterations} timed iterations on {r.Machine.CpuModel}, {r.Machine.Cores} cores at {r.Machine.Ghz:0.00} GHz, {r.Machine.VectorIsa}. Peak = cores used × GHz × 2 FMA units × {r.Machine.Fp32Lanes} float32 lanes × 2."));
             return 0;
         });
         return command;
     }
+
+    /// <summary>How the bench output names <see cref="MklOutcome"/>.</summary>
+    internal static string MklOutcomeName(MklOutcome outcome) => outcome switch
+    {
+        MklOutcome.Switched => "switched on",
+        MklOutcome.NotNeeded => "not needed",
+        MklOutcome.AlreadyChosen => "already chosen",
+        MklOutcome.Unavailable => "unavailable",
+        MklOutcome.FailedCheck => "failed check",
+        _ => "not run",
+    };
 }

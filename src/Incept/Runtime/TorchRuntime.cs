@@ -42,6 +42,15 @@ public static class TorchRuntime
     public static OneDnnPolicy OneDnn { get; set; } = OneDnnPolicy.Auto;
 
     /// <summary>
+    /// What <see cref="EnsureAvailable()"/> does about MKL's code path on CPUs MKL does not give its AVX-512 path
+    /// (<see cref="MklDispatch"/>); read by its first call, so set it before that.
+    /// </summary>
+    public static MklPolicy MklAvx512 { get; set; } = MklPolicy.Auto;
+
+    /// <summary>What happened to MKL's code path at initialisation.</summary>
+    public static MklOutcome Mkl { get; private set; } = MklOutcome.NotRun;
+
+    /// <summary>
     /// Receives one sentence when initialisation changes how libtorch computes (oneDNN turned off after a failed
     /// check); the library itself never prints.
     /// </summary>
@@ -54,7 +63,8 @@ public static class TorchRuntime
     public static bool? OneDnnInUse => LibTorchSwitches.OneDnnEnabled;
 
     /// <summary>
-    /// Initialises libtorch on the CPU, once per process: NNPACK off (see <see cref="LibTorchSwitches"/>), and oneDNN
+    /// Initialises libtorch on the CPU, once per process: NNPACK off (see <see cref="LibTorchSwitches"/>), MKL's
+    /// AVX-512 code path where MKL would not choose it (<see cref="MklAvx512"/>, <see cref="MklDispatch"/>), and oneDNN
     /// as <see cref="OneDnn"/> says; with <see cref="OneDnnPolicy.Auto"/>, <see cref="ConvolutionSelfTest"/> runs and
     /// oneDNN is turned off if it fails, since wrong convolutions would give wrong predictions silently.
     /// TorchSharp's own error on failure blames a missing package even when
@@ -70,6 +80,10 @@ public static class TorchRuntime
             // Where NNPACK cannot initialise, libtorch would log that on every batch-1 convolution.
             LibTorchSwitches.TrySetNnpack(false);
             initialised = true;
+            // Before the convolution check: libtorch's own convolutions, the fallback, are MKL matrix products.
+            Mkl = MklDispatch.Apply(MklAvx512, MatrixProductSelfTest.Run);
+            if (Mkl == MklOutcome.FailedCheck)
+                Warning?.Invoke("MKL's AVX-512 code path computed wrong matrix products on this CPU, so Incept left MKL on the path it chooses itself.");
             ApplyOneDnnPolicy();
         }
     }
@@ -116,7 +130,7 @@ public static class TorchRuntime
 
                 var without = ConvolutionSelfTest.Run();
                 Warning?.Invoke(without.Passed
-                    ? $"{Wrong} ({ConvolutionCheck.Failure}), so Incept runs convolutions without oneDNN: correct, but about half as fast. ONNX Runtime (--engine onnx) is not affected."
+                    ? $"{Wrong} ({ConvolutionCheck.Failure}), so Incept runs convolutions without oneDNN: correct, but slower. ONNX Runtime (--engine onnx) is not affected."
                     : $"libtorch's convolutions compute wrong values on this CPU with oneDNN ({ConvolutionCheck.Failure}) and without it ({without.Failure}): the TorchSharp engines' results may be wrong. ONNX Runtime (--engine onnx) is not affected.");
                 break;
         }

@@ -184,7 +184,12 @@ def main():
         out.append("")
         out.append(f"Incept's TorchSharp engines ran without oneDNN in {len(off)} of {len(native)} runs (convolution check: "
                    f"{', '.join(checks)}): where libtorch's oneDNN convolutions fail Incept's start-up check, they run in "
-                   "libtorch's own kernels, about half as fast (docs/quirks.md). ONNX Runtime is not affected.")
+                   "libtorch's own kernels, im2col and MKL matrix products (docs/quirks.md). ONNX Runtime is not affected.")
+    if switched := [r for r in native if r.get("mkl_avx512") == "switched on"]:
+        out.append("")
+        out.append(f"In {len(switched)} of {len(native)} of Incept's TorchSharp runs MKL ran its AVX-512 code path, which it "
+                   "does not choose itself on this CPU (Incept's start-up switch, checked; INCEPT_MKL_AVX512). PyTorch's MKL "
+                   "kept its own choice.")
     if a.standins and os.path.exists(a.standins) and (checked := [l.strip() for l in open(a.standins) if l.strip()]):
         out.append("")
         out.append("PyTorch and torch.onnx ran these models as the stand-ins of bench/compare/standins (their references are "

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Incept.Cli;
 
 namespace Incept.Tests.Cli;
@@ -28,6 +29,8 @@ internal static class CliRunner
         start.Environment.Remove("LD_PRELOAD");
         start.Environment.Remove(FastMalloc.Switch);
         start.Environment.Remove(FastMalloc.OldSwitch);
+        start.Environment.Remove(InceptCli.OneDnnSwitch);
+        start.Environment.Remove(InceptCli.MklSwitch);
         return start;
     }
 
@@ -39,5 +42,19 @@ internal static class CliRunner
         var stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
         return (process.ExitCode, stdout.Result, stderr);
+    }
+
+    /// <summary>
+    /// Runs a tiny <c>incept bench --format json</c> (googlenet at width 0.25, 28 px, one iteration) in its own process
+    /// with <paramref name="environment"/> set: the exit code, standard error and, when it succeeded, the JSON report.
+    /// </summary>
+    public static (int Code, string Err, JsonElement Report) TinyBench(params (string Name, string Value)[] environment)
+    {
+        var start = Process("bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--input-size", "28",
+            "--batch-size", "2", "--warmup", "0", "--iterations", "1", "--threads", "1", "--format", "json");
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        var (code, stdout, stderr) = RunToEnd(start);
+        var report = code == 0 ? JsonDocument.Parse(stdout.Trim().Split('\n')[^1]).RootElement : default;
+        return (code, stderr, report);
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Incept.Cli;
 using Incept.Runtime;
 using Incept.Tests.Cli;
@@ -104,30 +103,21 @@ public class LibTorchSwitchesTests
     [Fact]
     public void The_cli_reports_the_check_and_takes_the_onednn_setting_from_the_environment()
     {
-        string[] tiny = ["bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--input-size", "28", "--batch-size", "2",
-            "--warmup", "0", "--iterations", "1", "--threads", "1", "--format", "json"];
-
-        var auto = CliRunner.RunToEnd(CliRunner.Process(tiny));
+        var auto = CliRunner.TinyBench();
         Assert.True(auto.Code == 0, auto.Err);
-        var report = JsonDocument.Parse(auto.Out.Trim().Split('\n')[^1]).RootElement;
-        string check = report.GetProperty("convolution_check").GetString()!;
+        string check = auto.Report.GetProperty("convolution_check").GetString()!;
         Assert.Contains(check, (string[])["passed", "failed"]);
         // oneDNN stays on exactly where the check passed; a failed check is said in one warning line.
-        Assert.Equal(check == "passed", report.GetProperty("onednn").GetBoolean());
+        Assert.Equal(check == "passed", auto.Report.GetProperty("onednn").GetBoolean());
         Assert.Equal(check == "failed", auto.Err.Contains("warning: libtorch's oneDNN convolutions compute wrong values", StringComparison.Ordinal));
 
-        var off = CliRunner.Process(tiny);
-        off.Environment[InceptCli.OneDnnSwitch] = "off";
-        var offRun = CliRunner.RunToEnd(off);
-        Assert.True(offRun.Code == 0, offRun.Err);
-        report = JsonDocument.Parse(offRun.Out.Trim().Split('\n')[^1]).RootElement;
-        Assert.False(report.GetProperty("onednn").GetBoolean());
-        Assert.Equal("not run", report.GetProperty("convolution_check").GetString());
+        var off = CliRunner.TinyBench((InceptCli.OneDnnSwitch, "off"));
+        Assert.True(off.Code == 0, off.Err);
+        Assert.False(off.Report.GetProperty("onednn").GetBoolean());
+        Assert.Equal("not run", off.Report.GetProperty("convolution_check").GetString());
 
-        var wrong = CliRunner.Process(tiny);
-        wrong.Environment[InceptCli.OneDnnSwitch] = "sometimes";
-        var wrongRun = CliRunner.RunToEnd(wrong);
-        Assert.Equal(InceptCli.Usage, wrongRun.Code);
-        Assert.Equal($"error: {InceptCli.OneDnnSwitch}=sometimes is not a setting: use auto, on or off.", wrongRun.Err.Trim());
+        var wrong = CliRunner.TinyBench((InceptCli.OneDnnSwitch, "sometimes"));
+        Assert.Equal(InceptCli.Usage, wrong.Code);
+        Assert.Equal($"error: {InceptCli.OneDnnSwitch}=sometimes is not a setting: use auto, on or off.", wrong.Err.Trim());
     }
 }

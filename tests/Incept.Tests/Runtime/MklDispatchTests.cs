@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Incept.Cli;
 using Incept.Runtime;
 using Incept.Tests.Cli;
@@ -84,28 +83,19 @@ public class MklDispatchTests
     [Fact]
     public void The_cli_reports_the_mkl_path_and_takes_its_setting_from_the_environment()
     {
-        string[] tiny = ["bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--input-size", "28", "--batch-size", "2",
-            "--warmup", "0", "--iterations", "1", "--threads", "1", "--format", "json"];
-
-        var auto = CliRunner.RunToEnd(CliRunner.Process(tiny));
+        var auto = CliRunner.TinyBench();
         Assert.True(auto.Code == 0, auto.Err);
-        var report = JsonDocument.Parse(auto.Out.Trim().Split('\n')[^1]).RootElement;
         string expected = MklDispatch.CpuWouldBenefit ? "switched on" : "not needed";
-        Assert.Equal(expected, report.GetProperty("mkl_avx512").GetString());
+        Assert.Equal(expected, auto.Report.GetProperty("mkl_avx512").GetString());
 
-        var off = CliRunner.Process(tiny);
-        off.Environment[InceptCli.MklSwitch] = "off";
-        var offRun = CliRunner.RunToEnd(off);
-        Assert.True(offRun.Code == 0, offRun.Err);
-        report = JsonDocument.Parse(offRun.Out.Trim().Split('\n')[^1]).RootElement;
-        Assert.Equal("not run", report.GetProperty("mkl_avx512").GetString());
+        var off = CliRunner.TinyBench((InceptCli.MklSwitch, "off"));
+        Assert.True(off.Code == 0, off.Err);
+        Assert.Equal("not run", off.Report.GetProperty("mkl_avx512").GetString());
         if (MklDispatch.CpuWouldBenefit)
-            Assert.True(report.GetProperty("mkl_code_path").GetInt32() < MklDispatch.CodePath);
+            Assert.True(off.Report.GetProperty("mkl_code_path").GetInt32() < MklDispatch.CodePath);
 
-        var wrong = CliRunner.Process(tiny);
-        wrong.Environment[InceptCli.MklSwitch] = "fast";
-        var wrongRun = CliRunner.RunToEnd(wrong);
-        Assert.Equal(InceptCli.Usage, wrongRun.Code);
-        Assert.Equal($"error: {InceptCli.MklSwitch}=fast is not a setting: use auto or off.", wrongRun.Err.Trim());
+        var wrong = CliRunner.TinyBench((InceptCli.MklSwitch, "fast"));
+        Assert.Equal(InceptCli.Usage, wrong.Code);
+        Assert.Equal($"error: {InceptCli.MklSwitch}=fast is not a setting: use auto or off.", wrong.Err.Trim());
     }
 }

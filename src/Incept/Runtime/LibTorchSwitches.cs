@@ -59,21 +59,26 @@ public static class LibTorchSwitches
         }
     }
 
+    /// <summary>The handle of libtorch's CPU library, which the process has already loaded; false where it is not found.</summary>
+    internal static bool TryGetLibrary(out IntPtr handle)
+    {
+        foreach (var name in LibraryNames)
+            if (NativeLibrary.TryLoad(name, out handle))
+                return true;
+        handle = IntPtr.Zero;
+        return false;
+    }
+
     private static bool TryResolve(Switch which, out IntPtr context, out IntPtr set, out IntPtr get)
     {
         context = set = get = IntPtr.Zero;
-        foreach (var name in LibraryNames)
-        {
-            if (!NativeLibrary.TryLoad(name, out var handle)) continue;
-            if (!NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var globalContext)
-                || !NativeLibrary.TryGetExport(handle, which.Setter, out set))
-                return false;
-            NativeLibrary.TryGetExport(handle, which.Getter, out get);
-            context = Marshal.GetDelegateForFunctionPointer<GetContext>(globalContext)();
-            return context != IntPtr.Zero;
-        }
-
-        return false;
+        if (!TryGetLibrary(out var handle)
+            || !NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var globalContext)
+            || !NativeLibrary.TryGetExport(handle, which.Setter, out set))
+            return false;
+        NativeLibrary.TryGetExport(handle, which.Getter, out get);
+        context = Marshal.GetDelegateForFunctionPointer<GetContext>(globalContext)();
+        return context != IntPtr.Zero;
     }
 
     private sealed record Switch(string Setter, string Getter);

@@ -56,7 +56,6 @@ public enum MklOutcome
 /// </remarks>
 public static class MklDispatch
 {
-    private static readonly string[] LibraryNames = ["libtorch_cpu.so"];
     private static readonly Lock Gate = new();
     private static Cache? cache;
 
@@ -115,22 +114,17 @@ public static class MklDispatch
     private static Cache? Locate()
     {
         if (cache is not null) return cache;
-        foreach (var name in LibraryNames)
-        {
-            if (!NativeLibrary.TryLoad(name, out var handle)) continue;
-            if (!NativeLibrary.TryGetExport(handle, "mkl_serv_intel_cpu_true", out var vendorTest)
-                || !NativeLibrary.TryGetExport(handle, "mkl_serv_cpu_detect", out var detect))
-                return null;
-            // mkl_serv_intel_cpu_true: mov eax, [rip+disp32]; test eax, eax; js <decide>; ret
-            if (!Matches(vendorTest, [0x8B, 0x05, null, null, null, null, 0x85, 0xC0, 0x78])) return null;
-            // mkl_serv_cpu_detect: cmp dword [rip+disp32], 0; js <decide>
-            if (!Matches(detect, [0x83, 0x3D, null, null, null, null, 0x00, 0x78])) return null;
-            var vendorIsIntel = vendorTest + 6 + Marshal.ReadInt32(vendorTest, 2);
-            var codePath = detect + 7 + Marshal.ReadInt32(detect, 2);
-            return cache = new Cache(vendorIsIntel, codePath, detect);
-        }
-
-        return null;
+        if (!LibTorchSwitches.TryGetLibrary(out var handle)
+            || !NativeLibrary.TryGetExport(handle, "mkl_serv_intel_cpu_true", out var vendorTest)
+            || !NativeLibrary.TryGetExport(handle, "mkl_serv_cpu_detect", out var detect))
+            return null;
+        // mkl_serv_intel_cpu_true: mov eax, [rip+disp32]; test eax, eax; js <decide>; ret
+        if (!Matches(vendorTest, [0x8B, 0x05, null, null, null, null, 0x85, 0xC0, 0x78])) return null;
+        // mkl_serv_cpu_detect: cmp dword [rip+disp32], 0; js <decide>
+        if (!Matches(detect, [0x83, 0x3D, null, null, null, null, 0x00, 0x78])) return null;
+        var vendorIsIntel = vendorTest + 6 + Marshal.ReadInt32(vendorTest, 2);
+        var codePath = detect + 7 + Marshal.ReadInt32(detect, 2);
+        return cache = new Cache(vendorIsIntel, codePath, detect);
     }
 
     private static bool Matches(IntPtr code, byte?[] pattern)

@@ -24,6 +24,13 @@ internal interface IConvBnUnit
     /// <see cref="ConvBnFolding.Fold"/>) and applies the ReLU in place from then on. The unit can no longer be trained.
     /// </summary>
     void FoldBatchNorm();
+
+    /// <summary>
+    /// Once folded: the largest im2col buffer, in bytes, that the unit's convolution may ask libtorch for at once; a
+    /// batch that would need more is convolved in slices (see <see cref="BatchSplitConvolution"/>). 0, the default, never
+    /// splits.
+    /// </summary>
+    long ColumnBudgetBytes { get; set; }
 }
 
 /// <summary>Merges an evaluation-mode BatchNorm into the convolution before it.</summary>

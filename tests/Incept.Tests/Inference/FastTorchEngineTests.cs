@@ -75,7 +75,7 @@ public class FastTorchEngineTests
     }
 
     [Fact]
-    public void Releasing_the_source_frees_its_weights_and_keeps_the_logits()
+    public void Releasing_a_cpu_model_prepares_it_in_place_and_keeps_the_logits()
     {
         var spec = ModelRegistry.Get("bn_inception");
         manual_seed(8);
@@ -84,12 +84,53 @@ public class FastTorchEngineTests
         model.eval();
         using var input = randn(2, 3, 28, 28);
         using var expected = EvalLogits(model, input);
-        var weight = model.parameters().First();
-        using var engine = FastTorchEngine.Create(spec, model, releaseModel: true);
-        Assert.True(weight.IsInvalid);
-        using var actual = engine.Run(input);
-        Assert.True(RelativeError(actual, expected) < 1e-4);
-        model.Dispose(); // a second dispose does nothing
+        using (var kept = FastTorchEngine.Create(spec, model))
+            Assert.NotSame(model, kept.Model);
+
+        var engine = FastTorchEngine.Create(spec, model, releaseModel: true);
+        // No second set of weights: the handed-over model is the engine's copy.
+        Assert.Same(model, engine.Model);
+        using (var actual = engine.Run(input))
+            Assert.True(RelativeError(actual, expected) < 1e-4);
+        engine.Dispose();
+        model.Dispose(); // disposing it after the engine does nothing
+    }
+
+    [Theory]
+    [MemberData(nameof(All))]
+    public void Passes_of_a_few_images_and_sliced_convolutions_give_the_whole_batch_logits(string name)
+    {
+        var spec = ModelRegistry.Get(name);
+        manual_seed(13);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 7, SmallInput = true });
+        RandomiseBatchNorms(model, 14);
+        model.eval();
+        using var input = randn(5, 3, 32, 32);
+        using var expected = EvalLogits(model, input);
+        using var whole = FastTorchEngine.Create(spec, model, new FastTorchOptions { ImagesPerPass = 0, ColumnBudgetBytes = 0 });
+        // One byte: every convolution that unfolds its input does so one image at a time.
+        using var sliced = FastTorchEngine.Create(spec, model, new FastTorchOptions { ImagesPerPass = 2, ColumnBudgetBytes = 1 });
+        Assert.Equal((0, 0L), (whole.ImagesPerPass, whole.ColumnBudgetBytes));
+        Assert.Equal((2, 1L), (sliced.ImagesPerPass, sliced.ColumnBudgetBytes));
+
+        using var wholeLogits = whole.Run(input);
+        using var slicedLogits = sliced.Run(input);
+
+        Assert.Equal(wholeLogits.shape, slicedLogits.shape);
+        Assert.True(RelativeError(slicedLogits, wholeLogits) < 1e-5, $"relative error {RelativeError(slicedLogits, wholeLogits)}");
+        Assert.True(RelativeError(slicedLogits, expected) < 1e-4, $"relative error {RelativeError(slicedLogits, expected)}");
+    }
+
+    [Fact]
+    public void Without_onednn_the_engine_slices_by_default_and_with_it_takes_whole_batches()
+    {
+        var spec = ModelRegistry.Get("googlenet");
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 3, SmallInput = true });
+        using var engine = FastTorchEngine.Create(spec, model);
+        bool unfolds = Incept.Runtime.TorchRuntime.OneDnnInUse != true;
+        Assert.Equal(unfolds ? FastTorchOptions.DefaultImagesPerPass : 0, engine.ImagesPerPass);
+        Assert.Equal(unfolds ? FastTorchOptions.DefaultColumnBudgetBytes : 0, engine.ColumnBudgetBytes);
+        Assert.Throws<ArgumentOutOfRangeException>(() => FastTorchEngine.Create(spec, model, new FastTorchOptions { ImagesPerPass = -1 }));
     }
 
     [Fact]

@@ -170,7 +170,7 @@ public static class Benchmark
         bool train = options.Mode == BenchmarkMode.Train;
         if (train && model.HasAux && size < model.MinAuxInputSize)
             throw new InputShapeException($"{spec.Name}'s auxiliary heads need inputs of at least {model.MinAuxInputSize} pixels; got {size}. Use a larger --input-size or leave out --aux.");
-        long macs = ModelSummary.Create(spec.Name, model.Config with { AuxLogits = train && model.HasAux }, size).Macs;
+        var summaryConfig = model.Config with { AuxLogits = train && model.HasAux };
 
         manual_seed(0);
         using var input = randn(options.BatchSize, model.Config.InChannels, size, size);
@@ -189,7 +189,9 @@ public static class Benchmark
             times = Time(() => engine.Run(input).Dispose(), options);
         }
 
-        return Summarise(spec.Name, engineName, options, size, model.Config.Width, train && model.HasAux, times, macs, train ? 3 : 1);
+        // Counted once the timing (and its peak memory) is done: the count builds a model of its own.
+        long macs = ModelSummary.Create(spec.Name, summaryConfig, size).Macs;
+        return Summarise(spec.Name, engineName, options, size, summaryConfig.Width, summaryConfig.AuxLogits, times, macs, train ? 3 : 1);
     }
 
     /// <summary>
@@ -239,11 +241,11 @@ public static class Benchmark
         bool smallInput = Meta(CheckpointLoader.MetadataKeys.SmallInput) is { } si ? bool.Parse(si) : options.SmallInput;
         var config = new ModelConfig { Width = width, SmallInput = smallInput, NumClasses = Math.Max(1, info.Outputs), InChannels = info.InChannels };
         int size = options.InputSize ?? info.Height;
-        long macs = ModelSummary.Create(spec.Name, config, size).Macs;
         int batch = info.BatchSize ?? options.BatchSize;
         manual_seed(0);
         using var input = randn(batch, info.InChannels, size, size);
         var times = Time(() => engine.Run(input).Dispose(), options);
+        long macs = ModelSummary.Create(spec.Name, config, size).Macs;
         return Summarise(spec.Name, engine.Name, options with { BatchSize = batch }, size, width, false, times, macs, 1);
     }
 
@@ -297,7 +299,8 @@ public static class Benchmark
         }, options);
     }
 
-    private readonly record struct Timed(double[] Times, int Warmups);
+    /// <summary>Step times, how many warm-up steps ran, and the process's peak memory when the last step ended.</summary>
+    private readonly record struct Timed(double[] Times, int Warmups, double? PeakRssMb);
 
     private static Timed Time(Action step, BenchmarkOptions options)
     {
@@ -317,7 +320,7 @@ public static class Benchmark
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        return new Timed(times, warmups);
+        return new Timed(times, warmups, ProcessMemory.PeakRssMb());
     }
 
     private static BenchmarkResult Summarise(string model, string engine, BenchmarkOptions o, int size, double width, bool aux, Timed timed, long macs, int passes)
@@ -328,7 +331,7 @@ public static class Benchmark
         double gflops = 2.0 * passes * macs * o.BatchSize / (median / 1000.0) / 1e9;
         int threads = get_num_threads();
         return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, threads, timed.Warmups, o.Iterations,
-            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), ProcessMemory.PeakRssMb(), macs, gflops, machine.PeakGflopsFor(threads), machine);
+            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), timed.PeakRssMb, macs, gflops, machine.PeakGflopsFor(threads), machine);
     }
 
     /// <summary>A model and its spec, built here or loaded from a checkpoint; disposing it disposes the model.</summary>

@@ -26,11 +26,12 @@ internal interface IConvBnUnit
     void FoldBatchNorm();
 
     /// <summary>
-    /// The largest im2col buffer, in bytes, that the unit's convolution may ask libtorch for at once; a batch that would
-    /// need more is convolved in slices (see <see cref="BatchSplitConvolution"/>). 0 never splits; null, the default,
-    /// follows <see cref="BatchSplitConvolution.AutomaticBudgetBytes"/>.
+    /// Once folded: the largest im2col buffer, in bytes, that the unit's convolution may ask libtorch for at once; a
+    /// batch that would need more is convolved in slices (see <see cref="BatchSplitConvolution"/>). 0, the default, never
+    /// splits. Training and unfolded evaluation always convolve the whole batch, so that hooks on the convolution see
+    /// it whole.
     /// </summary>
-    long? ColumnBudgetBytes { get; set; }
+    long ColumnBudgetBytes { get; set; }
 }
 
 /// <summary>Merges an evaluation-mode BatchNorm into the convolution before it.</summary>

@@ -58,7 +58,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     private readonly Conv2d conv;
     private readonly BatchNorm2d? bn;
     private bool folded;
-    private long? columnBudget;
+    private long columnBudget;
 
     /// <summary>Builds the unit.</summary>
     public BasicConv2d(long inChannels, long outChannels, (long, long) kernel, (long, long) stride, (long, long) padding, ConvUnit unit)
@@ -80,7 +80,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     bool IConvBnUnit.BatchNormFolded => folded;
 
     /// <inheritdoc/>
-    long? IConvBnUnit.ColumnBudgetBytes
+    long IConvBnUnit.ColumnBudgetBytes
     {
         get => columnBudget;
         set => columnBudget = value;
@@ -98,9 +98,9 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     public override Tensor forward(Tensor input)
     {
         // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
-        if (folded) return BatchSplitConvolution.Forward(conv, input, columnBudget ?? BatchSplitConvolution.AutomaticBudgetBytes).relu_();
+        if (folded) return BatchSplitConvolution.Forward(conv, input, columnBudget).relu_();
         using var scope = NewDisposeScope();
-        var x = BatchSplitConvolution.Forward(conv, input, columnBudget ?? BatchSplitConvolution.AutomaticBudgetBytes);
+        var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
     }

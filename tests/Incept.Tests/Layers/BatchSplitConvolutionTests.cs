@@ -1,6 +1,4 @@
 using Incept.Layers;
-using Incept.Models;
-using Incept.Registry;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,65 +60,4 @@ public class BatchSplitConvolutionTests
             Assert.True(actual.equal(expected).all().item<bool>());
         }
     }
-
-    [Fact]
-    public void With_autograd_the_slices_give_the_same_output_and_gradients()
-    {
-        manual_seed(15);
-        using var conv = nn.Conv2d(6, 8, 3L, padding: 1L);
-        // Slices hold at least one image per thread: more than two slices whatever the thread count.
-        int batch = (2 * get_num_threads()) + 1;
-        using var input = randn(batch, 6, 9, 9).requires_grad_(true);
-        using var upstream = randn(batch, 8, 9, 9);
-
-        var (wholeOut, wholeInputGrad, wholeWeightGrad) = Gradients(conv, input, upstream, 0);
-        var (slicedOut, slicedInputGrad, slicedWeightGrad) = Gradients(conv, input, upstream, 1);
-
-        Assert.True(Close(slicedOut, wholeOut));
-        Assert.True(Close(slicedInputGrad, wholeInputGrad));
-        Assert.True(Close(slicedWeightGrad, wholeWeightGrad));
-    }
-
-    [Fact]
-    public void A_training_step_with_sliced_convolutions_computes_the_same_gradients()
-    {
-        var spec = ModelRegistry.Get("googlenet");
-        manual_seed(16);
-        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 5, SmallInput = true });
-        model.train();
-        int batch = (2 * get_num_threads()) + 1;
-        using var input = randn(batch, 3, 32, 32);
-        using var targets = arange(batch, dtype: ScalarType.Int64).remainder(5);
-
-        Tensor[] Step(long budget)
-        {
-            foreach (var unit in model.ConvBnUnits()) unit.ColumnBudgetBytes = budget;
-            model.zero_grad();
-            manual_seed(17); // the same dropout mask both times
-            using (var scope = NewDisposeScope())
-                nn.functional.cross_entropy(model.call(input).Logits, targets).backward();
-            return model.parameters().Select(p => p.grad!.clone()).ToArray();
-        }
-
-        // BatchNorm's running statistics move with every training step; the gradients do not depend on them.
-        var whole = Step(0);
-        var sliced = Step(1);
-        Assert.Equal(whole.Length, sliced.Length);
-        for (int i = 0; i < whole.Length; i++)
-            Assert.True(Close(sliced[i], whole[i], 1e-4), $"parameter {i}: gradients differ");
-        foreach (var unit in model.ConvBnUnits()) unit.ColumnBudgetBytes = null;
-    }
-
-    private static (Tensor Output, Tensor InputGrad, Tensor WeightGrad) Gradients(TorchSharp.Modules.Conv2d conv, Tensor input, Tensor upstream, long budget)
-    {
-        conv.zero_grad();
-        input.grad?.zero_();
-        var output = BatchSplitConvolution.Forward(conv, input, budget);
-        Assert.True(output.requires_grad);
-        output.backward([upstream]);
-        return (output.detach(), input.grad!.clone(), conv.weight!.grad!.clone());
-    }
-
-    private static bool Close(Tensor actual, Tensor expected, double tolerance = 1e-5)
-        => (actual - expected).abs().max().item<float>() <= tolerance * Math.Max(1e-12, expected.abs().max().item<float>());
 }

@@ -16,7 +16,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     private readonly Conv2d conv;
     private readonly BatchNorm2d? bn;
     private bool folded;
-    private long? columnBudget;
+    private long columnBudget;
 
     /// <summary>
     /// Builds the unit and registers its convolution on <paramref name="owner"/> as <paramref name="name"/> and its
@@ -54,7 +54,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     bool IConvBnUnit.BatchNormFolded => folded;
 
     /// <inheritdoc/>
-    long? IConvBnUnit.ColumnBudgetBytes
+    long IConvBnUnit.ColumnBudgetBytes
     {
         get => columnBudget;
         set => columnBudget = value;
@@ -72,9 +72,9 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     public override Tensor forward(Tensor input)
     {
         // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
-        if (folded) return BatchSplitConvolution.Forward(conv, input, columnBudget ?? BatchSplitConvolution.AutomaticBudgetBytes).relu_();
+        if (folded) return BatchSplitConvolution.Forward(conv, input, columnBudget).relu_();
         using var scope = NewDisposeScope();
-        var x = BatchSplitConvolution.Forward(conv, input, columnBudget ?? BatchSplitConvolution.AutomaticBudgetBytes);
+        var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
     }

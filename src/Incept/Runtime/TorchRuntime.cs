@@ -130,7 +130,7 @@ public static class TorchRuntime
 
                 var without = ConvolutionSelfTest.Run();
                 Warning?.Invoke(without.Passed
-                    ? $"{Wrong} ({ConvolutionCheck.Failure}), so Incept runs convolutions without oneDNN: correct, but slower. ONNX Runtime (--engine onnx) is not affected."
+                    ? $"{Wrong} ({ConvolutionCheck.Failure}), so Incept runs convolutions without oneDNN: correct, but slower, and bfloat16 (--precision bfloat16) 5–20× slower than float32. ONNX Runtime (--engine onnx) is not affected."
                     : $"libtorch's convolutions compute wrong values on this CPU with oneDNN ({ConvolutionCheck.Failure}) and without it ({without.Failure}): the TorchSharp engines' results may be wrong. ONNX Runtime (--engine onnx) is not affected.");
                 break;
         }

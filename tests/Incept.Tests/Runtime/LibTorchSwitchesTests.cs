@@ -110,6 +110,8 @@ public class LibTorchSwitchesTests
         // oneDNN stays on exactly where the check passed; a failed check is said in one warning line.
         Assert.Equal(check == "passed", auto.Report.GetProperty("onednn").GetBoolean());
         Assert.Equal(check == "failed", auto.Err.Contains("warning: libtorch's oneDNN convolutions compute wrong values", StringComparison.Ordinal));
+        // Without oneDNN libtorch has no fast bfloat16 convolution; the same line says so.
+        Assert.Equal(check == "failed", auto.Err.Contains("bfloat16 (--precision bfloat16) 5–20× slower than float32", StringComparison.Ordinal));
 
         var off = CliRunner.TinyBench((InceptCli.OneDnnSwitch, "off"));
         Assert.True(off.Code == 0, off.Err);

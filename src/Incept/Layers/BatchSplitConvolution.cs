@@ -60,19 +60,19 @@ internal static class BatchSplitConvolution
             using var images = input.narrow(0, start, count);
             using var part = conv.call(images);
             // The output takes the layout libtorch chose for the first slice, so that channels-last stays channels-last.
-            output ??= empty_strided([batch, .. part.shape[1..]], FullBatchStrides(part), part.dtype, part.device);
+            if (output is null)
+            {
+                long[] shape = [batch, .. part.shape[1..]];
+                bool channelsLast = part.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(part.shape));
+                output = channelsLast
+                    ? empty_strided(shape, MemoryFormat.ChannelsLastStrides(shape), part.dtype, part.device)
+                    : empty(shape, part.dtype, part.device);
+            }
+
             using var target = output.narrow(0, start, count);
             target.copy_(part);
         }
 
         return output!;
-    }
-
-    private static long[] FullBatchStrides(Tensor part)
-    {
-        var (c, h, w) = (part.shape[1], part.shape[2], part.shape[3]);
-        var strides = part.stride();
-        bool channelsLast = c > 1 && strides[1] == 1 && strides[3] == c && strides[2] == w * c;
-        return channelsLast ? [h * w * c, 1, w * c, c] : [c * h * w, h * w, w, 1];
     }
 }

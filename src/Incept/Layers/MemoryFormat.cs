@@ -18,8 +18,7 @@ public static class MemoryFormat
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4) throw new ArgumentException($"Channels-last needs a 4-d tensor; got {x.dim()} dimensions.", nameof(x));
-        var (c, h, w) = (x.shape[1], x.shape[2], x.shape[3]);
-        long[] strides = [h * w * c, 1, w * c, c];
+        var strides = ChannelsLastStrides(x.shape);
         return x.stride().SequenceEqual(strides) ? x : WithStrides(x, strides);
     }
 
@@ -40,6 +39,13 @@ public static class MemoryFormat
             if (!ReferenceEquals(converted, weight))
                 conv.weight = new Parameter(converted.DetachFromDisposeScope(), requires_grad: weight.requires_grad);
         }
+    }
+
+    /// <summary>The channels-last strides of an N×C×H×W <paramref name="shape"/>.</summary>
+    internal static long[] ChannelsLastStrides(long[] shape)
+    {
+        var (c, h, w) = (shape[1], shape[2], shape[3]);
+        return [h * w * c, 1, w * c, c];
     }
 
     /// <summary>A copy of <paramref name="x"/> with the given strides (same shape, dtype and device).</summary>

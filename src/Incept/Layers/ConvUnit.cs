@@ -98,7 +98,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     public override Tensor forward(Tensor input)
     {
         // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
-        if (folded) return BatchSplitConvolution.Forward(conv, input, columnBudget).relu_();
+        if (folded) return FoldedConvolution.Forward(conv, input, columnBudget).relu_();
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);

@@ -61,7 +61,7 @@ def merge_rounds(rows):
         # The round closest to the median supplies the per-run fields (GFLOP/s scale with images/s).
         typical = dict(min(group, key=lambda r: abs(r["images_per_second"] - median)))
         scale = median / typical["images_per_second"]
-        for field in ("gflops", "peak_fraction"):
+        for field in ("gflops", "peak_fraction", "gemm_fraction"):
             if typical.get(field) is not None:
                 typical[field] *= scale
         typical["images_per_second"] = median
@@ -151,7 +151,9 @@ def main():
         best_pt = max((r for r in pt.values() if r), key=ips, default=None)
         # PyTorch with tcmalloc preloaded: the faster of its channels-last and TorchScript runs.
         pt_tc = max((r for r in (pt["channels_last_tcmalloc"], pt["torchscript_tcmalloc"]) if r), key=ips, default=None)
-        gf = f"{best_inc['gflops']:.1f} ({100 * best_inc['peak_fraction']:.1f}%)" if best_inc else "–"
+        gf = f"{best_inc['gflops']:.1f} ({100 * best_inc['peak_fraction']:.1f}%" if best_inc else "–"
+        if best_inc:
+            gf += f"; {100 * best_inc['gemm_fraction']:.0f}% of product)" if best_inc.get("gemm_fraction") else ")"
         rss = f"{fmt(best_inc and best_inc.get('peak_rss_mb'), 0)} / {fmt(best_pt and best_pt.get('peak_rss_mb'), 0)}"
         out.append(f"| {model} | {mode} | {batch} | {cell(inc['fast'])} | {cell(inc['torch'])} | {cell(inc['torch-channels-last'])} | "
                    f"{cell(pt['eager'])} | {cell(pt['channels_last'])} | {cell(pt['torchscript'])} | {cell(pt_tc)} | {cell(ort)} | {cell(own)} | "
@@ -173,6 +175,31 @@ def main():
             theirs = group.get(("pytorch", "channels_last_bf16"))
             rss = f"{fmt(ours and ours.get('peak_rss_mb'), 0)} / {fmt(theirs and theirs.get('peak_rss_mb'), 0)}"
             out.append(f"| {model} | {mode} | {batch} | {cell(ours)} | {cell(base)} | {ratio_cell(ours, base)} | {cell(theirs)} | {ratio_cell(ours, theirs)} | {rss} |")
+    if gemm := [r["gemm_gflops"] for r in raw if r.get("impl") == "incept" and r.get("gemm_gflops")]:
+        product = statistics.median(gemm)
+        out.append("")
+        out.append(f"Measured float32 matrix product (2048×2048, libtorch's `mm` on the same threads, in every Incept process, "
+                   f"median of {len(gemm)}): {product:.0f} GFLOP/s, from {min(gemm):.0f} to {max(gemm):.0f}. libtorch's "
+                   "convolutions without oneDNN are im2col and this product, so it bounds them. What the targets ask for, in "
+                   "GFLOP/s (2 FLOPs per multiply-accumulate of Incept's count, ×3 for a training step) and as a share of it:")
+        out.append("")
+        out.append("| model | mode | batch | PyTorch best | its GFLOP/s (share of product) | target | the target's GFLOP/s (share of product) | Incept native GFLOP/s (share) |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for model, mode, batch in keys:
+            group = [r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)]
+            ours = [r for r in group if r.get("impl") == "incept" and r.get("label") in ("fast", "torch", "torch-channels-last") and r.get("macs_per_image")]
+            theirs = [r for r in group if r.get("impl") == "pytorch" and not r.get("label", "").endswith("bf16")]
+            if not ours or not theirs:
+                continue
+            best_ours = max(ours, key=lambda r: r["images_per_second"])
+            best_theirs = max(theirs, key=lambda r: r["images_per_second"])
+            flops = 2.0 * best_ours["macs_per_image"] * (3 if mode == "train" else 1) / 1e9
+            factor = 1.2 if mode == "train" else 1.3
+            g_pt = best_theirs["images_per_second"] * flops
+            g_ours = best_ours["images_per_second"] * flops
+            out.append(f"| {model} | {mode} | {batch} | {best_theirs['images_per_second']:.2f} {best_theirs.get('label')} | "
+                       f"{g_pt:.0f} ({100 * g_pt / product:.0f}%) | {factor}× | {factor * g_pt:.0f} ({100 * factor * g_pt / product:.0f}%) | "
+                       f"{g_ours:.0f} ({100 * g_ours / product:.0f}%) |")
     if incept_rows := [r for r in rows if r.get("impl") == "incept" and r.get("peak_gflops")]:
         r = incept_rows[0]
         out.append("")

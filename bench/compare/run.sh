@@ -98,7 +98,8 @@ run_incept() { # label, then bench arguments
   local label="$1"; shift
   echo "incept $label $*" >&2
   local line
-  if line="$("${incept[@]}" bench "$@" "${common[@]}" --format json 2>"$out/last-error.txt")"; then
+  # --measure-peak: the same process also times a large float32 matrix product, the ceiling of libtorch's convolutions.
+  if line="$("${incept[@]}" bench "$@" "${common[@]}" --measure-peak --format json 2>"$out/last-error.txt")"; then
     "$python" -c 'import json,sys; d=json.loads(sys.argv[1]); d["impl"]="incept"; d["label"]=sys.argv[2]; d["round"]=int(sys.argv[3]); print(json.dumps(d))' "$line" "$label" "$round" >> "$results"
   else
     echo "round $round: incept $label $*: $(cat "$out/last-error.txt")" | tee -a "$notes" >&2

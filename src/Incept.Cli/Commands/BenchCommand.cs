@@ -35,10 +35,11 @@ internal static class BenchCommand
         var warmupSeconds = new Option<double>("--warmup-seconds") { Description = "Keep warming up for at least this many seconds (beyond --warmup iterations where needed).", DefaultValueFactory = _ => 0 };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
         var weights = new Option<string?>("--weights") { Description = "Checkpoint or, with --engine onnx, an exported .onnx file; random weights otherwise." };
+        var measurePeak = new Option<bool>("--measure-peak") { Description = "Also time a 2048×2048 float32 matrix product on the same threads and report the model's GFLOP/s as a share of it." };
         var format = CommonOptions.Format();
         var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")
         {
-            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, warmupSeconds, iterations, weights, format,
+            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, warmupSeconds, iterations, weights, measurePeak, format,
         };
         command.SetAction(parse =>
         {
@@ -55,7 +56,7 @@ internal static class BenchCommand
                 NumClasses = parse.GetValue(classes), InChannels = parse.GetValue(inChannels), Warmup = parse.GetValue(warmup),
                 WarmupSeconds = parse.GetValue(warmupSeconds),
                 Iterations = parse.GetValue(iterations), Weights = parse.GetValue(weights),
-                BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
+                BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16, MeasurePeak = parse.GetValue(measurePeak),
             };
             var r = Benchmark.Run(options);
             if (parse.GetValue(format) == "json")
@@ -68,6 +69,8 @@ internal static class BenchCommand
                     ms_per_batch_min = Math.Round(r.MsPerBatchMin, 3), ms_per_batch_max = Math.Round(r.MsPerBatchMax, 3),
                     peak_rss_mb = r.PeakRssMb is { } rss ? Math.Round(rss, 1) : (double?)null, macs_per_image = r.MacsPerImage,
                     gflops = Math.Round(r.Gflops, 2), peak_gflops = Math.Round(r.PeakGflops, 1), peak_fraction = Math.Round(r.PeakFraction, 4),
+                    gemm_gflops = r.MatrixProductGflops is { } gemm ? Math.Round(gemm, 1) : (double?)null,
+                    gemm_fraction = r.MatrixProductFraction is { } share ? Math.Round(share, 4) : (double?)null,
                     cpu = r.Machine.CpuModel, cores = r.Machine.Cores, ghz = r.Machine.Ghz, vector_isa = r.Machine.VectorIsa,
                     avx512 = r.Machine.HasAvx512, avx512_bf16 = r.Machine.HasAvx512Bf16, malloc = FastMalloc.Describe(FastMalloc.Current), malloc_huge_pages = FastMalloc.Current == MallocKind.HugePages,
                     onednn = TorchRuntime.OneDnnInUse, convolution_check = TorchRuntime.ConvolutionCheck is { } check ? (check.Passed ? "passed" : "failed") : "not run",
@@ -87,6 +90,8 @@ internal static class BenchCommand
             table.AddRow("GMACs per image", (r.MacsPerImage / 1e9).ToString("0.000", c));
             table.AddRow("achieved GFLOP/s", r.Gflops.ToString("0.0", c));
             table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));
+            if (r.MatrixProductGflops is { } product)
+                table.AddRow("share of measured matrix product", string.Create(c, $"{r.MatrixProductFraction:P1} of {product:0} GFLOP/s"));
             table.AddRow("C allocator", FastMalloc.Describe(FastMalloc.Current));
             table.AddRow("libtorch convolutions", TorchRuntime.OneDnnInUse == false ? "without oneDNN" : "oneDNN");
             table.AddRow("MKL AVX-512 path", MklOutcomeName(TorchRuntime.Mkl));

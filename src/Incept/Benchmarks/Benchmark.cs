@@ -98,6 +98,12 @@ public sealed record BenchmarkOptions
     /// <summary>A checkpoint to load (an .onnx file for the ONNX engine); random weights otherwise.</summary>
     public string? Weights { get; init; }
 
+    /// <summary>
+    /// After the timing, also measure the float32 matrix-product rate libtorch reaches on these threads
+    /// (<see cref="Benchmark.MatrixProductGflops"/>), a practical ceiling for convolutions computed as products.
+    /// </summary>
+    public bool MeasurePeak { get; init; }
+
     /// <summary>Throws an <see cref="InceptException"/> naming the first setting out of range.</summary>
     public void Validate()
     {
@@ -141,6 +147,15 @@ public sealed record BenchmarkResult(
 {
     /// <summary>Achieved GFLOP/s as a fraction of the theoretical peak.</summary>
     public double PeakFraction => PeakGflops > 0 ? Gflops / PeakGflops : double.NaN;
+
+    /// <summary>
+    /// The measured float32 matrix-product rate on the same threads (<see cref="BenchmarkOptions.MeasurePeak"/>), or
+    /// null where it was not measured.
+    /// </summary>
+    public double? MatrixProductGflops { get; init; }
+
+    /// <summary>Achieved GFLOP/s as a fraction of <see cref="MatrixProductGflops"/>, or null where it was not measured.</summary>
+    public double? MatrixProductFraction => MatrixProductGflops is > 0 and var peak ? Gflops / peak : null;
 }
 
 /// <summary>
@@ -192,6 +207,38 @@ public static class Benchmark
         // Counted once the timing (and its peak memory) is done: the count builds a model of its own.
         long macs = ModelSummary.Create(spec.Name, summaryConfig, size).Macs;
         return Summarise(spec.Name, engineName, options, size, summaryConfig.Width, summaryConfig.AuxLogits, times, macs, train ? 3 : 1);
+    }
+
+    /// <summary>The side of the square products <see cref="MatrixProductGflops"/> times by default.</summary>
+    public const int MatrixProductSize = 2048;
+
+    /// <summary>
+    /// The float32 GFLOP/s of libtorch's matrix product (<c>mm</c>) of two <paramref name="size"/>×<paramref name="size"/>
+    /// matrices on the current threads: the fastest of <paramref name="repeats"/> products after one untimed product.
+    /// </summary>
+    /// <remarks>
+    /// The nominal peak (<see cref="MachineInfo.PeakGflops"/>) rests on the clock that <c>/proc/cpuinfo</c> reports, which
+    /// on virtual machines is often the base clock while the cores run faster; a large product is what libtorch's
+    /// convolutions (im2col and a matrix product) can reach at best, so a network's rate is better read against it.
+    /// </remarks>
+    public static double MatrixProductGflops(int size = MatrixProductSize, int repeats = 5)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(repeats, 1);
+        using var scope = NewDisposeScope();
+        using var _ = inference_mode();
+        var a = randn(size, size);
+        var b = randn(size, size);
+        mm(a, b).Dispose();
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            mm(a, b).Dispose();
+            best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+
+        return 2.0 * size * size * size / best / 1e9;
     }
 
     /// <summary>
@@ -331,7 +378,11 @@ public static class Benchmark
         double gflops = 2.0 * passes * macs * o.BatchSize / (median / 1000.0) / 1e9;
         int threads = get_num_threads();
         return new BenchmarkResult(model, o.Mode, engine, o.BatchSize, size, width, aux, threads, timed.Warmups, o.Iterations,
-            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), timed.PeakRssMb, macs, gflops, machine.PeakGflopsFor(threads), machine);
+            median, sorted[0], sorted[^1], o.BatchSize / (median / 1000.0), timed.PeakRssMb, macs, gflops, machine.PeakGflopsFor(threads), machine)
+        {
+            // Measured last: the products' matrices stay out of the run's peak memory, read when the timed steps ended.
+            MatrixProductGflops = o.MeasurePeak ? MatrixProductGflops() : null,
+        };
     }
 
     /// <summary>A model and its spec, built here or loaded from a checkpoint; disposing it disposes the model.</summary>

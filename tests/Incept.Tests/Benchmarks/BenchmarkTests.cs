@@ -99,6 +99,33 @@ public class BenchmarkTests
         Assert.True(root.GetProperty("peak_rss_mb").GetDouble() > 0);
         Assert.Equal("torch", root.GetProperty("engine").GetString());
         Assert.True(root.GetProperty("peak_gflops").GetDouble() > 0);
+        // The matrix-product rate is only measured when asked for.
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("gemm_gflops").ValueKind);
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("gemm_fraction").ValueKind);
+    }
+
+    [Fact]
+    public void Measure_peak_reports_the_matrix_product_rate_and_the_models_share_of_it()
+    {
+        var (code, output, error) = Cli("bench", "--model", "googlenet", "--width", "0.25", "--small-input", "--batch-size", "2",
+            "--warmup", "0", "--iterations", "2", "--measure-peak", "--format", "json");
+        Assert.True(code == 0, error);
+        var root = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
+        double gemm = root.GetProperty("gemm_gflops").GetDouble();
+        double gflops = root.GetProperty("gflops").GetDouble();
+        Assert.True(gemm > 0, $"gemm_gflops {gemm}");
+        Assert.Equal(gflops / gemm, root.GetProperty("gemm_fraction").GetDouble(), 3);
+    }
+
+    [Fact]
+    public void The_matrix_product_rate_counts_two_flops_per_multiply_add()
+    {
+        // A product of 256×256 matrices is 2·256³ FLOPs; the rate is that over the fastest product's seconds, so it
+        // lies between the FLOPs over a generous upper bound of the time and something no CPU core reaches.
+        double rate = Benchmark.MatrixProductGflops(256, 3);
+        Assert.InRange(rate, 2.0 * 256 * 256 * 256 / 1.0 / 1e9, 1e5);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Benchmark.MatrixProductGflops(0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Benchmark.MatrixProductGflops(16, 0));
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using Incept.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

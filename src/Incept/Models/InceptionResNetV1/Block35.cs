@@ -44,9 +44,9 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 256 x 17 x 17 (at 160) / 35 x 35 (at 299)
         var x = cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1);
         // N x 96 x 17 x 17
-        x = conv2d.call(x);
-        // N x 256 x 17 x 17
-        return Residual.ScaledSum(x, Scale, input).relu_().MoveToOuterDisposeScope();
+        // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
+        // folded, as one matrix product).
+        return Residual.ProjectedSum(conv2d, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

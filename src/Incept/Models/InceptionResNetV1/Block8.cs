@@ -51,9 +51,9 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 1792 x 3 x 3 (at 160) / 8 x 8 (at 299)
         var x = cat([branch0.call(input), branch1.call(input)], 1);
         // N x 384 x 3 x 3
-        x = conv2d.call(x);
-        // N x 1792 x 3 x 3
-        x = Residual.ScaledSum(x, Scale, input);
+        // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
+        // folded, as one matrix product).
+        x = Residual.ProjectedSum(conv2d, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded);
         if (!NoReLU) x = x.relu_();
         return x.MoveToOuterDisposeScope();
     }

@@ -47,9 +47,9 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 1088 x 17 x 17
         var x = cat([branch0.call(input), branch1.call(input)], 1);
         // N x (192 + 192) x 17 x 17
-        x = conv2d.call(x);
-        // N x 1088 x 17 x 17
-        return Residual.ScaledSum(x, scale, input).relu_().MoveToOuterDisposeScope();
+        // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
+        // folded, as one matrix product).
+        return Residual.ProjectedSum(conv2d, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -53,9 +53,9 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 2080 x 8 x 8
         var x = cat([branch0.call(input), branch1.call(input)], 1);
         // N x (192 + 256) x 8 x 8
-        x = conv2d.call(x);
-        // N x 2080 x 8 x 8
-        x = Residual.ScaledSum(x, scale, input);
+        // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
+        // folded, as one matrix product).
+        x = Residual.ProjectedSum(conv2d, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded);
         if (relu) x = x.relu_();
         return x.MoveToOuterDisposeScope();
     }

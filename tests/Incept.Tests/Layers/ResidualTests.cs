@@ -21,7 +21,7 @@ public class ResidualTests
         using var _ = inference_mode();
         Assert.True(Residual.CanFuse(projection, branches, input));
 
-        using var expected = projection.call(branches) * scale + input;
+        using var expected = projection.call(branches).Times(scale).Plus(input);
         using var fused = Residual.ProjectedSum(projection, branches, scale, input, fused: true);
         using var plain = Residual.ProjectedSum(projection, branches, scale, input, fused: false);
         Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), fused.stride());

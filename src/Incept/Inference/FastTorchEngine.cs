@@ -50,13 +50,6 @@ public sealed record FastTorchOptions
 
     /// <summary>The pass size chosen when libtorch convolves without oneDNN: 8 images.</summary>
     public const int DefaultImagesPerPass = 8;
-
-    /// <summary>
-    /// Compute folded 1×1 conv units that read the same input (the first layers of an Inception module's branches) as
-    /// one matrix product (see <see cref="Layers.PointwiseSiblings"/>). The engine finds them during its first pass
-    /// through the network, so from the second pass on; the values are the same. Needs <see cref="FoldBatchNorm"/>.
-    /// </summary>
-    public bool MergePointwiseSiblings { get; init; } = true;
 }
 
 /// <summary>
@@ -71,9 +64,6 @@ public sealed record FastTorchOptions
 public sealed class FastTorchEngine : IInferenceEngine
 {
     private readonly InceptionModel model;
-    private readonly List<PointwiseSiblings> siblingGroups = [];
-    private readonly Lock gate = new();
-    private bool siblingsTraced;
 
     private FastTorchEngine(InceptionModel model, FastTorchOptions options, int foldedUnits, long columnBudget, int imagesPerPass)
     {
@@ -98,12 +88,6 @@ public sealed class FastTorchEngine : IInferenceEngine
 
     /// <summary>The most images one pass through the network takes (see <see cref="FastTorchOptions.ImagesPerPass"/>; 0: the whole batch).</summary>
     public int ImagesPerPass { get; }
-
-    /// <summary>
-    /// How many conv units share a matrix product with their siblings (see <see cref="FastTorchOptions.MergePointwiseSiblings"/>);
-    /// 0 until the first pass has run.
-    /// </summary>
-    public int MergedPointwiseUnits => siblingGroups.Sum(g => g.Members);
 
     /// <summary>The engine's prepared copy of the model (for tests).</summary>
     internal InceptionModel Model => model;
@@ -170,8 +154,6 @@ public sealed class FastTorchEngine : IInferenceEngine
         ArgumentNullException.ThrowIfNull(input);
         if (input.dtype != ScalarType.Float32)
             throw new InceptException($"The inference engine takes float32 images; got {input.dtype}. Convert the batch to float32 first.");
-        // One caller at a time: the sibling groups hold a product between their members' calls.
-        using var entered = gate.EnterScope();
         using var scope = NewDisposeScope();
         Tensor logits;
         using (inference_mode())
@@ -191,66 +173,19 @@ public sealed class FastTorchEngine : IInferenceEngine
     private Tensor Forward(Tensor x)
     {
         long batch = x.shape[0];
-        if (ImagesPerPass <= 0 || batch <= ImagesPerPass) return Pass(x);
+        if (ImagesPerPass <= 0 || batch <= ImagesPerPass) return model.call(x).Logits;
         var parts = new List<Tensor>();
         for (long start = 0; start < batch; start += ImagesPerPass)
         {
             using var slice = x.narrow(0, start, Math.Min(ImagesPerPass, batch - start));
-            parts.Add(Pass(slice));
+            parts.Add(model.call(slice).Logits);
         }
 
         return cat(parts, 0);
     }
 
-    // One pass through the network; the first one also finds the units whose 1×1 convolutions read the same input.
-    private Tensor Pass(Tensor x)
-    {
-        if (siblingsTraced || !Options.MergePointwiseSiblings || !Options.FoldBatchNorm) return model.call(x).Logits;
-        var readers = new Dictionary<Tensor, List<IConvBnUnit>>(ReferenceEqualityComparer.Instance);
-        var hooks = new List<Action>();
-        foreach (var unit in model.ConvBnUnits())
-        {
-            if (unit is not nn.Module<Tensor, Tensor> module || !unit.BatchNormFolded || !PointwiseSiblings.CanJoin(unit.Conv)) continue;
-            hooks.Add(module.register_forward_pre_hook((_, input) =>
-            {
-                if (!readers.TryGetValue(input, out var units)) readers[input] = units = [];
-                units.Add(unit);
-                return input;
-            }).remove);
-        }
-
-        Tensor logits;
-        try
-        {
-            logits = model.call(x).Logits;
-        }
-        finally
-        {
-            foreach (var remove in hooks) remove();
-        }
-
-        siblingsTraced = true;
-        // A unit called more than once in the pass, or siblings that differ in bias, keep their own convolutions.
-        var calls = readers.Values.SelectMany(units => units).CountBy(unit => unit).ToDictionary();
-        foreach (var units in readers.Values)
-        {
-            if (units.Count < 2 || units.Any(unit => calls[unit] != 1)) continue;
-            if (units.Select(u => u.Conv.bias is null).Distinct().Count() != 1) continue;
-            var group = PointwiseSiblings.Create(units.Select(u => u.Conv).ToList());
-            siblingGroups.Add(group);
-            for (int i = 0; i < units.Count; i++) units[i].JoinSiblings(group, i);
-        }
-
-        return logits;
-    }
-
     /// <summary>Disposes the engine's copy of the model.</summary>
-    public void Dispose()
-    {
-        foreach (var group in siblingGroups) group.Dispose();
-        siblingGroups.Clear();
-        model.Dispose();
-    }
+    public void Dispose() => model.Dispose();
 
     private static void CopyState(InceptionModel source, InceptionModel copy)
     {

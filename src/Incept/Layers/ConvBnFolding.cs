@@ -32,12 +32,6 @@ internal interface IConvBnUnit
     /// it whole.
     /// </summary>
     long ColumnBudgetBytes { get; set; }
-
-    /// <summary>
-    /// Once folded: makes the unit member <paramref name="member"/> of <paramref name="siblings"/>, whose shared product
-    /// then gives its output (see <see cref="PointwiseSiblings"/>); null leaves any group.
-    /// </summary>
-    void JoinSiblings(PointwiseSiblings? siblings, int member);
 }
 
 /// <summary>Merges an evaluation-mode BatchNorm into the convolution before it.</summary>

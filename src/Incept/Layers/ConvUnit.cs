@@ -59,8 +59,6 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     private readonly BatchNorm2d? bn;
     private bool folded;
     private long columnBudget;
-    private PointwiseSiblings? siblings;
-    private int siblingIndex;
 
     /// <summary>Builds the unit.</summary>
     public BasicConv2d(long inChannels, long outChannels, (long, long) kernel, (long, long) stride, (long, long) padding, ConvUnit unit)
@@ -89,13 +87,6 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     }
 
     /// <inheritdoc/>
-    void IConvBnUnit.JoinSiblings(PointwiseSiblings? group, int member)
-    {
-        siblings = group;
-        siblingIndex = member;
-    }
-
-    /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
         if (folded) return;
@@ -106,15 +97,8 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
-        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place, or a product shared
-        // with the unit's siblings gives it.
-        if (folded)
-        {
-            return siblings is not null
-                ? siblings.Forward(siblingIndex, input)
-                : FoldedConvolution.Forward(conv, input, columnBudget).relu_();
-        }
-
+        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
+        if (folded) return FoldedConvolution.Forward(conv, input, columnBudget).relu_();
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);

@@ -17,8 +17,6 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     private readonly BatchNorm2d? bn;
     private bool folded;
     private long columnBudget;
-    private PointwiseSiblings? siblings;
-    private int siblingIndex;
 
     /// <summary>
     /// Builds the unit and registers its convolution on <paramref name="owner"/> as <paramref name="name"/> and its
@@ -63,13 +61,6 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     }
 
     /// <inheritdoc/>
-    void IConvBnUnit.JoinSiblings(PointwiseSiblings? group, int member)
-    {
-        siblings = group;
-        siblingIndex = member;
-    }
-
-    /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
         if (folded) return;
@@ -80,15 +71,8 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
-        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place, or a product shared
-        // with the unit's siblings gives it.
-        if (folded)
-        {
-            return siblings is not null
-                ? siblings.Forward(siblingIndex, input)
-                : FoldedConvolution.Forward(conv, input, columnBudget).relu_();
-        }
-
+        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
+        if (folded) return FoldedConvolution.Forward(conv, input, columnBudget).relu_();
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);

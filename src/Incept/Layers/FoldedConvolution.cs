@@ -9,11 +9,10 @@ namespace Incept.Layers;
 /// </summary>
 internal static class FoldedConvolution
 {
-
     /// <summary>
-    /// <paramref name="conv"/> applied to <paramref name="input"/>: an image stem or a small grid as matrix products over several images
-    /// (<see cref="ProductConvolution"/>), any other in slices of the batch where libtorch's im2col buffer would pass
-    /// <paramref name="budgetBytes"/> (<see cref="BatchSplitConvolution"/>).
+    /// <paramref name="conv"/> applied to <paramref name="input"/>: an image stem or a small grid as matrix products
+    /// over several images (<see cref="ProductConvolution"/>), any other in slices of the batch where libtorch's im2col
+    /// buffer would pass <paramref name="budgetBytes"/> (<see cref="BatchSplitConvolution"/>).
     /// </summary>
     public static Tensor Forward(Conv2d conv, Tensor input, long budgetBytes)
         => ProductConvolution.Applies(conv, input)

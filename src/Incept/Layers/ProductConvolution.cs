@@ -12,12 +12,13 @@ namespace Incept.Layers;
 /// Without oneDNN, libtorch convolves a channels-last input image by image: it unfolds each window in runs of
 /// <c>C</c> numbers and multiplies one image's columns at a time. Two cases lose to that: an RGB stem, whose runs are
 /// three numbers long (googlenet's 7×7 stem at batch 8: 14.9 ms there, 9.9 ms here), and a small grid such as 8×8 or
-/// 7×7, whose per-image product has too few rows to keep the cores busy (inception_v3's 2048 → 384 1×1 at 8×8, batch 16:
-/// 6.1 ms there, 4.4 ms as one product; whole networks at batch 16 gained 0–3 %). Here each window row of <c>kw·C</c> numbers is contiguous in the padded NHWC
-/// input, so one strided copy builds the columns (none at all for a 1×1 convolution with stride 1 and no padding), and the
-/// product writes NHWC rows, which are the output's channels-last layout. The columns of a batch are built a few images
-/// at a time so that they stay within the unit's column budget. Inference only: the product is written into a
-/// preallocated output, which autograd would not follow.
+/// 7×7, whose per-image product has too few rows to keep the cores busy (inception_v3's 2048 → 384 1×1 at 8×8, batch
+/// 16: 6.1 ms there, 4.4 ms as one product; whole networks at batch 16 gained 0–3 %). Here each window row of
+/// <c>kw·C</c> numbers is contiguous in the padded NHWC input, so one strided copy builds the columns (none at all for
+/// a 1×1 convolution with stride 1 and no padding), and the product writes NHWC rows, which are the output's
+/// channels-last layout. The columns of a batch are built a few images at a time so that they stay within the unit's
+/// column budget. Inference only: a split batch's products are written into a preallocated output, which autograd
+/// would not follow.
 /// </remarks>
 internal static class ProductConvolution
 {

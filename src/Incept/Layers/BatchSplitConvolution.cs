@@ -63,7 +63,7 @@ internal static class BatchSplitConvolution
             if (output is null)
             {
                 long[] shape = [batch, .. part.shape[1..]];
-                bool channelsLast = part.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(part.shape));
+                bool channelsLast = MemoryFormat.IsChannelsLast(part);
                 output = channelsLast
                     ? empty_strided(shape, MemoryFormat.ChannelsLastStrides(shape), part.dtype, part.device)
                     : empty(shape, part.dtype, part.device);

@@ -18,8 +18,7 @@ public static class MemoryFormat
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4) throw new ArgumentException($"Channels-last needs a 4-d tensor; got {x.dim()} dimensions.", nameof(x));
-        var strides = ChannelsLastStrides(x.shape);
-        return x.stride().SequenceEqual(strides) ? x : WithStrides(x, strides);
+        return IsChannelsLast(x) ? x : WithStrides(x, ChannelsLastStrides(x.shape));
     }
 
     /// <summary>
@@ -40,6 +39,9 @@ public static class MemoryFormat
                 conv.weight = new Parameter(converted.DetachFromDisposeScope(), requires_grad: weight.requires_grad);
         }
     }
+
+    /// <summary>Whether the 4-d tensor <paramref name="x"/> has exactly the channels-last strides of its shape.</summary>
+    internal static bool IsChannelsLast(Tensor x) => x.stride().SequenceEqual(ChannelsLastStrides(x.shape));
 
     /// <summary>The channels-last strides of an N×C×H×W <paramref name="shape"/>.</summary>
     internal static long[] ChannelsLastStrides(long[] shape)

@@ -46,7 +46,7 @@ internal static class ProductConvolution
         if (conv.groups != 1 || conv.padding_type is not null) return false;
         if (conv.padding_mode != PaddingModes.Zeros || conv.dilation.Any(d => d != 1)) return false;
         if (is_grad_enabled() && (input.requires_grad || weight.requires_grad)) return false;
-        if (!input.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(input.shape))) return false;
+        if (!MemoryFormat.IsChannelsLast(input)) return false;
 
         bool fewChannels = input.shape[1] <= MaxFewChannels && (weight.shape[2] != 1 || weight.shape[3] != 1);
         return fewChannels || input.shape[0] > 1 && OutputPositions(conv, input) is > 0 and <= MaxSmallGridPositions;

@@ -52,8 +52,7 @@ public static class Residual
         if (!branches.shape.Take(1).Concat(branches.shape.Skip(2)).SequenceEqual(input.shape.Take(1).Concat(input.shape.Skip(2)))) return false;
         if (branches.shape[1] != weight.shape[1] || input.shape[1] != weight.shape[0]) return false;
         if (is_grad_enabled() && (branches.requires_grad || input.requires_grad || weight.requires_grad)) return false;
-        return branches.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(branches.shape))
-            && input.stride().SequenceEqual(MemoryFormat.ChannelsLastStrides(input.shape));
+        return MemoryFormat.IsChannelsLast(branches) && MemoryFormat.IsChannelsLast(input);
     }
 
     /// <summary>

@@ -32,6 +32,15 @@ internal interface IConvBnUnit
     /// it whole.
     /// </summary>
     long ColumnBudgetBytes { get; set; }
+
+    /// <summary>
+    /// Once folded: whether a 3×3 convolution with stride 1 may run by Winograd's method (see
+    /// <see cref="WinogradConvolution"/>) where it applies. False, the default, leaves every convolution to libtorch.
+    /// </summary>
+    bool Winograd { get; set; }
+
+    /// <summary>Whether the unit's convolution has run by Winograd's method (and keeps its transformed weights).</summary>
+    bool WinogradPrepared { get; }
 }
 
 /// <summary>Merges an evaluation-mode BatchNorm into the convolution before it.</summary>

@@ -59,6 +59,8 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     private readonly BatchNorm2d? bn;
     private bool folded;
     private long columnBudget;
+    private bool winogradAllowed;
+    private WinogradConvolution? winograd;
 
     /// <summary>Builds the unit.</summary>
     public BasicConv2d(long inChannels, long outChannels, (long, long) kernel, (long, long) stride, (long, long) padding, ConvUnit unit)
@@ -87,6 +89,16 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     }
 
     /// <inheritdoc/>
+    bool IConvBnUnit.Winograd
+    {
+        get => winogradAllowed;
+        set => winogradAllowed = value;
+    }
+
+    /// <inheritdoc/>
+    bool IConvBnUnit.WinogradPrepared => winograd is not null;
+
+    /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
         if (folded) return;
@@ -97,12 +109,19 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
-        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
-        if (folded) return FoldedConvolution.Forward(conv, input, columnBudget).relu_();
+        // Folded (inference copies only).
+        if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget, winogradAllowed, ref winograd);
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) winograd?.Dispose();
+        base.Dispose(disposing);
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input) => graph.Relu(graph.Conv(conv, bn, input));

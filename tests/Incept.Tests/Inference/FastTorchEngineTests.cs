@@ -148,6 +148,32 @@ public class FastTorchEngineTests
         Assert.True(RelativeError(actual, expected) < 1e-4);
     }
 
+    [Theory]
+    [InlineData("googlenet")]
+    [InlineData("inception_v3")]
+    [InlineData("bn_inception")]
+    [InlineData("inception_resnet_v2")]
+    public void Winograd_convolutions_keep_the_logits_and_can_be_turned_off(string name)
+    {
+        var spec = ModelRegistry.Get(name);
+        manual_seed(9);
+        // Half width: most 3×3 layers have channel counts in blocks of 16, which Winograd's path takes.
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.5, NumClasses = 8, SmallInput = true });
+        RandomiseBatchNorms(model, 10, size: 40);
+        model.eval();
+        using var input = randn(3, 3, 40, 40);
+        using var expected = EvalLogits(model, input);
+        foreach (bool winograd in new[] { true, false })
+        {
+            using var engine = FastTorchEngine.Create(spec, model, new FastTorchOptions { Winograd = winograd });
+            using var actual = engine.Run(input);
+            Assert.True(RelativeError(actual, expected) < 1e-4, $"Winograd {winograd}: relative error {RelativeError(actual, expected)}");
+            int prepared = engine.Model.ConvBnUnits().Count(u => u.WinogradPrepared);
+            if (winograd && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) Assert.True(prepared > 0, "no layer ran by Winograd's method");
+            else Assert.Equal(0, prepared);
+        }
+    }
+
     [Fact]
     public void Each_option_alone_keeps_the_logits_and_the_source_model_is_untouched()
     {

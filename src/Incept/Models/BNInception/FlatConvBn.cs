@@ -17,6 +17,8 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     private readonly BatchNorm2d? bn;
     private bool folded;
     private long columnBudget;
+    private bool winogradAllowed;
+    private WinogradConvolution? winograd;
 
     /// <summary>
     /// Builds the unit and registers its convolution on <paramref name="owner"/> as <paramref name="name"/> and its
@@ -61,6 +63,16 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     }
 
     /// <inheritdoc/>
+    bool IConvBnUnit.Winograd
+    {
+        get => winogradAllowed;
+        set => winogradAllowed = value;
+    }
+
+    /// <inheritdoc/>
+    bool IConvBnUnit.WinogradPrepared => winograd is not null;
+
+    /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
         if (folded) return;
@@ -71,8 +83,8 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     /// <inheritdoc/>
     public override Tensor forward(Tensor input)
     {
-        // Folded (inference copies only): the convolution's fresh output takes the ReLU in place.
-        if (folded) return FoldedConvolution.Forward(conv, input, columnBudget).relu_();
+        // Folded (inference copies only).
+        if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget, winogradAllowed, ref winograd);
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
@@ -80,6 +92,13 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     }
 
     /// <summary>Written under the flat names: <c>{Name}.weight</c>, <c>{Name}_bn.running_mean</c>, ….</summary>
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) winograd?.Dispose();
+        base.Dispose(disposing);
+    }
+
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
         => graph.Relu(graph.Conv(conv, bn, input, Name, Name + "_bn"), Name + "_relu");
 

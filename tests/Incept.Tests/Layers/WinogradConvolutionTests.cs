@@ -1,0 +1,124 @@
+using System.Runtime.Intrinsics;
+using Incept.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Tests.Layers;
+
+/// <summary>3×3 convolutions by Winograd's F(2×2, 3×3) give libtorch's output, with and without the ReLU.</summary>
+public class WinogradConvolutionTests
+{
+    public static TheoryData<long, long, long, long, long, long, bool> Shapes => new()
+    {
+        // batch, in, out, height, width, padding, bias
+        { 1, 16, 32, 8, 8, 1, true },     // one image, even grid
+        { 3, 32, 16, 7, 9, 1, false },    // odd sides: the last tiles are cut
+        { 2, 16, 48, 6, 5, 0, true },     // no padding: the output is two smaller
+        { 2, 48, 16, 3, 3, 0, true },     // a 1×1 output: a single cut tile
+        { 2, 16, 16, 41, 37, 1, true },   // many chunks, split between the cores
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Gives_the_convolutions_output_in_channels_last(long batch, long cin, long cout, long height, long width, long padding, bool bias)
+    {
+        manual_seed(31);
+        using var conv = nn.Conv2d(cin, cout, 3L, padding: padding, bias: bias);
+        MemoryFormat.ToChannelsLast(conv);
+        using var raw = randn(batch, cin, height, width);
+        using var input = MemoryFormat.ToChannelsLast(raw);
+        AssertGivesLibtorchsOutput(conv, input);
+    }
+
+    [Fact]
+    public void A_slice_of_a_batch_is_read_from_its_own_images()
+    {
+        manual_seed(32);
+        using var conv = nn.Conv2d(16, 16, 3L, padding: 1L);
+        MemoryFormat.ToChannelsLast(conv);
+        using var raw = randn(4, 16, 10, 10);
+        using var batch = MemoryFormat.ToChannelsLast(raw);
+        using var slice = batch.narrow(0, 2, 2);
+        Assert.True(slice.storage_offset() > 0);
+        AssertGivesLibtorchsOutput(conv, slice);
+    }
+
+    [Fact]
+    public void Only_three_by_three_stride_one_float_convolutions_on_channel_blocks_take_the_path()
+    {
+        using var plain = nn.Conv2d(16, 32, 3L, padding: 1L);
+        using var strided = nn.Conv2d(16, 32, 3L, stride: 2L, padding: 1L);
+        using var wideKernel = nn.Conv2d(16, 32, (1L, 3L), padding: (0L, 1L));
+        using var widePadding = nn.Conv2d(16, 32, 3L, padding: 2L);
+        using var dilated = nn.Conv2d(16, 32, 3L, padding: 2L, dilation: 2L);
+        using var grouped = nn.Conv2d(16, 32, 3L, padding: 1L, groups: 2);
+        using var oddChannels = nn.Conv2d(24, 32, 3L, padding: 1L);
+        using var doubles = nn.Conv2d(16, 32, 3L, padding: 1L, dtype: ScalarType.Float64);
+        using var nchw = randn(2, 16, 9, 9);
+        using var channelsLast = MemoryFormat.ToChannelsLast(nchw);
+        using var twentyFour = MemoryFormat.ToChannelsLast(randn(2, 24, 9, 9));
+        using var float64 = MemoryFormat.ToChannelsLast(randn(2, 16, 9, 9, ScalarType.Float64));
+
+        using (inference_mode())
+        {
+            Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(plain, channelsLast));
+            Assert.False(WinogradConvolution.Applies(plain, nchw));
+            Assert.False(WinogradConvolution.Applies(strided, channelsLast));
+            Assert.False(WinogradConvolution.Applies(wideKernel, channelsLast));
+            Assert.False(WinogradConvolution.Applies(widePadding, channelsLast));
+            Assert.False(WinogradConvolution.Applies(dilated, channelsLast));
+            Assert.False(WinogradConvolution.Applies(grouped, channelsLast));
+            Assert.False(WinogradConvolution.Applies(oddChannels, twentyFour));
+            Assert.False(WinogradConvolution.Applies(doubles, float64));
+        }
+
+        // With autograd on, the weight needs a gradient: libtorch's own convolution.
+        Assert.False(WinogradConvolution.Applies(plain, channelsLast));
+    }
+
+    [Fact]
+    public void A_failing_part_is_rethrown_on_the_caller_after_the_others_finish()
+    {
+        int parts = Math.Max(2, CpuTeam.Size), finished = 0;
+        var error = Assert.Throws<InvalidOperationException>(() => CpuTeam.Run(parts, part =>
+        {
+            if (part == 1) throw new InvalidOperationException("part 1 failed");
+            Interlocked.Increment(ref finished);
+        }));
+        Assert.Equal("part 1 failed", error.Message);
+        Assert.Equal(parts - 1, finished);
+
+        // Every part runs once, and the team is usable again.
+        var seen = new int[parts];
+        CpuTeam.Run(parts, part => Interlocked.Increment(ref seen[part]));
+        Assert.All(seen, count => Assert.Equal(1, count));
+    }
+
+    /// <summary>
+    /// The path applies (on CPUs with 512-bit vectors) and gives libtorch's output in channels-last layout, and with the
+    /// ReLU its ReLU.
+    /// </summary>
+    private static void AssertGivesLibtorchsOutput(TorchSharp.Modules.Conv2d conv, Tensor input)
+    {
+        using var _ = inference_mode();
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            Assert.False(WinogradConvolution.Applies(conv, input));
+            return;
+        }
+
+        Assert.True(WinogradConvolution.Applies(conv, input));
+        using var winograd = WinogradConvolution.Prepare(conv);
+        using var expected = conv.call(input);
+        using var expectedRelu = expected.relu();
+        foreach (bool relu in new[] { false, true })
+        {
+            using var actual = winograd.Forward(input, relu);
+            var reference = relu ? expectedRelu : expected;
+            Assert.Equal(reference.shape, actual.shape);
+            Assert.Equal(MemoryFormat.ChannelsLastStrides(reference.shape), actual.stride());
+            double error = (actual - reference).abs().max().item<float>() / reference.abs().max().item<float>();
+            Assert.True(error < 1e-5, $"relu {relu}: relative error {error}");
+        }
+    }
+}

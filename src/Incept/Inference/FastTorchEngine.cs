@@ -49,10 +49,10 @@ public sealed record FastTorchOptions
     public int? ImagesPerPass { get; init; }
 
     /// <summary>
-    /// Compute 3×3 convolutions with stride 1 by Winograd's minimal filtering F(2×2, 3×3), with 2.25× fewer
-    /// multiplications than a direct convolution (1.4–2.2× faster per layer on a Zen 5 core pair), where the CPU has
-    /// 512-bit vectors in hardware, the weights are float32 and both channel counts are multiples of 16. The outputs differ
-    /// from libtorch's by float32 rounding. On by default; off leaves every convolution to libtorch.
+    /// Compute stride-1 convolutions with 3×3 kernels by Winograd's minimal filtering F(2×2, 3×3) (2.25× fewer
+    /// multiplications; 1.4–2.2× faster per layer on a Zen 5 core pair) and with 1×n and n×1 kernels by F(2, n), where the
+    /// CPU has 512-bit vectors in hardware, the weights are float32 and both channel counts are multiples of 16. The
+    /// outputs differ from libtorch's by float32 rounding. On by default; off leaves every convolution to libtorch.
     /// </summary>
     public bool Winograd { get; init; } = true;
 

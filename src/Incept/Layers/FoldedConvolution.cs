@@ -10,8 +10,8 @@ namespace Incept.Layers;
 internal static class FoldedConvolution
 {
     /// <summary>
-    /// ReLU of <paramref name="conv"/> applied to <paramref name="input"/>: where <paramref name="allowWinograd"/>, a 3×3
-    /// convolution with stride 1 by Winograd's method (<see cref="WinogradConvolution"/>, whose transformed weights
+    /// ReLU of <paramref name="conv"/> applied to <paramref name="input"/>: where <paramref name="allowWinograd"/>, a 3×3,
+    /// 1×n or n×1 convolution with stride 1 by Winograd's method (<see cref="WinogradConvolution"/>, whose transformed weights
     /// <paramref name="winograd"/> keeps once made),
     /// an image stem or a small grid as matrix products over several images (<see cref="ProductConvolution"/>), any
     /// other by libtorch in slices of the batch where its im2col buffer would pass <paramref name="budgetBytes"/>

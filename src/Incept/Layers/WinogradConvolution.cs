@@ -6,21 +6,23 @@ using static TorchSharp.torch;
 namespace Incept.Layers;
 
 /// <summary>
-/// A 3×3 convolution with stride 1 computed by Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray, 2016): every
-/// 2×2 block of outputs comes from a 4×4 tile of the input through 16 products of transformed values instead of 36.
-/// For the fast engine's inference copies, on CPUs with 512-bit vectors.
+/// Stride-1 convolutions by Winograd's minimal filtering (Lavin and Gray, 2016): a 3×3 kernel by F(2×2, 3×3), where
+/// every 2×2 block of outputs comes from a 4×4 input tile through 16 products of transformed values instead of 36,
+/// and the factorised 1×n and n×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, n) along their axis
+/// (n + 1 products for 2 outputs instead of 2n). For the fast engine's inference copies, on CPUs with 512-bit vectors.
 /// </summary>
 /// <remarks>
-/// <para>The 16 products of a tile become 16 matrix products over all tiles, <c>[tiles, C] × [C, K]</c>, which MKL
-/// runs at the same rate as the im2col products of an ordinary convolution, so the 2.25× fewer multiplications are
-/// mostly kept: 1.4–2.2× faster than libtorch's convolution per layer on a Zen 5 core pair (batch 1 and 8, 8×8 to
-/// 147×147 grids). The transforms are additions on 16 channels at a time, done here on the channels-last input and
-/// output, and the tiles go through in chunks whose transformed values (about <see cref="ChunkBytes"/>) stay in a
-/// core's cache between the transform, the product and the inverse transform. Each core takes its own run of chunks
-/// (<see cref="CpuTeam"/>).</para>
-/// <para>The transformed weights are computed once, in float64, when the layer is first run; the weights must not change
-/// after that (the fast engine's copies never do). The outputs differ from libtorch's by float32 rounding (about
-/// 5·10⁻⁷ of the largest output per layer).</para>
+/// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×
+/// [C, K]</c>, which MKL runs at the rate of an ordinary convolution's im2col products, so most of the saved
+/// multiplications are kept: for 3×3, 1.4–2.2× faster than libtorch's convolution per layer on a Zen 5 core pair
+/// (batch 1 and 8, 8×8 to 147×147 grids); for 1×7 and 7×1, 1.05–1.3×. The transforms are sums over 16 channels at a
+/// time on the channels-last input and output, and the tiles go through in chunks whose transformed values (about
+/// <see cref="ChunkBytes"/>) stay in a core's cache between the transform, the product and the inverse transform. Each
+/// core takes its own run of chunks (<see cref="CpuTeam"/>).</para>
+/// <para>The transforms are Cook–Toom's, built from the interpolation points 0, 1, −1, 2, −2, ½, −½ and ∞ (exact
+/// in binary). The transformed weights are computed once, in float64, when the layer is first run; the weights must
+/// not change after that (the fast engine's copies never do). The outputs differ from libtorch's by float32 rounding
+/// (about 5·10⁻⁷ of the largest output per layer for 3×3, 2·10⁻⁶ for 1×7).</para>
 /// </remarks>
 internal sealed unsafe class WinogradConvolution : IDisposable
 {
@@ -30,41 +32,47 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// <summary>About how many bytes of transformed input and product one chunk of tiles holds.</summary>
     public const long ChunkBytes = 256L << 10;
 
-    // Winograd's F(2, 3) matrices: the input transform Bᵀ, the weight transform G and the output transform Aᵀ are
-    // written out as additions below, G as a tensor here.
-    private static readonly double[] WeightTransform = [1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1];
+    /// <summary>The longest 1×n or n×1 kernel taken (inception_v3's and inception_v4's 1×7 and 7×1).</summary>
+    public const long MaxLineKernel = 7;
 
     private readonly Tensor transformed;
     private readonly Tensor bias;
     private readonly long inChannels;
     private readonly long outChannels;
-    private readonly long padding;
+    private readonly Axis rows;
+    private readonly Axis columns;
 
-    private WinogradConvolution(Tensor transformed, Tensor bias, long inChannels, long outChannels, long padding)
+    private WinogradConvolution(Tensor transformed, Tensor bias, long inChannels, long outChannels, Axis rows, Axis columns)
     {
         this.transformed = transformed;
         this.bias = bias;
         this.inChannels = inChannels;
         this.outChannels = outChannels;
-        this.padding = padding;
+        this.rows = rows;
+        this.columns = columns;
     }
 
     /// <summary>
-    /// Whether <paramref name="conv"/> on <paramref name="input"/> can run here: a 3×3 kernel with stride 1, no dilation
-    /// or groups, zero padding of 0 or 1 on every side, channel counts that are multiples of <see cref="ChannelBlock"/>,
-    /// a channels-last float32 CPU input with nothing needing a gradient, and a CPU whose 512-bit vectors are in hardware.
+    /// Whether <paramref name="conv"/> on <paramref name="input"/> can run here: stride 1, no dilation or groups, zero
+    /// padding, and either a 3×3 kernel padded by 0 or 1 on every side or a 1×n or n×1 kernel (n from 2 to
+    /// <see cref="MaxLineKernel"/>) padded along its length only; channel counts that are multiples of
+    /// <see cref="ChannelBlock"/>, a channels-last float32 CPU input with nothing needing a gradient, and a CPU whose
+    /// 512-bit vectors are in hardware.
     /// </summary>
     public static bool Applies(Conv2d conv, Tensor input)
     {
         var weight = conv.weight;
         if (!Vector512.IsHardwareAccelerated || weight is null || input.dim() != 4 || input.device_type != DeviceType.CPU) return false;
         if (input.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32) return false;
-        if (weight.shape[2] != 3 || weight.shape[3] != 3 || conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
+        if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
         if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;
-        long pad = conv.padding?[0] ?? 0;
-        if (pad is not (0 or 1) || (conv.padding?[1] ?? 0) != pad) return false;
         if (weight.shape[0] % ChannelBlock != 0 || weight.shape[1] % ChannelBlock != 0) return false;
-        if (input.shape[2] + 2 * pad < 3 || input.shape[3] + 2 * pad < 3) return false;
+        long kh = weight.shape[2], kw = weight.shape[3], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
+        bool square = kh == 3 && kw == 3 && ph == pw && ph is 0 or 1;
+        bool line = kh == 1 && kw is >= 2 and <= MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
+            || kw == 1 && kh is >= 2 and <= MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
+        if (!square && !line) return false;
+        if (input.shape[2] + 2 * ph < kh || input.shape[3] + 2 * pw < kw) return false;
         if (is_grad_enabled() && (input.requires_grad || weight.requires_grad)) return false;
         return MemoryFormat.IsChannelsLast(input);
     }
@@ -74,15 +82,18 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     {
         var weight = conv.weight!;
         long outChannels = weight.shape[0], inChannels = weight.shape[1];
+        var rows = Axis.For(weight.shape[2], conv.padding?[0] ?? 0);
+        var columns = Axis.For(weight.shape[3], conv.padding?[1] ?? 0);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var g = tensor(WeightTransform, [4, 3], ScalarType.Float64);
-        // U = G·w·Gᵀ per (out, in) pair, laid out as 16 matrices [in, out], one per tile position.
-        var u = g.matmul(weight.to(ScalarType.Float64).contiguous()).matmul(g.t());
-        var transformed = u.permute(2, 3, 1, 0).reshape(16, inChannels, outChannels).to(ScalarType.Float32).contiguous();
-        var bias = conv.bias is { } b ? b.to(ScalarType.Float32).contiguous().clone() : zeros(outChannels);
-        long padding = conv.padding?[0] ?? 0;
-        return new WinogradConvolution(transformed.DetachFromDisposeScope(), bias.DetachFromDisposeScope(), inChannels, outChannels, padding);
+        var gRows = tensor(rows.Weight, [rows.Size, rows.Kernel], ScalarType.Float64);
+        var gColumns = tensor(columns.Weight, [columns.Size, columns.Kernel], ScalarType.Float64);
+        // U = G_rows·w·G_columnsᵀ per (out, in) pair, laid out as one matrix [in, out] per tile position.
+        var u = gRows.matmul(weight.to(ScalarType.Float64).contiguous()).matmul(gColumns.t());
+        var transformed = u.permute(2, 3, 1, 0).reshape(rows.Size * columns.Size, inChannels, outChannels)
+            .to(ScalarType.Float32).contiguous();
+        var shift = conv.bias is { } b ? b.to(ScalarType.Float32).contiguous().clone() : zeros(outChannels);
+        return new WinogradConvolution(transformed.DetachFromDisposeScope(), shift.DetachFromDisposeScope(), inChannels, outChannels, rows, columns);
     }
 
     /// <summary>
@@ -93,25 +104,29 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     {
         if (input.shape[1] != inChannels)
             throw new ArgumentException($"The input has {input.shape[1]} channels; this convolution takes {inChannels}.", nameof(input));
-        var grid = new Grid(input.shape[0], input.shape[2], input.shape[3], padding);
+        var grid = new Grid(input.shape[0], input.shape[2], input.shape[3], inChannels, rows, columns);
         var output = empty([grid.Batch, grid.OutHeight, grid.OutWidth, outChannels]);
         using var nhwc = input.permute(0, 2, 3, 1);
         float* source = Data(nhwc), target = Data(output), shift = Data(bias);
+        int positions = rows.Size * columns.Size;
+        bool square = rows.Size == 4 && columns.Size == 4;
 
-        long chunk = Math.Max(16, ChunkBytes / (16 * sizeof(float) * (inChannels + outChannels)));
+        long chunk = Math.Max(16, ChunkBytes / (positions * sizeof(float) * (inChannels + outChannels)));
         int parts = (int)Math.Clamp(grid.Tiles / chunk, 1, CpuTeam.Size);
         CpuTeam.Run(parts, part =>
         {
             long first = grid.Tiles * part / parts, end = grid.Tiles * (part + 1) / parts;
-            using var values = empty(16, chunk, inChannels);
+            using var values = empty(positions, chunk, inChannels);
             float* buffer = Data(values);
             for (long start = first; start < end; start += chunk)
             {
                 long count = Math.Min(chunk, end - start);
-                TransformInput(source, buffer, grid, start, count, chunk, inChannels);
+                if (square) TransformSquareInput(source, buffer, grid, start, count, chunk);
+                else TransformLineInput(source, buffer, grid, start, count, chunk);
                 using var used = count == chunk ? values.alias() : values.narrow(1, 0, count);
                 using var products = used.bmm(transformed);
-                TransformOutput(Data(products), shift, target, grid, start, count, outChannels, relu);
+                if (square) TransformSquareOutput(Data(products), shift, target, grid, start, count, outChannels, relu);
+                else TransformLineOutput(Data(products), shift, target, grid, start, count, outChannels, relu);
             }
         });
         return output.permute(0, 3, 1, 2);
@@ -129,73 +144,78 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         fixed (byte* p = t.bytes) return (float*)p;
     }
 
-    // Bᵀ·d·B for the tiles [start, start + count): tile position (a, b) of tile t goes to values[4a + b, t - start, :].
-    private static void TransformInput(float* source, float* values, Grid grid, long start, long count, long stride, long channels)
+    /// <summary>The input offsets of tile <paramref name="t"/>'s positions, row by row; −1 for those in the padding.</summary>
+    private static void TileOffsets(Grid grid, long t, long* at)
+    {
+        var (n, top, left) = grid.Origin(t);
+        for (int a = 0; a < grid.Rows.Size; a++)
+        {
+            for (int b = 0; b < grid.Columns.Size; b++)
+            {
+                long row = top + a, column = left + b;
+                bool inside = row >= 0 && row < grid.Height && column >= 0 && column < grid.Width;
+                at[a * grid.Columns.Size + b] = inside ? ((n * grid.Height + row) * grid.Width + column) * grid.Channels : -1;
+            }
+        }
+    }
+
+    // F(2×2, 3×3): Bᵀ·d·B for the tiles [start, start + count); position (a, b) of tile t goes to values[4a + b, t - start, :].
+    private static void TransformSquareInput(float* source, float* values, Grid grid, long start, long count, long stride)
     {
         var d = stackalloc Vector512<float>[16];
         var at = stackalloc long[16];
-        long plane = stride * channels;
+        long channels = grid.Channels, plane = stride * channels;
         for (long t = 0; t < count; t++)
         {
-            var (n, top, left) = grid.Origin(start + t);
-            for (int a = 0; a < 4; a++)
-            {
-                for (int b = 0; b < 4; b++)
-                {
-                    long row = top + a, column = left + b;
-                    bool inside = row >= 0 && row < grid.Height && column >= 0 && column < grid.Width;
-                    at[4 * a + b] = inside ? ((n * grid.Height + row) * grid.Width + column) * channels : -1;
-                }
-            }
-
+            TileOffsets(grid, start + t, at);
             float* into = values + t * channels;
             for (long c = 0; c < channels; c += ChannelBlock)
             {
                 for (int k = 0; k < 16; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
-                // Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], first down the columns, then along the rows.
+                // Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1] (Axis.CookToom(2, 3)), down the columns, then along the rows.
                 for (int b = 0; b < 4; b++)
                 {
                     Vector512<float> d0 = d[b], d1 = d[4 + b], d2 = d[8 + b], d3 = d[12 + b];
-                    d[b] = d0 - d2;
+                    d[b] = d2 - d0;
                     d[4 + b] = d1 + d2;
                     d[8 + b] = d2 - d1;
-                    d[12 + b] = d1 - d3;
+                    d[12 + b] = d3 - d1;
                 }
 
                 for (int a = 0; a < 4; a++)
                 {
                     Vector512<float> e0 = d[4 * a], e1 = d[4 * a + 1], e2 = d[4 * a + 2], e3 = d[4 * a + 3];
                     float* o = into + 4 * a * plane + c;
-                    Vector512.Store(e0 - e2, o);
+                    Vector512.Store(e2 - e0, o);
                     Vector512.Store(e1 + e2, o + plane);
                     Vector512.Store(e2 - e1, o + 2 * plane);
-                    Vector512.Store(e1 - e3, o + 3 * plane);
+                    Vector512.Store(e3 - e1, o + 3 * plane);
                 }
             }
         }
     }
 
-    // Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[16, count, K] into the NHWC output.
-    private static void TransformOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    // F(2×2, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[16, count, K] into the NHWC output.
+    private static void TransformSquareOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[16];
         long plane = count * channels;
         for (long t = 0; t < count; t++)
         {
             var (n, top, left) = grid.Origin(start + t);
-            long row = top + grid.Padding, column = left + grid.Padding;
+            long row = top + grid.Rows.Padding, column = left + grid.Columns.Padding;
             bool secondRow = row + 1 < grid.OutHeight, secondColumn = column + 1 < grid.OutWidth;
             float* first = output + ((n * grid.OutHeight + row) * grid.OutWidth + column) * channels;
             float* from = products + t * channels;
             for (long c = 0; c < channels; c += ChannelBlock)
             {
                 for (int k = 0; k < 16; k++) m[k] = Vector512.Load(from + k * plane + c);
-                // Aᵀ = [1 1 1 0; 0 1 -1 -1], first down the columns, then along the rows.
+                // Aᵀ = [1 1 1 0; 0 1 -1 1], down the columns, then along the rows.
                 for (int b = 0; b < 4; b++)
                 {
                     Vector512<float> m0 = m[b], m1 = m[4 + b], m2 = m[8 + b], m3 = m[12 + b];
                     m[b] = m0 + m1 + m2;
-                    m[4 + b] = m1 - m2 - m3;
+                    m[4 + b] = m1 - m2 + m3;
                 }
 
                 var offset = Vector512.Load(shift + c);
@@ -203,7 +223,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 {
                     Vector512<float> s0 = m[4 * r], s1 = m[4 * r + 1], s2 = m[4 * r + 2], s3 = m[4 * r + 3];
                     var y0 = s0 + s1 + s2 + offset;
-                    var y1 = s1 - s2 - s3 + offset;
+                    var y1 = s1 - s2 + s3 + offset;
                     if (relu)
                     {
                         y0 = Vector512.Max(y0, Vector512<float>.Zero);
@@ -218,16 +238,191 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
     }
 
-    /// <summary>The tiling of a batch: 2×2 output blocks, each from the 4×4 input tile starting one padding up and left.</summary>
-    private readonly record struct Grid(long Batch, long Height, long Width, long Padding)
+    // F(2, n) along one axis (the other is 1 wide): Bᵀ·d for the tiles [start, start + count).
+    private static void TransformLineInput(float* source, float* values, Grid grid, long start, long count, long stride)
     {
-        public long OutHeight => Height + 2 * Padding - 2;
+        var line = grid.Rows.Size > 1 ? grid.Rows : grid.Columns;
+        int size = line.Size;
+        var d = stackalloc Vector512<float>[size];
+        var at = stackalloc long[size];
+        long channels = grid.Channels, plane = stride * channels;
+        for (long t = 0; t < count; t++)
+        {
+            TileOffsets(grid, start + t, at);
+            float* into = values + t * channels;
+            for (long c = 0; c < channels; c += ChannelBlock)
+            {
+                for (int k = 0; k < size; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
+                for (int k = 0; k < size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane + c);
+            }
+        }
+    }
 
-        public long OutWidth => Width + 2 * Padding - 2;
+    // F(2, n) along one axis: Aᵀ·m plus the bias for the tiles [start, start + count).
+    private static void TransformLineOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    {
+        bool alongRows = grid.Rows.Size > 1;
+        var line = alongRows ? grid.Rows : grid.Columns;
+        var m = stackalloc Vector512<float>[line.Size];
+        long plane = count * channels, step = (alongRows ? grid.OutWidth : 1) * channels;
+        for (long t = 0; t < count; t++)
+        {
+            var (n, top, left) = grid.Origin(start + t);
+            long row = top + grid.Rows.Padding, column = left + grid.Columns.Padding;
+            long inside = Math.Min(line.Outputs, alongRows ? grid.OutHeight - row : grid.OutWidth - column);
+            float* first = output + ((n * grid.OutHeight + row) * grid.OutWidth + column) * channels;
+            float* from = products + t * channels;
+            for (long c = 0; c < channels; c += ChannelBlock)
+            {
+                for (int k = 0; k < line.Size; k++) m[k] = Vector512.Load(from + k * plane + c);
+                var offset = Vector512.Load(shift + c);
+                for (int i = 0; i < inside; i++)
+                {
+                    var y = line.OutputTransform.Apply(i, m) + offset;
+                    if (relu) y = Vector512.Max(y, Vector512<float>.Zero);
+                    Vector512.Store(y, first + i * step + c);
+                }
+            }
+        }
+    }
 
-        private long TileRows => (OutHeight + 1) / 2;
+    /// <summary>
+    /// One axis of a tiling: F(<see cref="Outputs"/>, <see cref="Kernel"/>) by Cook–Toom, where each tile of
+    /// <see cref="Size"/> = m + r − 1 inputs gives m outputs (the identity for a kernel 1 wide).
+    /// </summary>
+    private sealed class Axis
+    {
+        private static readonly double[] Points = [0, 1, -1, 2, -2, 0.5, -0.5];
 
-        private long TileColumns => (OutWidth + 1) / 2;
+        private Axis(int kernel, int outputs, long padding, double[] weight, SparseRows input, SparseRows output)
+        {
+            Kernel = kernel;
+            Outputs = outputs;
+            Size = outputs + kernel - 1;
+            Padding = padding;
+            Weight = weight;
+            InputTransform = input;
+            OutputTransform = output;
+        }
+
+        public int Kernel { get; }
+
+        public int Outputs { get; }
+
+        public int Size { get; }
+
+        public long Padding { get; }
+
+        /// <summary>G, Size × Kernel, row by row.</summary>
+        public double[] Weight { get; }
+
+        /// <summary>Bᵀ, Size × Size.</summary>
+        public SparseRows InputTransform { get; }
+
+        /// <summary>Aᵀ, Outputs × Size.</summary>
+        public SparseRows OutputTransform { get; }
+
+        /// <summary>The axis for a kernel <paramref name="kernel"/> long: the identity for 1, F(2, r) otherwise.</summary>
+        public static Axis For(long kernel, long padding)
+            => kernel == 1 ? new Axis(1, 1, padding, [1], new SparseRows([1], 1), new SparseRows([1], 1)) : CookToom(2, (int)kernel, padding);
+
+        /// <summary>
+        /// Cook–Toom's F(m, r) on the first m + r − 2 of <see cref="Points"/> and ∞: Aᵀ[i, k] = p_k^i, G[k, j] = p_k^j / Π(p_k − p_l),
+        /// Bᵀ[k, :] the coefficients of Π_{l≠k}(x − p_l), and for ∞ the last output, the last weight and Π_l(x − p_l).
+        /// </summary>
+        public static Axis CookToom(int outputs, int kernel, long padding)
+        {
+            int size = outputs + kernel - 1, finite = size - 1;
+            if (finite > Points.Length) throw new ArgumentOutOfRangeException(nameof(kernel), "Too long a tile for the interpolation points.");
+            var input = new double[size * size];
+            var output = new double[outputs * size];
+            var weight = new double[size * kernel];
+            for (int k = 0; k < finite; k++)
+            {
+                double p = Points[k], scale = 1;
+                for (int l = 0; l < finite; l++)
+                    if (l != k) scale *= p - Points[l];
+                for (int i = 0; i < outputs; i++) output[i * size + k] = Math.Pow(p, i);
+                for (int j = 0; j < kernel; j++) weight[k * kernel + j] = Math.Pow(p, j) / scale;
+                var coefficients = Product(Enumerable.Range(0, finite).Where(l => l != k).Select(l => Points[l]));
+                for (int t = 0; t < coefficients.Length; t++) input[k * size + t] = coefficients[t];
+            }
+
+            output[(outputs - 1) * size + finite] = 1;
+            weight[finite * kernel + kernel - 1] = 1;
+            var all = Product(Points.Take(finite));
+            for (int t = 0; t < all.Length; t++) input[finite * size + t] = all[t];
+            return new Axis(kernel, outputs, padding, weight, new SparseRows(input, size), new SparseRows(output, size));
+        }
+
+        /// <summary>The coefficients, lowest power first, of Π(x − p) over <paramref name="roots"/>.</summary>
+        private static double[] Product(IEnumerable<double> roots)
+        {
+            double[] c = [1];
+            foreach (double p in roots)
+            {
+                var next = new double[c.Length + 1];
+                for (int t = 0; t < c.Length; t++)
+                {
+                    next[t + 1] += c[t];
+                    next[t] -= p * c[t];
+                }
+
+                c = next;
+            }
+
+            return c;
+        }
+    }
+
+    /// <summary>A small matrix kept as its nonzero entries, row by row, applied to vectors of 16 channels.</summary>
+    private sealed class SparseRows
+    {
+        private readonly int[] starts;
+        private readonly int[] columns;
+        private readonly float[] values;
+
+        public SparseRows(double[] matrix, int width)
+        {
+            int height = matrix.Length / width;
+            starts = new int[height + 1];
+            var cols = new List<int>();
+            var vals = new List<float>();
+            for (int i = 0; i < height; i++)
+            {
+                starts[i] = cols.Count;
+                for (int j = 0; j < width; j++)
+                {
+                    if (matrix[i * width + j] == 0) continue;
+                    cols.Add(j);
+                    vals.Add((float)matrix[i * width + j]);
+                }
+            }
+
+            starts[height] = cols.Count;
+            columns = [.. cols];
+            values = [.. vals];
+        }
+
+        /// <summary>Row <paramref name="row"/> of the matrix times the column of vectors <paramref name="x"/>.</summary>
+        public Vector512<float> Apply(int row, Vector512<float>* x)
+        {
+            var sum = Vector512<float>.Zero;
+            for (int e = starts[row]; e < starts[row + 1]; e++) sum += Vector512.Create(values[e]) * x[columns[e]];
+            return sum;
+        }
+    }
+
+    /// <summary>The tiling of a batch: each tile's outputs come from the input tile starting one padding up and left.</summary>
+    private readonly record struct Grid(long Batch, long Height, long Width, long Channels, Axis Rows, Axis Columns)
+    {
+        public long OutHeight => Height + 2 * Rows.Padding - Rows.Kernel + 1;
+
+        public long OutWidth => Width + 2 * Columns.Padding - Columns.Kernel + 1;
+
+        private long TileRows => (OutHeight + Rows.Outputs - 1) / Rows.Outputs;
+
+        private long TileColumns => (OutWidth + Columns.Outputs - 1) / Columns.Outputs;
 
         public long Tiles => Batch * TileRows * TileColumns;
 
@@ -235,7 +430,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         public (long Image, long Top, long Left) Origin(long t)
         {
             long perImage = TileRows * TileColumns, within = t % perImage;
-            return (t / perImage, 2 * (within / TileColumns) - Padding, 2 * (within % TileColumns) - Padding);
+            return (t / perImage, Rows.Outputs * (within / TileColumns) - Rows.Padding, Columns.Outputs * (within % TileColumns) - Columns.Padding);
         }
     }
 }

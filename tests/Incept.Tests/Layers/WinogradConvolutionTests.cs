@@ -5,25 +5,30 @@ using static TorchSharp.torch;
 
 namespace Incept.Tests.Layers;
 
-/// <summary>3×3 convolutions by Winograd's F(2×2, 3×3) give libtorch's output, with and without the ReLU.</summary>
+/// <summary>3×3, 1×n and n×1 convolutions by Winograd's method give libtorch's output, with and without the ReLU.</summary>
 public class WinogradConvolutionTests
 {
-    public static TheoryData<long, long, long, long, long, long, bool> Shapes => new()
+    public static TheoryData<long, long, long, long, long, long, long, long, long, bool> Shapes => new()
     {
-        // batch, in, out, height, width, padding, bias
-        { 1, 16, 32, 8, 8, 1, true },     // one image, even grid
-        { 3, 32, 16, 7, 9, 1, false },    // odd sides: the last tiles are cut
-        { 2, 16, 48, 6, 5, 0, true },     // no padding: the output is two smaller
-        { 2, 48, 16, 3, 3, 0, true },     // a 1×1 output: a single cut tile
-        { 2, 16, 16, 41, 37, 1, true },   // many chunks, split between the cores
+        // batch, in, out, height, width, kernel height, kernel width, padding height, padding width, bias
+        { 1, 16, 32, 8, 8, 3, 3, 1, 1, true },      // one image, even grid
+        { 3, 32, 16, 7, 9, 3, 3, 1, 1, false },     // odd sides: the last tiles are cut
+        { 2, 16, 48, 6, 5, 3, 3, 0, 0, true },      // no padding: the output is two smaller
+        { 2, 48, 16, 3, 3, 3, 3, 0, 0, true },      // a 1×1 output: a single cut tile
+        { 2, 16, 16, 41, 37, 3, 3, 1, 1, true },    // many chunks, split between the cores
+        { 2, 32, 16, 9, 11, 1, 7, 0, 3, true },     // inception_v3's 1×7
+        { 2, 16, 32, 11, 9, 7, 1, 3, 0, false },    // and 7×1
+        { 1, 16, 16, 8, 8, 1, 3, 0, 1, true },      // inception_v3's 1×3 on 8×8
+        { 3, 16, 16, 8, 7, 3, 1, 1, 0, true },      // 3×1 with an odd number of rows
+        { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, the last tile cut
     };
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void Gives_the_convolutions_output_in_channels_last(long batch, long cin, long cout, long height, long width, long padding, bool bias)
+    public void Gives_the_convolutions_output_in_channels_last(long batch, long cin, long cout, long height, long width, long kh, long kw, long ph, long pw, bool bias)
     {
         manual_seed(31);
-        using var conv = nn.Conv2d(cin, cout, 3L, padding: padding, bias: bias);
+        using var conv = nn.Conv2d(cin, cout, (kh, kw), padding: (ph, pw), bias: bias);
         MemoryFormat.ToChannelsLast(conv);
         using var raw = randn(batch, cin, height, width);
         using var input = MemoryFormat.ToChannelsLast(raw);
@@ -44,11 +49,15 @@ public class WinogradConvolutionTests
     }
 
     [Fact]
-    public void Only_three_by_three_stride_one_float_convolutions_on_channel_blocks_take_the_path()
+    public void Only_stride_one_float_convolutions_of_the_kernels_it_knows_on_channel_blocks_take_the_path()
     {
         using var plain = nn.Conv2d(16, 32, 3L, padding: 1L);
+        using var line = nn.Conv2d(16, 32, (1L, 7L), padding: (0L, 3L));
+        using var lineWithCrossPadding = nn.Conv2d(16, 32, (1L, 7L), padding: (1L, 3L));
+        using var longLine = nn.Conv2d(16, 32, (1L, 9L), padding: (0L, 4L));
+        using var fiveByFive = nn.Conv2d(16, 32, 5L, padding: 2L);
         using var strided = nn.Conv2d(16, 32, 3L, stride: 2L, padding: 1L);
-        using var wideKernel = nn.Conv2d(16, 32, (1L, 3L), padding: (0L, 1L));
+        using var rectangle = nn.Conv2d(16, 32, (3L, 5L), padding: (1L, 2L));
         using var widePadding = nn.Conv2d(16, 32, 3L, padding: 2L);
         using var dilated = nn.Conv2d(16, 32, 3L, padding: 2L, dilation: 2L);
         using var grouped = nn.Conv2d(16, 32, 3L, padding: 1L, groups: 2);
@@ -62,9 +71,13 @@ public class WinogradConvolutionTests
         using (inference_mode())
         {
             Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(plain, channelsLast));
+            Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(line, channelsLast));
+            Assert.False(WinogradConvolution.Applies(lineWithCrossPadding, channelsLast));
+            Assert.False(WinogradConvolution.Applies(longLine, channelsLast));
+            Assert.False(WinogradConvolution.Applies(fiveByFive, channelsLast));
             Assert.False(WinogradConvolution.Applies(plain, nchw));
             Assert.False(WinogradConvolution.Applies(strided, channelsLast));
-            Assert.False(WinogradConvolution.Applies(wideKernel, channelsLast));
+            Assert.False(WinogradConvolution.Applies(rectangle, channelsLast));
             Assert.False(WinogradConvolution.Applies(widePadding, channelsLast));
             Assert.False(WinogradConvolution.Applies(dilated, channelsLast));
             Assert.False(WinogradConvolution.Applies(grouped, channelsLast));

@@ -83,6 +83,12 @@ public sealed record BenchmarkOptions
     /// </summary>
     public bool BFloat16 { get; init; }
 
+    /// <summary>
+    /// The fast engine computes 3×3, 1×7 and 7×1 convolutions by Winograd's method where it can
+    /// (<see cref="FastTorchOptions.Winograd"/>); false leaves them to libtorch.
+    /// </summary>
+    public bool Winograd { get; init; } = true;
+
     /// <summary>Untimed iterations first.</summary>
     public int Warmup { get; init; } = 3;
 
@@ -199,7 +205,7 @@ public static class Benchmark
         else
         {
             // As in `incept predict`, the fast and ONNX engines keep their own copy of the weights and the model goes.
-            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16 }, releaseModel: true);
+            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16, Winograd = options.Winograd }, releaseModel: true);
             engineName = engine.Name;
             times = Time(() => engine.Run(input).Dispose(), options);
         }

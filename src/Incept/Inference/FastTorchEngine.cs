@@ -50,9 +50,11 @@ public sealed record FastTorchOptions
 
     /// <summary>
     /// Compute stride-1 convolutions with 3×3 kernels by Winograd's minimal filtering F(2×2, 3×3) (2.25× fewer
-    /// multiplications; 1.4–2.2× faster per layer on a Zen 5 core pair) and with 1×n and n×1 kernels by F(2, n), where the
-    /// CPU has 512-bit vectors in hardware, the weights are float32 and both channel counts are multiples of 16. The
-    /// outputs differ from libtorch's by float32 rounding. On by default; off leaves every convolution to libtorch.
+    /// multiplications; 1.4–2.2× faster per layer on a Zen 5 core pair) and with 1×7 and 7×1 kernels by F(2, 7), where the
+    /// CPU has 512-bit vectors in hardware, the weights are float32 (not with <see cref="BFloat16"/>), the BatchNorms are
+    /// folded and both channel counts are multiples of 16. The transformed weights replace the layers' own, so the copy
+    /// grows by the difference only (16/9 and 8/7 of a 3×3 and a 1×7 layer's weights). The outputs differ from
+    /// libtorch's by float32 rounding. On by default; off leaves every convolution to libtorch.
     /// </summary>
     public bool Winograd { get; init; } = true;
 
@@ -73,23 +75,27 @@ public sealed class FastTorchEngine : IInferenceEngine
 {
     private readonly InceptionModel model;
 
-    private FastTorchEngine(InceptionModel model, FastTorchOptions options, int foldedUnits, long columnBudget, int imagesPerPass)
+    private FastTorchEngine(InceptionModel model, FastTorchOptions options, int foldedUnits, int winogradUnits, long columnBudget, int imagesPerPass)
     {
         this.model = model;
         Options = options;
         FoldedUnits = foldedUnits;
+        WinogradUnits = winogradUnits;
         ColumnBudgetBytes = columnBudget;
         ImagesPerPass = imagesPerPass;
     }
 
     /// <inheritdoc/>
-    public string Name => Options.BFloat16 ? "fast-bf16" : "fast";
+    public string Name => Options.BFloat16 ? "fast-bf16" : Options.Winograd ? "fast" : "fast-no-winograd";
 
     /// <summary>How the copy was prepared.</summary>
     public FastTorchOptions Options { get; }
 
     /// <summary>How many BatchNorms were folded into their convolutions.</summary>
     public int FoldedUnits { get; }
+
+    /// <summary>How many conv units compute their convolution by Winograd's method (see <see cref="FastTorchOptions.Winograd"/>).</summary>
+    public int WinogradUnits { get; }
 
     /// <summary>The im2col budget in use (see <see cref="FastTorchOptions.ColumnBudgetBytes"/>; 0: none).</summary>
     public long ColumnBudgetBytes { get; }
@@ -124,7 +130,7 @@ public sealed class FastTorchEngine : IInferenceEngine
                 throw new ArgumentException($"The model is a {source.GetType().Name}, but {spec.Name} builds a {copy.GetType().Name}; pass the spec the model was built from.", nameof(spec));
             if (!adopt) CopyState(source, copy);
             copy.eval();
-            int folded = 0;
+            int folded = 0, winograd = 0;
             bool unfolds = Runtime.TorchRuntime.OneDnnInUse != true;
             long budget = options.ColumnBudgetBytes ?? (unfolds ? FastTorchOptions.DefaultColumnBudgetBytes : 0);
             using (no_grad())
@@ -136,17 +142,19 @@ public sealed class FastTorchEngine : IInferenceEngine
                         if (unit.Bn is not null) folded++;
                         unit.FoldBatchNorm();
                         unit.ColumnBudgetBytes = budget;
-                        unit.Winograd = options.Winograd;
                     }
                 }
 
                 foreach (var p in copy.parameters()) p.requires_grad = false;
                 if (options.BFloat16) copy.to(ScalarType.BFloat16);
                 if (options.ChannelsLast) MemoryFormat.ToChannelsLast(copy);
+                // Each transformed weight replaces the unit's own weight, so the copy grows by the difference only.
+                if (options.Winograd && options.FoldBatchNorm && !options.BFloat16)
+                    winograd = copy.ConvBnUnits().Count(unit => unit.PrepareWinograd());
             }
 
             int perPass = options.ImagesPerPass ?? (unfolds ? FastTorchOptions.DefaultImagesPerPass : 0);
-            var engine = new FastTorchEngine(copy, options, folded, budget, perPass);
+            var engine = new FastTorchEngine(copy, options, folded, winograd, budget, perPass);
             if (releaseModel && !adopt) source.Dispose();
             return engine;
         }

@@ -34,12 +34,13 @@ internal interface IConvBnUnit
     long ColumnBudgetBytes { get; set; }
 
     /// <summary>
-    /// Once folded: whether a 3×3 convolution with stride 1 may run by Winograd's method (see
-    /// <see cref="WinogradConvolution"/>) where it applies. False, the default, leaves every convolution to libtorch.
+    /// Once folded, for inference copies in float32 only: where <see cref="WinogradConvolution.Takes"/> the convolution,
+    /// transforms its weights for Winograd's method, frees the convolution's own weight and computes the unit that way
+    /// from then on (the convolution module keeps an empty weight). Returns whether it did.
     /// </summary>
-    bool Winograd { get; set; }
+    bool PrepareWinograd();
 
-    /// <summary>Whether the unit's convolution has run by Winograd's method (and keeps its transformed weights).</summary>
+    /// <summary>Whether the unit computes its convolution by Winograd's method (see <see cref="PrepareWinograd"/>).</summary>
     bool WinogradPrepared { get; }
 }
 

@@ -59,7 +59,6 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     private readonly BatchNorm2d? bn;
     private bool folded;
     private long columnBudget;
-    private bool winogradAllowed;
     private WinogradConvolution? winograd;
 
     /// <summary>Builds the unit.</summary>
@@ -89,14 +88,10 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     }
 
     /// <inheritdoc/>
-    bool IConvBnUnit.Winograd
-    {
-        get => winogradAllowed;
-        set => winogradAllowed = value;
-    }
+    bool IConvBnUnit.WinogradPrepared => winograd is not null;
 
     /// <inheritdoc/>
-    bool IConvBnUnit.WinogradPrepared => winograd is not null;
+    bool IConvBnUnit.PrepareWinograd() => folded && WinogradConvolution.Replace(conv, ref winograd);
 
     /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
@@ -110,7 +105,8 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     public override Tensor forward(Tensor input)
     {
         // Folded (inference copies only).
-        if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget, winogradAllowed, ref winograd);
+        if (winograd is not null) return winograd.Forward(input, relu: true);
+        if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);

@@ -8,8 +8,8 @@ namespace Incept.Layers;
 /// <summary>
 /// Stride-1 convolutions by Winograd's minimal filtering (Lavin and Gray, 2016): a 3×3 kernel by F(2×2, 3×3), where
 /// every 2×2 block of outputs comes from a 4×4 input tile through 16 products of transformed values instead of 36,
-/// and the factorised 1×n and n×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, n) along their axis
-/// (n + 1 products for 2 outputs instead of 2n). For the fast engine's inference copies, on CPUs with 512-bit vectors.
+/// and the factorised 1×7 and 7×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, 7) along their axis
+/// (8 products for 2 outputs instead of 14). For the fast engine's inference copies, on CPUs with 512-bit vectors.
 /// </summary>
 /// <remarks>
 /// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×
@@ -20,8 +20,8 @@ namespace Incept.Layers;
 /// <see cref="ChunkBytes"/>) stay in a core's cache between the transform, the product and the inverse transform. Each
 /// core takes its own run of chunks (<see cref="CpuTeam"/>).</para>
 /// <para>The transforms are Cook–Toom's, built from the interpolation points 0, 1, −1, 2, −2, ½, −½ and ∞ (exact
-/// in binary). The transformed weights are computed once, in float64, when the layer is first run; the weights must
-/// not change after that (the fast engine's copies never do). The outputs differ from libtorch's by float32 rounding
+/// in binary). The transformed weights are computed once, in float64, and replace the weights: the fast engine frees
+/// a convolution's own weight once this class has taken it. The outputs differ from libtorch's by float32 rounding
 /// (about 5·10⁻⁷ of the largest output per layer for 3×3, 2·10⁻⁶ for 1×7).</para>
 /// </remarks>
 internal sealed unsafe class WinogradConvolution : IDisposable
@@ -31,6 +31,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     /// <summary>About how many bytes of transformed input and product one chunk of tiles holds.</summary>
     public const long ChunkBytes = 256L << 10;
+
+    /// <summary>The shortest 1×n or n×1 kernel taken. The 1×3 and 3×1 layers of the 8×8 stages gain little (1.1–1.3×
+    /// per layer) for a third more weights (inception_v4: 10 MB), so they stay with libtorch.</summary>
+    public const long MinLineKernel = 5;
 
     /// <summary>The longest 1×n or n×1 kernel taken (inception_v3's and inception_v4's 1×7 and 7×1).</summary>
     public const long MaxLineKernel = 7;
@@ -53,33 +57,46 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     /// <summary>
-    /// Whether <paramref name="conv"/> on <paramref name="input"/> can run here: stride 1, no dilation or groups, zero
-    /// padding, and either a 3×3 kernel padded by 0 or 1 on every side or a 1×n or n×1 kernel (n from 2 to
-    /// <see cref="MaxLineKernel"/>) padded along its length only; channel counts that are multiples of
-    /// <see cref="ChannelBlock"/>, a channels-last float32 CPU input with nothing needing a gradient, and a CPU whose
-    /// 512-bit vectors are in hardware.
+    /// Whether <paramref name="conv"/> on <paramref name="input"/> can run here: <see cref="Takes"/> the convolution, and
+    /// the input is a channels-last 4-d CPU tensor large enough for the kernel, with nothing needing a gradient.
     /// </summary>
     public static bool Applies(Conv2d conv, Tensor input)
     {
+        if (!Takes(conv) || input.dim() != 4 || input.device_type != DeviceType.CPU || input.dtype != ScalarType.Float32) return false;
+        var weight = conv.weight!;
+        if (input.shape[2] + 2 * (conv.padding?[0] ?? 0) < weight.shape[2] || input.shape[3] + 2 * (conv.padding?[1] ?? 0) < weight.shape[3]) return false;
+        if (is_grad_enabled() && (input.requires_grad || weight.requires_grad)) return false;
+        return MemoryFormat.IsChannelsLast(input);
+    }
+
+    /// <summary>
+    /// Whether this class computes <paramref name="conv"/>: float32 CPU weights, stride 1, no dilation or groups, zero
+    /// padding, and either a 3×3 kernel padded by 0 or 1 on every side or a 1×n or n×1 kernel (n from
+    /// <see cref="MinLineKernel"/> to <see cref="MaxLineKernel"/>) padded along its length only; channel counts that are multiples of
+    /// <see cref="ChannelBlock"/>; and a CPU whose 512-bit vectors are in hardware.
+    /// </summary>
+    public static bool Takes(Conv2d conv)
+    {
         var weight = conv.weight;
-        if (!Vector512.IsHardwareAccelerated || weight is null || input.dim() != 4 || input.device_type != DeviceType.CPU) return false;
-        if (input.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32) return false;
+        if (!Vector512.IsHardwareAccelerated || weight is null || weight.dim() != 4) return false;
+        if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return false;
         if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
         if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;
         if (weight.shape[0] % ChannelBlock != 0 || weight.shape[1] % ChannelBlock != 0) return false;
         long kh = weight.shape[2], kw = weight.shape[3], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
         bool square = kh == 3 && kw == 3 && ph == pw && ph is 0 or 1;
-        bool line = kh == 1 && kw is >= 2 and <= MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
-            || kw == 1 && kh is >= 2 and <= MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
-        if (!square && !line) return false;
-        if (input.shape[2] + 2 * ph < kh || input.shape[3] + 2 * pw < kw) return false;
-        if (is_grad_enabled() && (input.requires_grad || weight.requires_grad)) return false;
-        return MemoryFormat.IsChannelsLast(input);
+        bool line = kh == 1 && kw is >= MinLineKernel and <= MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
+            || kw == 1 && kh is >= MinLineKernel and <= MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
+        return square || line;
     }
 
-    /// <summary>Transforms <paramref name="conv"/>'s weights (see <see cref="Applies"/> for the convolutions it takes).</summary>
+    /// <summary>
+    /// Transforms <paramref name="conv"/>'s weights (a convolution this class <see cref="Takes"/>). The result does not
+    /// refer to the convolution: its weight may be freed afterwards.
+    /// </summary>
     public static WinogradConvolution Prepare(Conv2d conv)
     {
+        if (!Takes(conv)) throw new ArgumentException("Winograd's method does not take this convolution.", nameof(conv));
         var weight = conv.weight!;
         long outChannels = weight.shape[0], inChannels = weight.shape[1];
         var rows = Axis.For(weight.shape[2], conv.padding?[0] ?? 0);
@@ -87,26 +104,53 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var gRows = tensor(rows.Weight, [rows.Size, rows.Kernel], ScalarType.Float64);
-        var gColumns = tensor(columns.Weight, [columns.Size, columns.Kernel], ScalarType.Float64);
-        // U = G_rows·w·G_columnsᵀ per (out, in) pair, laid out as one matrix [in, out] per tile position.
-        var u = gRows.matmul(weight.to(ScalarType.Float64).contiguous()).matmul(gColumns.t());
-        var transformed = u.permute(2, 3, 1, 0).reshape(rows.Size * columns.Size, inChannels, outChannels)
-            .to(ScalarType.Float32).contiguous();
+        var gColumns = tensor(columns.Weight, [columns.Size, columns.Kernel], ScalarType.Float64).t();
+        var transformed = empty(rows.Size * columns.Size, inChannels, outChannels);
+        // U = G_rows·w·G_columnsᵀ per (out, in) pair, laid out as one matrix [in, out] per tile position; in float64, a
+        // block of output channels at a time so that the float64 copies stay small.
+        for (long first = 0; first < outChannels; first += ChannelBlock * 4)
+        {
+            using var block = NewDisposeScope();
+            long count = Math.Min(ChannelBlock * 4, outChannels - first);
+            var u = gRows.matmul(weight.narrow(0, first, count).to(ScalarType.Float64)).matmul(gColumns);
+            transformed.narrow(2, first, count).copy_(u.permute(2, 3, 1, 0).reshape(rows.Size * columns.Size, inChannels, count));
+        }
+
         var shift = conv.bias is { } b ? b.to(ScalarType.Float32).contiguous().clone() : zeros(outChannels);
         return new WinogradConvolution(transformed.DetachFromDisposeScope(), shift.DetachFromDisposeScope(), inChannels, outChannels, rows, columns);
     }
 
     /// <summary>
-    /// The convolution of <paramref name="input"/> (channels-last, as <see cref="Applies"/> checks), in channels-last
-    /// layout; with <paramref name="relu"/>, followed by a ReLU.
+    /// Where this class <see cref="Takes"/> <paramref name="conv"/>: prepares it into <paramref name="winograd"/>, then
+    /// frees the convolution's weight (an empty one takes its place). Returns whether it did.
+    /// </summary>
+    public static bool Replace(Conv2d conv, ref WinogradConvolution? winograd)
+    {
+        if (winograd is not null) return true;
+        if (!Takes(conv)) return false;
+        winograd = Prepare(conv);
+        var weight = conv.weight!;
+        conv.weight = new TorchSharp.Modules.Parameter(empty(0), requires_grad: false);
+        weight.Dispose();
+        return true;
+    }
+
+    /// <summary>
+    /// The convolution of <paramref name="input"/> (float32 on the CPU; converted to channels-last where it is not), in
+    /// channels-last layout; with <paramref name="relu"/>, followed by a ReLU.
     /// </summary>
     public Tensor Forward(Tensor input, bool relu)
     {
-        if (input.shape[1] != inChannels)
-            throw new ArgumentException($"The input has {input.shape[1]} channels; this convolution takes {inChannels}.", nameof(input));
+        if (input.dim() != 4 || input.shape[1] != inChannels)
+            throw new ArgumentException($"The convolution takes batches of {inChannels}-channel images; got a tensor of shape [{string.Join(", ", input.shape)}].", nameof(input));
+        if (input.dtype != ScalarType.Float32 || input.device_type != DeviceType.CPU)
+            throw new ArgumentException($"The convolution takes float32 tensors on the CPU; got {input.dtype} on {input.device}.", nameof(input));
         var grid = new Grid(input.shape[0], input.shape[2], input.shape[3], inChannels, rows, columns);
+        if (grid.OutHeight < 1 || grid.OutWidth < 1)
+            throw new ArgumentException($"A {input.shape[2]}×{input.shape[3]} input is smaller than the {rows.Kernel}×{columns.Kernel} kernel.", nameof(input));
+        using var scope = NewDisposeScope();
         var output = empty([grid.Batch, grid.OutHeight, grid.OutWidth, outChannels]);
-        using var nhwc = input.permute(0, 2, 3, 1);
+        var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
         float* source = Data(nhwc), target = Data(output), shift = Data(bias);
         int positions = rows.Size * columns.Size;
         bool square = rows.Size == 4 && columns.Size == 4;
@@ -129,7 +173,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 else TransformLineOutput(Data(products), shift, target, grid, start, count, outChannels, relu);
             }
         });
-        return output.permute(0, 3, 1, 2);
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
     /// <summary>Frees the transformed weights.</summary>

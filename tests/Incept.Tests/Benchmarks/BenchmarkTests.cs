@@ -118,6 +118,17 @@ public class BenchmarkTests
     }
 
     [Fact]
+    public void No_winograd_runs_the_fast_engine_with_libtorchs_convolutions_and_names_it()
+    {
+        var (code, output, error) = Cli("bench", "--model", "googlenet", "--width", "0.5", "--small-input", "--batch-size", "2",
+            "--warmup", "0", "--iterations", "1", "--no-winograd", "--format", "json");
+        Assert.True(code == 0, error);
+        var root = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;
+        Assert.Equal("fast-no-winograd", root.GetProperty("engine").GetString());
+        Assert.True(root.GetProperty("images_per_second").GetDouble() > 0);
+    }
+
+    [Fact]
     public void The_matrix_product_rate_counts_two_flops_per_multiply_add()
     {
         // A product of 256×256 matrices is 2·256³ FLOPs; the rate is that over the fastest product's seconds, so it

@@ -168,10 +168,17 @@ public class FastTorchEngineTests
             using var engine = FastTorchEngine.Create(spec, model, new FastTorchOptions { Winograd = winograd });
             using var actual = engine.Run(input);
             Assert.True(RelativeError(actual, expected) < 1e-4, $"Winograd {winograd}: relative error {RelativeError(actual, expected)}");
-            int prepared = engine.Model.ConvBnUnits().Count(u => u.WinogradPrepared);
-            if (winograd && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) Assert.True(prepared > 0, "no layer ran by Winograd's method");
-            else Assert.Equal(0, prepared);
+            var prepared = engine.Model.ConvBnUnits().Where(u => u.WinogradPrepared).ToList();
+            Assert.Equal(engine.WinogradUnits, prepared.Count);
+            if (winograd && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) Assert.True(prepared.Count > 0, "no layer ran by Winograd's method");
+            else Assert.Empty(prepared);
+            // Their own weights are freed: the transformed ones replace them.
+            Assert.All(prepared, u => Assert.Equal(0, u.Conv.weight!.numel()));
         }
+
+        // bfloat16 weights stay with libtorch.
+        using var bfloat16 = FastTorchEngine.Create(spec, model, new FastTorchOptions { BFloat16 = true });
+        Assert.Equal(0, bfloat16.WinogradUnits);
     }
 
     [Fact]

@@ -18,8 +18,8 @@ public class WinogradConvolutionTests
         { 2, 16, 16, 41, 37, 3, 3, 1, 1, true },    // many chunks, split between the cores
         { 2, 32, 16, 9, 11, 1, 7, 0, 3, true },     // inception_v3's 1×7
         { 2, 16, 32, 11, 9, 7, 1, 3, 0, false },    // and 7×1
-        { 1, 16, 16, 8, 8, 1, 3, 0, 1, true },      // inception_v3's 1×3 on 8×8
-        { 3, 16, 16, 8, 7, 3, 1, 1, 0, true },      // 3×1 with an odd number of rows
+        { 1, 16, 16, 8, 8, 1, 5, 0, 2, true },      // 1×5 on 8×8
+        { 3, 16, 16, 8, 7, 5, 1, 2, 0, true },      // 5×1 with an odd number of rows
         { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, the last tile cut
     };
 
@@ -55,6 +55,7 @@ public class WinogradConvolutionTests
         using var line = nn.Conv2d(16, 32, (1L, 7L), padding: (0L, 3L));
         using var lineWithCrossPadding = nn.Conv2d(16, 32, (1L, 7L), padding: (1L, 3L));
         using var longLine = nn.Conv2d(16, 32, (1L, 9L), padding: (0L, 4L));
+        using var shortLine = nn.Conv2d(16, 32, (3L, 1L), padding: (1L, 0L));
         using var fiveByFive = nn.Conv2d(16, 32, 5L, padding: 2L);
         using var strided = nn.Conv2d(16, 32, 3L, stride: 2L, padding: 1L);
         using var rectangle = nn.Conv2d(16, 32, (3L, 5L), padding: (1L, 2L));
@@ -74,6 +75,7 @@ public class WinogradConvolutionTests
             Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(line, channelsLast));
             Assert.False(WinogradConvolution.Applies(lineWithCrossPadding, channelsLast));
             Assert.False(WinogradConvolution.Applies(longLine, channelsLast));
+            Assert.False(WinogradConvolution.Applies(shortLine, channelsLast));
             Assert.False(WinogradConvolution.Applies(fiveByFive, channelsLast));
             Assert.False(WinogradConvolution.Applies(plain, nchw));
             Assert.False(WinogradConvolution.Applies(strided, channelsLast));
@@ -87,6 +89,37 @@ public class WinogradConvolutionTests
 
         // With autograd on, the weight needs a gradient: libtorch's own convolution.
         Assert.False(WinogradConvolution.Applies(plain, channelsLast));
+    }
+
+    [Fact]
+    public void Replacing_frees_the_convolutions_weight_and_keeps_its_output_for_any_layout()
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        manual_seed(33);
+        using var conv = nn.Conv2d(16, 32, (7L, 1L), padding: (3L, 0L));
+        using var nchw = randn(2, 16, 9, 6);
+        using var _ = inference_mode();
+        using var expected = conv.call(nchw);
+
+        WinogradConvolution? winograd = null;
+        Assert.True(WinogradConvolution.Replace(conv, ref winograd));
+        using (winograd)
+        {
+            Assert.Equal(0, conv.weight!.numel());
+            // An NCHW input is taken too; the output is channels-last.
+            using var actual = winograd!.Forward(nchw, relu: false);
+            Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
+            double error = (actual - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+            Assert.True(error < 1e-5, $"relative error {error}");
+
+            using var wrongChannels = randn(2, 8, 9, 6);
+            Assert.Contains("16-channel", Assert.Throws<ArgumentException>(() => winograd.Forward(wrongChannels, relu: true)).Message);
+        }
+
+        using var unpadded = nn.Conv2d(16, 16, 3L);
+        using var small = WinogradConvolution.Prepare(unpadded);
+        using var twoRows = randn(1, 16, 2, 5);
+        Assert.Contains("smaller than the 3×3 kernel", Assert.Throws<ArgumentException>(() => small.Forward(twoRows, relu: true)).Message);
     }
 
     [Fact]

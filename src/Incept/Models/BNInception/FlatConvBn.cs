@@ -17,7 +17,6 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     private readonly BatchNorm2d? bn;
     private bool folded;
     private long columnBudget;
-    private bool winogradAllowed;
     private WinogradConvolution? winograd;
 
     /// <summary>
@@ -63,14 +62,10 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     }
 
     /// <inheritdoc/>
-    bool IConvBnUnit.Winograd
-    {
-        get => winogradAllowed;
-        set => winogradAllowed = value;
-    }
+    bool IConvBnUnit.WinogradPrepared => winograd is not null;
 
     /// <inheritdoc/>
-    bool IConvBnUnit.WinogradPrepared => winograd is not null;
+    bool IConvBnUnit.PrepareWinograd() => folded && WinogradConvolution.Replace(conv, ref winograd);
 
     /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
@@ -84,7 +79,8 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     public override Tensor forward(Tensor input)
     {
         // Folded (inference copies only).
-        if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget, winogradAllowed, ref winograd);
+        if (winograd is not null) return winograd.Forward(input, relu: true);
+        if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
         var x = conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);

@@ -87,7 +87,6 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
         return x.relu_().MoveToOuterDisposeScope();
     }
 
-    /// <summary>Written under the flat names: <c>{Name}.weight</c>, <c>{Name}_bn.running_mean</c>, ….</summary>
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
@@ -95,6 +94,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
         base.Dispose(disposing);
     }
 
+    /// <summary>Written under the flat names: <c>{Name}.weight</c>, <c>{Name}_bn.running_mean</c>, ….</summary>
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)
         => graph.Relu(graph.Conv(conv, bn, input, Name, Name + "_bn"), Name + "_relu");
 

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using Incept.Runtime;
@@ -88,7 +87,6 @@ internal static unsafe class CpuTeam
 
         public bool InParallel() => ((delegate* unmanaged<int>)inParallel)() != 0;
 
-        [MethodImpl(MethodImplOptions.NoInlining)]
         public static Native? Find()
         {
             if (!LibTorchSwitches.TryGetLibrary(out var handle)) return null;

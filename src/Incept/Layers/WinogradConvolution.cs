@@ -6,23 +6,24 @@ using static TorchSharp.torch;
 namespace Incept.Layers;
 
 /// <summary>
-/// Stride-1 convolutions by Winograd's minimal filtering (Lavin and Gray, 2016): a 3×3 kernel by F(2×2, 3×3), where
-/// every 2×2 block of outputs comes from a 4×4 input tile through 16 products of transformed values instead of 36,
-/// and the factorised 1×7 and 7×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, 7) along their axis
-/// (8 products for 2 outputs instead of 14). For the fast engine's inference copies, on CPUs with 512-bit vectors.
+/// Stride-1 convolutions by Winograd's minimal filtering (Lavin and Gray, 2016): a 3×3 kernel by F(4×4, 3×3), where
+/// every 4×4 block of outputs comes from a 6×6 input tile through 36 products of transformed values instead of 144
+/// (or, for layers with many channels, F(2×2, 3×3): 16 products for 2×2 outputs instead of 36), and the factorised 1×7
+/// and 7×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, 7) along their axis (8 products for 2 outputs
+/// instead of 14). For the fast engine's inference copies, on CPUs with 512-bit vectors.
 /// </summary>
 /// <remarks>
 /// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×
 /// [C, K]</c>, which MKL runs at the rate of an ordinary convolution's im2col products, so most of the saved
-/// multiplications are kept: for 3×3, 1.4–2.2× faster than libtorch's convolution per layer on a Zen 5 core pair
-/// (batch 1 and 8, 8×8 to 147×147 grids); for 1×7 and 7×1, 1.05–1.3×. The transforms are sums over 16 channels at a
-/// time on the channels-last input and output, and the tiles go through in chunks whose transformed values (about
-/// <see cref="ChunkBytes"/>) stay in a core's cache between the transform, the product and the inverse transform. Each
-/// core takes its own run of chunks (<see cref="CpuTeam"/>).</para>
+/// multiplications are kept: for 3×3 with 4×4 tiles, 1.9–2.4× faster than libtorch's convolution per layer on a Zen 5
+/// core pair at batch 8 (1.4–2.2× with 2×2 tiles); for 1×7 and 7×1, 1.05–1.3×. The transforms are sums over 16
+/// channels at a time on the channels-last input and output, and the tiles go through in chunks whose transformed
+/// values (about <see cref="ChunkBytes"/>) stay in a core's cache between the transform, the product and the inverse
+/// transform. Each core takes its own run of chunks (<see cref="CpuTeam"/>).</para>
 /// <para>The transforms are Cook–Toom's, built from the interpolation points 0, 1, −1, 2, −2, ½, −½ and ∞ (exact
 /// in binary). The transformed weights are computed once, in float64, and replace the weights: the fast engine frees
-/// a convolution's own weight once this class has taken it. The outputs differ from libtorch's by float32 rounding
-/// (about 5·10⁻⁷ of the largest output per layer for 3×3, 2·10⁻⁶ for 1×7).</para>
+/// a convolution's own weight once this class has taken it. The outputs differ from libtorch's by float32 rounding:
+/// about 10⁻⁵ of the largest output per layer with 4×4 tiles, 5·10⁻⁷ with 2×2, 2·10⁻⁶ for 1×7.</para>
 /// </remarks>
 internal sealed unsafe class WinogradConvolution : IDisposable
 {
@@ -31,6 +32,17 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     /// <summary>About how many bytes of transformed input and product one chunk of tiles holds.</summary>
     public const long ChunkBytes = 256L << 10;
+
+    /// <summary>How many outputs a side a 3×3 kernel's tiles give unless asked otherwise: F(4×4, 3×3).</summary>
+    public const int SquareTile = 4;
+
+    /// <summary>
+    /// The largest product of a 3×3 layer's channel counts that <see cref="Replace"/> gives 4×4 tiles (36 transformed
+    /// weights per pair of channels, 9 MiB here); larger layers get 2×2 tiles (16 per pair). The large layers sit on the
+    /// small grids, where 4×4 tiles gain least (0.9–1.2× over 2×2 for inception_v3's 448 → 384 at 8×8) and would add
+    /// 25 MB to inception_v3.
+    /// </summary>
+    public const long MaxLargeTileChannelProduct = 1L << 16;
 
     /// <summary>The shortest 1×n or n×1 kernel taken. The 1×3 and 3×1 layers of the 8×8 stages gain little (1.1–1.3×
     /// per layer) for a third more weights (inception_v4: 10 MB), so they stay with libtorch.</summary>
@@ -94,13 +106,14 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// Transforms <paramref name="conv"/>'s weights (a convolution this class <see cref="Takes"/>). The result does not
     /// refer to the convolution: its weight may be freed afterwards.
     /// </summary>
-    public static WinogradConvolution Prepare(Conv2d conv)
+    public static WinogradConvolution Prepare(Conv2d conv, int squareTile = SquareTile)
     {
         if (!Takes(conv)) throw new ArgumentException("Winograd's method does not take this convolution.", nameof(conv));
+        if (squareTile is not (2 or 4)) throw new ArgumentOutOfRangeException(nameof(squareTile), squareTile, "A 3×3 kernel's tiles give 2×2 or 4×4 outputs.");
         var weight = conv.weight!;
         long outChannels = weight.shape[0], inChannels = weight.shape[1];
-        var rows = Axis.For(weight.shape[2], conv.padding?[0] ?? 0);
-        var columns = Axis.For(weight.shape[3], conv.padding?[1] ?? 0);
+        var rows = Axis.For(weight.shape[2], conv.padding?[0] ?? 0, squareTile);
+        var columns = Axis.For(weight.shape[3], conv.padding?[1] ?? 0, squareTile);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var gRows = tensor(rows.Weight, [rows.Size, rows.Kernel], ScalarType.Float64);
@@ -121,19 +134,27 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     /// <summary>
-    /// Where this class <see cref="Takes"/> <paramref name="conv"/>: prepares it into <paramref name="winograd"/>, then
-    /// frees the convolution's weight (an empty one takes its place). Returns whether it did.
+    /// Where this class <see cref="Takes"/> <paramref name="conv"/>: prepares it into <paramref name="winograd"/> (3×3
+    /// kernels with 4×4 tiles up to <see cref="MaxLargeTileChannelProduct"/>, 2×2 above it), then frees the convolution's
+    /// weight (an empty one takes its place). Returns whether it did.
     /// </summary>
     public static bool Replace(Conv2d conv, ref WinogradConvolution? winograd)
     {
         if (winograd is not null) return true;
         if (!Takes(conv)) return false;
-        winograd = Prepare(conv);
+        winograd = Prepare(conv, TileFor(conv));
         var weight = conv.weight!;
         conv.weight = new TorchSharp.Modules.Parameter(empty(0), requires_grad: false);
         weight.Dispose();
         return true;
     }
+
+    /// <summary>The tile a 3×3 <paramref name="conv"/> gets from <see cref="Replace"/>: 4 outputs a side, or 2 for a large layer.</summary>
+    internal static int TileFor(Conv2d conv)
+        => conv.weight!.shape[0] * conv.weight.shape[1] <= MaxLargeTileChannelProduct ? SquareTile : 2;
+
+    /// <summary>The outputs a side of this layer's tiles (1 across a 1×n or n×1 kernel).</summary>
+    public (int Rows, int Columns) TileOutputs => (rows.Outputs, columns.Outputs);
 
     /// <summary>
     /// The convolution of <paramref name="input"/> (float32 on the CPU; converted to channels-last where it is not), in
@@ -153,9 +174,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
         float* source = Data(nhwc), target = Data(output), shift = Data(bias);
         int positions = rows.Size * columns.Size;
-        bool square = rows.Size == 4 && columns.Size == 4;
+        var shape = rows.Size == 4 && columns.Size == 4 ? Tiling.Square2 : rows.Size == 6 && columns.Size == 6 ? Tiling.Square4 : Tiling.Line;
 
-        long chunk = Math.Max(16, ChunkBytes / (positions * sizeof(float) * (inChannels + outChannels)));
+        long chunk = ChunkTiles(positions, inChannels, outChannels);
         int parts = (int)Math.Clamp(grid.Tiles / chunk, 1, CpuTeam.Size);
         CpuTeam.Run(parts, part =>
         {
@@ -165,12 +186,22 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             for (long start = first; start < end; start += chunk)
             {
                 long count = Math.Min(chunk, end - start);
-                if (square) TransformSquareInput(source, buffer, grid, start, count, chunk);
-                else TransformLineInput(source, buffer, grid, start, count, chunk);
+                switch (shape)
+                {
+                    case Tiling.Square2: TransformSquare2Input(source, buffer, grid, start, count, chunk); break;
+                    case Tiling.Square4: TransformSquare4Input(source, buffer, grid, start, count, chunk); break;
+                    default: TransformLineInput(source, buffer, grid, start, count, chunk); break;
+                }
+
                 using var used = count == chunk ? values.alias() : values.narrow(1, 0, count);
-                using var products = used.bmm(transformed);
-                if (square) TransformSquareOutput(Data(products), shift, target, grid, start, count, outChannels, relu);
-                else TransformLineOutput(Data(products), shift, target, grid, start, count, outChannels, relu);
+                using var made = used.bmm(transformed);
+                float* products = Data(made);
+                switch (shape)
+                {
+                    case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, outChannels, relu); break;
+                    case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, outChannels, relu); break;
+                    default: TransformLineOutput(products, shift, target, grid, start, count, outChannels, relu); break;
+                }
             }
         });
         return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
@@ -182,6 +213,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         transformed.Dispose();
         bias.Dispose();
     }
+
+    /// <summary>How many tiles go through at a time: about <see cref="ChunkBytes"/> of transformed input and products.</summary>
+    private static long ChunkTiles(int positions, long inChannels, long outChannels)
+        => Math.Max(16, ChunkBytes / (positions * sizeof(float) * (inChannels + outChannels)));
 
     private static float* Data(Tensor t)
     {
@@ -204,7 +239,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(2×2, 3×3): Bᵀ·d·B for the tiles [start, start + count); position (a, b) of tile t goes to values[4a + b, t - start, :].
-    private static void TransformSquareInput(float* source, float* values, Grid grid, long start, long count, long stride)
+    private static void TransformSquare2Input(float* source, float* values, Grid grid, long start, long count, long stride)
     {
         var d = stackalloc Vector512<float>[16];
         var at = stackalloc long[16];
@@ -240,7 +275,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(2×2, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[16, count, K] into the NHWC output.
-    private static void TransformSquareOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    private static void TransformSquare2Output(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[16];
         long plane = count * channels;
@@ -280,6 +315,98 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 }
             }
         }
+    }
+
+    // F(4×4, 3×3): Bᵀ·d·B for the tiles [start, start + count); position (a, b) of tile t goes to values[6a + b, t - start, :].
+    private static void TransformSquare4Input(float* source, float* values, Grid grid, long start, long count, long stride)
+    {
+        var d = stackalloc Vector512<float>[36];
+        var at = stackalloc long[36];
+        long channels = grid.Channels, plane = stride * channels;
+        for (long t = 0; t < count; t++)
+        {
+            TileOffsets(grid, start + t, at);
+            float* into = values + t * channels;
+            for (long c = 0; c < channels; c += ChannelBlock)
+            {
+                for (int k = 0; k < 36; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
+                for (int b = 0; b < 6; b++) Square4Input(d + b, 6, d + b, 6);
+                for (int a = 0; a < 6; a++) Square4Input(d + 6 * a, 1, into + 6 * a * plane + c, plane);
+            }
+        }
+    }
+
+    // Bᵀ of F(4, 3) on 0, 1, −1, 2, −2, ∞ (Axis.CookToom(4, 3)) applied to six vectors x[0], x[step], …, stored likewise.
+    private static void Square4Input(Vector512<float>* x, int step, Vector512<float>* y, int outStep)
+    {
+        Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
+        var four = Vector512.Create(4f);
+        var five = Vector512.Create(5f);
+        Vector512<float> p = x4 - four * x2, q = four * x1 - x3, r = x4 - x2, s = (x3 - x1) + (x3 - x1);
+        y[0] = four * x0 - five * x2 + x4;
+        y[outStep] = p - q;
+        y[2 * outStep] = p + q;
+        y[3 * outStep] = r + s;
+        y[4 * outStep] = r - s;
+        y[5 * outStep] = four * x1 - five * x3 + x5;
+    }
+
+    private static void Square4Input(Vector512<float>* x, int step, float* y, long outStep)
+    {
+        Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
+        var four = Vector512.Create(4f);
+        var five = Vector512.Create(5f);
+        Vector512<float> p = x4 - four * x2, q = four * x1 - x3, r = x4 - x2, s = (x3 - x1) + (x3 - x1);
+        Vector512.Store(four * x0 - five * x2 + x4, y);
+        Vector512.Store(p - q, y + outStep);
+        Vector512.Store(p + q, y + 2 * outStep);
+        Vector512.Store(r + s, y + 3 * outStep);
+        Vector512.Store(r - s, y + 4 * outStep);
+        Vector512.Store(four * x1 - five * x3 + x5, y + 5 * outStep);
+    }
+
+    // F(4×4, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[36, count, K] into the NHWC output.
+    private static void TransformSquare4Output(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    {
+        var m = stackalloc Vector512<float>[36];
+        long plane = count * channels;
+        for (long t = 0; t < count; t++)
+        {
+            var (n, top, left) = grid.Origin(start + t);
+            long row = top + grid.Rows.Padding, column = left + grid.Columns.Padding;
+            long rowsInside = Math.Min(4, grid.OutHeight - row), columnsInside = Math.Min(4, grid.OutWidth - column);
+            float* first = output + ((n * grid.OutHeight + row) * grid.OutWidth + column) * channels;
+            float* from = products + t * channels;
+            for (long c = 0; c < channels; c += ChannelBlock)
+            {
+                for (int k = 0; k < 36; k++) m[k] = Vector512.Load(from + k * plane + c);
+                // Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1], down the columns, then along the rows.
+                for (int b = 0; b < 6; b++) Square4Output(m + b, 6);
+                var offset = Vector512.Load(shift + c);
+                for (int r = 0; r < rowsInside; r++)
+                {
+                    Square4Output(m + 6 * r, 1);
+                    float* o = first + r * grid.OutWidth * channels + c;
+                    for (int j = 0; j < columnsInside; j++)
+                    {
+                        var y = m[6 * r + j] + offset;
+                        if (relu) y = Vector512.Max(y, Vector512<float>.Zero);
+                        Vector512.Store(y, o + j * channels);
+                    }
+                }
+            }
+        }
+    }
+
+    // Aᵀ of F(4, 3) applied in place to six vectors x[0], x[step], …: the four results replace the first four.
+    private static void Square4Output(Vector512<float>* x, int step)
+    {
+        Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
+        Vector512<float> a = x1 + x2, b = x1 - x2, c = x3 + x4, e = x3 - x4;
+        x[0] = x0 + a + c;
+        x[step] = b + e + e;
+        x[2 * step] = a + Vector512.Create(4f) * c;
+        x[3 * step] = b + Vector512.Create(8f) * e + x5;
     }
 
     // F(2, n) along one axis (the other is 1 wide): Bᵀ·d for the tiles [start, start + count).
@@ -330,6 +457,13 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
     }
 
+    private enum Tiling
+    {
+        Square2,
+        Square4,
+        Line,
+    }
+
     /// <summary>
     /// One axis of a tiling: F(<see cref="Outputs"/>, <see cref="Kernel"/>) by Cook–Toom, where each tile of
     /// <see cref="Size"/> = m + r − 1 inputs gives m outputs (the identity for a kernel 1 wide).
@@ -366,9 +500,14 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         /// <summary>Aᵀ, Outputs × Size.</summary>
         public SparseRows OutputTransform { get; }
 
-        /// <summary>The axis for a kernel <paramref name="kernel"/> long: the identity for 1, F(2, r) otherwise.</summary>
-        public static Axis For(long kernel, long padding)
-            => kernel == 1 ? new Axis(1, 1, padding, [1], new SparseRows([1], 1), new SparseRows([1], 1)) : CookToom(2, (int)kernel, padding);
+        /// <summary>The axis for a kernel <paramref name="kernel"/> long: the identity for 1, F(<paramref name="squareTile"/>, 3) for 3, F(2, r) otherwise.</summary>
+        public static Axis For(long kernel, long padding, int squareTile)
+            => kernel switch
+            {
+                1 => new Axis(1, 1, padding, [1], new SparseRows([1], 1), new SparseRows([1], 1)),
+                3 => CookToom(squareTile, 3, padding),
+                _ => CookToom(2, (int)kernel, padding),
+            };
 
         /// <summary>
         /// Cook–Toom's F(m, r) on the first m + r − 2 of <see cref="Points"/> and ∞: Aᵀ[i, k] = p_k^i, G[k, j] = p_k^j / Π(p_k − p_l),

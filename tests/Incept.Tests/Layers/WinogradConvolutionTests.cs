@@ -21,6 +21,8 @@ public class WinogradConvolutionTests
         { 1, 16, 16, 8, 8, 1, 5, 0, 2, true },      // 1×5 on 8×8
         { 3, 16, 16, 8, 7, 5, 1, 2, 0, true },      // 5×1 with an odd number of rows
         { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, the last tile cut
+        { 1, 32, 32, 6, 6, 3, 3, 0, 0, false },     // exactly one 4×4 tile
+        { 2, 16, 32, 13, 10, 3, 3, 1, 1, true },    // 4×4 tiles cut by one row and by two columns
     };
 
     [Theory]
@@ -117,9 +119,27 @@ public class WinogradConvolutionTests
         }
 
         using var unpadded = nn.Conv2d(16, 16, 3L);
+        Assert.Throws<ArgumentOutOfRangeException>(() => WinogradConvolution.Prepare(unpadded, 3));
         using var small = WinogradConvolution.Prepare(unpadded);
         using var twoRows = randn(1, 16, 2, 5);
         Assert.Contains("smaller than the 3×3 kernel", Assert.Throws<ArgumentException>(() => small.Forward(twoRows, relu: true)).Message);
+    }
+
+    [Fact]
+    public void Layers_with_many_channels_get_the_smaller_tiles_that_need_fewer_transformed_weights()
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        using var narrow = nn.Conv2d(64, 96, 3L, padding: 1L);
+        using var atLimit = nn.Conv2d(256, 256, 3L, padding: 1L);
+        using var wide = nn.Conv2d(448, 384, 3L, padding: 1L);
+        using var line = nn.Conv2d(448, 384, (1L, 7L), padding: (0L, 3L));
+        var tiles = new[] { narrow, atLimit, wide, line }.Select(conv =>
+        {
+            WinogradConvolution? winograd = null;
+            Assert.True(WinogradConvolution.Replace(conv, ref winograd));
+            using (winograd) return winograd!.TileOutputs;
+        }).ToArray();
+        Assert.Equal([(4, 4), (4, 4), (2, 2), (1, 2)], tiles);
     }
 
     [Fact]
@@ -154,17 +174,24 @@ public class WinogradConvolutionTests
         }
 
         Assert.True(WinogradConvolution.Applies(conv, input));
-        using var winograd = WinogradConvolution.Prepare(conv);
         using var expected = conv.call(input);
         using var expectedRelu = expected.relu();
-        foreach (bool relu in new[] { false, true })
+        bool square = conv.weight!.shape[2] == 3 && conv.weight.shape[3] == 3;
+        foreach (int tile in square ? new[] { 2, 4 } : new[] { WinogradConvolution.SquareTile })
         {
-            using var actual = winograd.Forward(input, relu);
-            var reference = relu ? expectedRelu : expected;
-            Assert.Equal(reference.shape, actual.shape);
-            Assert.Equal(MemoryFormat.ChannelsLastStrides(reference.shape), actual.stride());
-            double error = (actual - reference).abs().max().item<float>() / reference.abs().max().item<float>();
-            Assert.True(error < 1e-5, $"relu {relu}: relative error {error}");
+            using var winograd = WinogradConvolution.Prepare(conv, tile);
+            Assert.Equal(square ? (tile, tile) : conv.weight.shape[2] == 1 ? (1, 2) : (2, 1), winograd.TileOutputs);
+            // 4×4 tiles round about ten times more than 2×2 ones (larger transform coefficients).
+            double tolerance = tile == 4 && square ? 5e-5 : 1e-5;
+            foreach (bool relu in new[] { false, true })
+            {
+                using var actual = winograd.Forward(input, relu);
+                var reference = relu ? expectedRelu : expected;
+                Assert.Equal(reference.shape, actual.shape);
+                Assert.Equal(MemoryFormat.ChannelsLastStrides(reference.shape), actual.stride());
+                double error = (actual - reference).abs().max().item<float>() / reference.abs().max().item<float>();
+                Assert.True(error < tolerance, $"tile {tile}, relu {relu}: relative error {error}");
+            }
         }
     }
 }

@@ -329,7 +329,7 @@ public static class Benchmark
 
     private static Timed TimeTraining(InceptionModel model, Tensor input, BenchmarkOptions options)
     {
-        if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model, disposeReplaced: true);
+        if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
 
         model.train();
         using var optimizer = new Sgd(model.parameters(), 0.01, momentum: 0.9, weightDecay: 1e-4);

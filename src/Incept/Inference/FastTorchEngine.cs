@@ -147,7 +147,7 @@ public sealed class FastTorchEngine : IInferenceEngine
 
                 foreach (var p in copy.parameters()) p.requires_grad = false;
                 if (options.BFloat16) copy.to(ScalarType.BFloat16);
-                if (options.ChannelsLast) MemoryFormat.ToChannelsLast(copy, disposeReplaced: true);
+                if (options.ChannelsLast) MemoryFormat.ToChannelsLast(copy);
                 // Each transformed weight replaces the unit's own weight, so the copy grows by the difference only.
                 if (options.Winograd && options.FoldBatchNorm && !options.BFloat16)
                     winograd = copy.ConvBnUnits().Count(unit => unit.PrepareWinograd());

@@ -24,12 +24,9 @@ public static class MemoryFormat
     /// <summary>
     /// Gives every convolution of <paramref name="model"/> a channels-last weight: a new parameter with the same values
     /// and the same <c>requires_grad</c>. Activations follow the weights, so the whole network then runs channels-last.
-    /// Call it before an optimizer or a moving average is made from the parameters. With
-    /// <paramref name="disposeReplaced"/> the replaced weights are freed at once (for a model nothing else refers to:
-    /// otherwise they go when the garbage collector finalises them, and until then the model's convolution weights take
-    /// twice their memory).
+    /// Call it before an optimizer or a moving average is made from the parameters.
     /// </summary>
-    public static void ToChannelsLast(nn.Module model, bool disposeReplaced = false)
+    public static void ToChannelsLast(nn.Module model)
     {
         ArgumentNullException.ThrowIfNull(model);
         using var _ = no_grad();
@@ -38,9 +35,8 @@ public static class MemoryFormat
         {
             var weight = conv.weight!;
             var converted = ToChannelsLast(weight);
-            if (ReferenceEquals(converted, weight)) continue;
-            conv.weight = new Parameter(converted.DetachFromDisposeScope(), requires_grad: weight.requires_grad);
-            if (disposeReplaced) weight.Dispose();
+            if (!ReferenceEquals(converted, weight))
+                conv.weight = new Parameter(converted.DetachFromDisposeScope(), requires_grad: weight.requires_grad);
         }
     }
 

@@ -41,7 +41,7 @@ public static class Trainer
         var device = torch.device(options.Device);
         var (plan, model) = Build(options, data, device);
         using var _ = model;
-        if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model, disposeReplaced: true);
+        if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
         var bf16 = options.BFloat16 ? BFloat16Compute.For(model) : null;
         Directory.CreateDirectory(options.OutDir);
 

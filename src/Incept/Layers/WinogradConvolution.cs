@@ -31,7 +31,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     public const long ChannelBlock = 16;
 
     /// <summary>About how many bytes of transformed input and product one chunk of tiles holds.</summary>
-    public const long ChunkBytes = 256L << 10;
+    public const long ChunkBytes = 512L << 10;
 
     /// <summary>How many outputs a side a 3×3 kernel's tiles give unless asked otherwise: F(4×4, 3×3).</summary>
     public const int SquareTile = 4;
@@ -172,17 +172,20 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var scope = NewDisposeScope();
         var output = empty([grid.Batch, grid.OutHeight, grid.OutWidth, outChannels]);
         var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
-        float* source = Data(nhwc), target = Data(output), shift = Data(bias);
+        float* source = Data(nhwc), target = Data(output), shift = Data(bias), weights = Data(transformed);
         int positions = rows.Size * columns.Size;
         var shape = rows.Size == 4 && columns.Size == 4 ? Tiling.Square2 : rows.Size == 6 && columns.Size == 6 ? Tiling.Square4 : Tiling.Line;
 
-        long chunk = ChunkTiles(positions, inChannels, outChannels);
-        int parts = (int)Math.Clamp(grid.Tiles / chunk, 1, CpuTeam.Size);
+        // Every core gets a share, even where all the tiles would fit in one chunk.
+        int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
+        long chunk = Math.Min(ChunkTiles(positions, inChannels, outChannels), (grid.Tiles + parts - 1) / parts);
         CpuTeam.Run(parts, part =>
         {
             long first = grid.Tiles * part / parts, end = grid.Tiles * (part + 1) / parts;
-            using var values = empty(positions, chunk, inChannels);
-            float* buffer = Data(values);
+            var (valueStore, productStore) = Scratch.ForThisThread(positions * chunk * inChannels, positions * chunk * outChannels);
+            using var values = valueStore.narrow(0, 0, positions * chunk * inChannels).view(positions, chunk, inChannels);
+            using var results = productStore.narrow(0, 0, positions * chunk * outChannels).view(positions, chunk, outChannels);
+            float* buffer = Data(values), products = Data(results);
             for (long start = first; start < end; start += chunk)
             {
                 long count = Math.Min(chunk, end - start);
@@ -193,14 +196,23 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                     default: TransformLineInput(source, buffer, grid, start, count, chunk); break;
                 }
 
-                using var used = count == chunk ? values.alias() : values.narrow(1, 0, count);
-                using var made = used.bmm(transformed);
-                float* products = Data(made);
+                if (MklBatch.Available)
+                {
+                    MklBatch.Multiply(positions, count, outChannels, inChannels, buffer, chunk * inChannels, inChannels, weights, products, chunk * outChannels);
+                }
+                else
+                {
+                    using var used = values.narrow(1, 0, count);
+                    using var made = used.bmm(transformed);
+                    using var into = results.narrow(1, 0, count);
+                    into.copy_(made);
+                }
+
                 switch (shape)
                 {
-                    case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, outChannels, relu); break;
-                    case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, outChannels, relu); break;
-                    default: TransformLineOutput(products, shift, target, grid, start, count, outChannels, relu); break;
+                    case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
+                    case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
+                    default: TransformLineOutput(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
                 }
             }
         });
@@ -275,10 +287,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(2×2, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[16, count, K] into the NHWC output.
-    private static void TransformSquare2Output(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    private static void TransformSquare2Output(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[16];
-        long plane = count * channels;
+        long plane = stride * channels;
         for (long t = 0; t < count; t++)
         {
             var (n, top, left) = grid.Origin(start + t);
@@ -366,10 +378,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(4×4, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[36, count, K] into the NHWC output.
-    private static void TransformSquare4Output(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    private static void TransformSquare4Output(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[36];
-        long plane = count * channels;
+        long plane = stride * channels;
         for (long t = 0; t < count; t++)
         {
             var (n, top, left) = grid.Origin(start + t);
@@ -424,18 +436,19 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             for (long c = 0; c < channels; c += ChannelBlock)
             {
                 for (int k = 0; k < size; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
-                for (int k = 0; k < size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane + c);
+                if (size == 8) Line7Input(d, into + c, plane);
+                else for (int k = 0; k < size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane + c);
             }
         }
     }
 
     // F(2, n) along one axis: Aᵀ·m plus the bias for the tiles [start, start + count).
-    private static void TransformLineOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long channels, bool relu)
+    private static void TransformLineOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         bool alongRows = grid.Rows.Size > 1;
         var line = alongRows ? grid.Rows : grid.Columns;
         var m = stackalloc Vector512<float>[line.Size];
-        long plane = count * channels, step = (alongRows ? grid.OutWidth : 1) * channels;
+        long plane = stride * channels, step = (alongRows ? grid.OutWidth : 1) * channels;
         for (long t = 0; t < count; t++)
         {
             var (n, top, left) = grid.Origin(start + t);
@@ -447,13 +460,82 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             {
                 for (int k = 0; k < line.Size; k++) m[k] = Vector512.Load(from + k * plane + c);
                 var offset = Vector512.Load(shift + c);
+                if (line.Size == 8) Line7Output(m);
                 for (int i = 0; i < inside; i++)
                 {
-                    var y = line.OutputTransform.Apply(i, m) + offset;
+                    var y = (line.Size == 8 ? m[i] : line.OutputTransform.Apply(i, m)) + offset;
                     if (relu) y = Vector512.Max(y, Vector512<float>.Zero);
                     Vector512.Store(y, first + i * step + c);
                 }
             }
+        }
+    }
+
+    // Bᵀ of F(2, 7) on 0, 1, −1, 2, −2, ½, −½, ∞ (Axis.CookToom(2, 7)): rows 1–6 pair up as e ± o, an even-position
+    // part and an odd-position one.
+    private static void Line7Input(Vector512<float>* x, float* y, long plane)
+    {
+        Vector512<float> x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
+        var c21 = Vector512.Create(21f / 4);
+        var c17 = Vector512.Create(17f / 4);
+        var c5 = Vector512.Create(5f);
+        var c4 = Vector512.Create(4f);
+        var half = Vector512.Create(0.5f);
+        var quarter = Vector512.Create(0.25f);
+        var c54 = Vector512.Create(5f / 4);
+        var c52 = Vector512.Create(5f / 2);
+        Vector512.Store(x6 - x0 + c21 * (x2 - x4), y);
+        Vector512<float> e = x2 + x6 - c17 * x4, o = x1 + x5 - c17 * x3;
+        Vector512.Store(e + o, y + plane);
+        Vector512.Store(e - o, y + 2 * plane);
+        e = quarter * x2 - c54 * x4 + x6;
+        o = half * x1 - c52 * x3 + (x5 + x5);
+        Vector512.Store(e + o, y + 3 * plane);
+        Vector512.Store(e - o, y + 4 * plane);
+        e = c4 * x2 - c5 * x4 + x6;
+        o = (x1 + x1) - c52 * x3 + half * x5;
+        Vector512.Store(e + o, y + 5 * plane);
+        Vector512.Store(e - o, y + 6 * plane);
+        Vector512.Store(x7 - x1 + c21 * (x3 - x5), y + 7 * plane);
+    }
+
+    // Aᵀ of F(2, 7): the two outputs replace m[0] and m[1].
+    private static void Line7Output(Vector512<float>* m)
+    {
+        Vector512<float> a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4], e = m[5] + m[6], f = m[5] - m[6];
+        m[0] = m[0] + a + c + e;
+        m[1] = b + (d + d) + Vector512.Create(0.5f) * f + m[7];
+    }
+
+    /// <summary>
+    /// A thread's working memory for the chunks of tiles, kept from call to call: fresh blocks of this size would come
+    /// with page faults on every call. It grows to the largest chunk asked for (a few MiB at most; see
+    /// <see cref="ChunkBytes"/>) and lives as long as the thread.
+    /// </summary>
+    private sealed class Scratch
+    {
+        [ThreadStatic]
+        private static Scratch? current;
+
+        private Tensor values = empty(0);
+        private Tensor products = empty(0);
+
+        /// <summary>Flat float32 stores of at least the given sizes for the calling thread.</summary>
+        public static (Tensor Values, Tensor Products) ForThisThread(long valueCount, long productCount)
+        {
+            var scratch = current ??= new Scratch();
+            scratch.values = Grown(scratch.values, valueCount);
+            scratch.products = Grown(scratch.products, productCount);
+            return (scratch.values, scratch.products);
+        }
+
+        // Ordinary tensors made outside the caller's dispose scope and inference mode, so that any later call may write to them.
+        private static Tensor Grown(Tensor store, long count)
+        {
+            if (store.numel() >= count) return store;
+            store.Dispose();
+            using var _ = inference_mode(false);
+            return empty(count).DetachFromDisposeScope();
         }
     }
 

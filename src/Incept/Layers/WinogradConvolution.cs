@@ -10,7 +10,8 @@ namespace Incept.Layers;
 /// every 4×4 block of outputs comes from a 6×6 input tile through 36 products of transformed values instead of 144
 /// (or, for layers with many channels, F(2×2, 3×3): 16 products for 2×2 outputs instead of 36), and the factorised 1×7
 /// and 7×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, 7) along their axis (8 products for 2 outputs
-/// instead of 14). For the fast engine's inference copies, on CPUs with 512-bit vectors.
+/// instead of 14), and the 5×5 kernels of Inception-v3 and Inception-ResNet-v2 by F(2×2, 5×5) (36 products for 2×2
+/// outputs instead of 100). For the fast engine's inference copies, on CPUs with 512-bit vectors.
 /// </summary>
 /// <remarks>
 /// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×
@@ -83,7 +84,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     /// <summary>
     /// Whether this class computes <paramref name="conv"/>: float32 CPU weights, stride 1, no dilation or groups, zero
-    /// padding, and either a 3×3 kernel padded by 0 or 1 on every side or a 1×n or n×1 kernel (n from
+    /// padding, and either a 3×3 kernel padded by 0 or 1 on every side, a 5×5 one padded by 0 to 2, or a 1×n or n×1 kernel (n from
     /// <see cref="MinLineKernel"/> to <see cref="MaxLineKernel"/>) padded along its length only; channel counts that are multiples of
     /// <see cref="ChannelBlock"/>; and a CPU whose 512-bit vectors are in hardware.
     /// </summary>
@@ -96,7 +97,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;
         if (weight.shape[0] % ChannelBlock != 0 || weight.shape[1] % ChannelBlock != 0) return false;
         long kh = weight.shape[2], kw = weight.shape[3], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
-        bool square = kh == 3 && kw == 3 && ph == pw && ph is 0 or 1;
+        bool square = kh == 3 && kw == 3 && ph == pw && ph is 0 or 1 || kh == 5 && kw == 5 && ph == pw && ph is >= 0 and <= 2;
         bool line = kh == 1 && kw is >= MinLineKernel and <= MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
             || kw == 1 && kh is >= MinLineKernel and <= MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
         return square || line;
@@ -174,7 +175,13 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
         float* source = Data(nhwc), target = Data(output), shift = Data(bias), weights = Data(transformed);
         int positions = rows.Size * columns.Size;
-        var shape = rows.Size == 4 && columns.Size == 4 ? Tiling.Square2 : rows.Size == 6 && columns.Size == 6 ? Tiling.Square4 : Tiling.Line;
+        var shape = (rows.Kernel, rows.Outputs, columns.Kernel) switch
+        {
+            (3, 2, 3) => Tiling.Square2,
+            (3, 4, 3) => Tiling.Square4,
+            (5, 2, 5) => Tiling.Square5,
+            _ => Tiling.Line,
+        };
 
         // Every core gets a share, even where all the tiles would fit in one chunk.
         int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
@@ -192,7 +199,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 switch (shape)
                 {
                     case Tiling.Square2: TransformSquare2Input(source, buffer, grid, start, count, chunk); break;
-                    case Tiling.Square4: TransformSquare4Input(source, buffer, grid, start, count, chunk); break;
+                    case Tiling.Square4 or Tiling.Square5: TransformSquare4Input(source, buffer, grid, start, count, chunk); break;
                     default: TransformLineInput(source, buffer, grid, start, count, chunk); break;
                 }
 
@@ -212,6 +219,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 {
                     case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
                     case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
+                    case Tiling.Square5: TransformSquare5Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
                     default: TransformLineOutput(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
                 }
             }
@@ -410,6 +418,50 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
     }
 
+    // F(2×2, 5×5), whose 6×6 tiles share F(4×4, 3×3)'s input transform (the same six points): Aᵀ·m·A plus the bias,
+    // Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 1].
+    private static void TransformSquare5Output(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
+    {
+        var m = stackalloc Vector512<float>[36];
+        long plane = stride * channels;
+        var two = Vector512.Create(2f);
+        for (long t = 0; t < count; t++)
+        {
+            var (n, top, left) = grid.Origin(start + t);
+            long row = top + grid.Rows.Padding, column = left + grid.Columns.Padding;
+            bool secondRow = row + 1 < grid.OutHeight, secondColumn = column + 1 < grid.OutWidth;
+            float* first = output + ((n * grid.OutHeight + row) * grid.OutWidth + column) * channels;
+            float* from = products + t * channels;
+            for (long c = 0; c < channels; c += ChannelBlock)
+            {
+                for (int k = 0; k < 36; k++) m[k] = Vector512.Load(from + k * plane + c);
+                for (int b = 0; b < 6; b++)
+                {
+                    Vector512<float> m0 = m[b], m1 = m[6 + b], m2 = m[12 + b], m3 = m[18 + b], m4 = m[24 + b], m5 = m[30 + b];
+                    m[b] = m0 + m1 + m2 + m3 + m4;
+                    m[6 + b] = m1 - m2 + two * (m3 - m4) + m5;
+                }
+
+                var offset = Vector512.Load(shift + c);
+                for (int r = 0; r < (secondRow ? 2 : 1); r++)
+                {
+                    Vector512<float> s0 = m[6 * r], s1 = m[6 * r + 1], s2 = m[6 * r + 2], s3 = m[6 * r + 3], s4 = m[6 * r + 4], s5 = m[6 * r + 5];
+                    var y0 = s0 + s1 + s2 + s3 + s4 + offset;
+                    var y1 = s1 - s2 + two * (s3 - s4) + s5 + offset;
+                    if (relu)
+                    {
+                        y0 = Vector512.Max(y0, Vector512<float>.Zero);
+                        y1 = Vector512.Max(y1, Vector512<float>.Zero);
+                    }
+
+                    float* o = first + r * grid.OutWidth * channels + c;
+                    Vector512.Store(y0, o);
+                    if (secondColumn) Vector512.Store(y1, o + channels);
+                }
+            }
+        }
+    }
+
     // Aᵀ of F(4, 3) applied in place to six vectors x[0], x[step], …: the four results replace the first four.
     private static void Square4Output(Vector512<float>* x, int step)
     {
@@ -543,6 +595,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     {
         Square2,
         Square4,
+        Square5,
         Line,
     }
 
@@ -588,6 +641,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             {
                 1 => new Axis(1, 1, padding, [1], new SparseRows([1], 1), new SparseRows([1], 1)),
                 3 => CookToom(squareTile, 3, padding),
+                5 => CookToom(2, 5, padding),
                 _ => CookToom(2, (int)kernel, padding),
             };
 

@@ -23,6 +23,8 @@ public class WinogradConvolutionTests
         { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, the last tile cut
         { 1, 32, 32, 6, 6, 3, 3, 0, 0, false },     // exactly one 4×4 tile
         { 2, 16, 32, 13, 10, 3, 3, 1, 1, true },    // 4×4 tiles cut by one row and by two columns
+        { 2, 48, 64, 11, 9, 5, 5, 2, 2, true },     // inception_v3's 5×5 (F(2×2, 5×5)) on odd sides
+        { 1, 16, 16, 7, 6, 5, 5, 0, 0, false },     // 5×5 without padding: 3×2 outputs
     };
 
     [Theory]
@@ -59,6 +61,8 @@ public class WinogradConvolutionTests
         using var longLine = nn.Conv2d(16, 32, (1L, 9L), padding: (0L, 4L));
         using var shortLine = nn.Conv2d(16, 32, (3L, 1L), padding: (1L, 0L));
         using var fiveByFive = nn.Conv2d(16, 32, 5L, padding: 2L);
+        using var widelyPaddedFive = nn.Conv2d(16, 32, 5L, padding: 3L);
+        using var sevenBySeven = nn.Conv2d(16, 32, 7L, padding: 3L);
         using var strided = nn.Conv2d(16, 32, 3L, stride: 2L, padding: 1L);
         using var rectangle = nn.Conv2d(16, 32, (3L, 5L), padding: (1L, 2L));
         using var widePadding = nn.Conv2d(16, 32, 3L, padding: 2L);
@@ -78,7 +82,9 @@ public class WinogradConvolutionTests
             Assert.False(WinogradConvolution.Applies(lineWithCrossPadding, channelsLast));
             Assert.False(WinogradConvolution.Applies(longLine, channelsLast));
             Assert.False(WinogradConvolution.Applies(shortLine, channelsLast));
-            Assert.False(WinogradConvolution.Applies(fiveByFive, channelsLast));
+            Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(fiveByFive, channelsLast));
+            Assert.False(WinogradConvolution.Applies(widelyPaddedFive, channelsLast));
+            Assert.False(WinogradConvolution.Applies(sevenBySeven, channelsLast));
             Assert.False(WinogradConvolution.Applies(plain, nchw));
             Assert.False(WinogradConvolution.Applies(strided, channelsLast));
             Assert.False(WinogradConvolution.Applies(rectangle, channelsLast));
@@ -176,11 +182,12 @@ public class WinogradConvolutionTests
         Assert.True(WinogradConvolution.Applies(conv, input));
         using var expected = conv.call(input);
         using var expectedRelu = expected.relu();
-        bool square = conv.weight!.shape[2] == 3 && conv.weight.shape[3] == 3;
+        long kh = conv.weight!.shape[2], kw = conv.weight.shape[3];
+        bool square = kh == 3 && kw == 3;
         foreach (int tile in square ? new[] { 2, 4 } : new[] { WinogradConvolution.SquareTile })
         {
             using var winograd = WinogradConvolution.Prepare(conv, tile);
-            Assert.Equal(square ? (tile, tile) : conv.weight.shape[2] == 1 ? (1, 2) : (2, 1), winograd.TileOutputs);
+            Assert.Equal(square ? (tile, tile) : (kh == 1 ? 1 : 2, kw == 1 ? 1 : 2), winograd.TileOutputs);
             // 4×4 tiles round about ten times more than 2×2 ones (larger transform coefficients).
             double tolerance = tile == 4 && square ? 5e-5 : 1e-5;
             foreach (bool relu in new[] { false, true })

@@ -15,7 +15,8 @@ public unsafe class MklBatchTests
         // Three products of 5 rows out of blocks of 7 (the rest of each block is not read or written).
         using var a = randn(3, 7, 24);
         using var b = randn(3, 24, 40);
-        using var c = full(3, 7, 40, float.NaN);
+        using var nan = float.NaN.ToScalar();
+        using var c = full([3, 7, 40], nan);
         fixed (byte* pa = a.bytes, pb = b.bytes, pc = c.bytes)
             MklBatch.Multiply(3, 5, 40, 24, (float*)pa, 7 * 24, 24, (float*)pb, (float*)pc, 7 * 40);
         using var expected = a.narrow(1, 0, 5).bmm(b);

@@ -84,7 +84,7 @@ public sealed record BenchmarkOptions
     public bool BFloat16 { get; init; }
 
     /// <summary>
-    /// The fast engine computes 3×3, 1×7 and 7×1 convolutions by Winograd's method where it can
+    /// The fast engine computes 3×3, 5×5, 1×7 and 7×1 convolutions by Winograd's method where it can
     /// (<see cref="FastTorchOptions.Winograd"/>); false leaves them to libtorch.
     /// </summary>
     public bool Winograd { get; init; } = true;

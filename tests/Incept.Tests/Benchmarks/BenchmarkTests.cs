@@ -114,7 +114,9 @@ public class BenchmarkTests
         double gemm = root.GetProperty("gemm_gflops").GetDouble();
         double gflops = root.GetProperty("gflops").GetDouble();
         Assert.True(gemm > 0, $"gemm_gflops {gemm}");
-        Assert.Equal(gflops / gemm, root.GetProperty("gemm_fraction").GetDouble(), 3);
+        // The three numbers are rounded separately in the JSON, so the share matches their quotient to rounding only.
+        double fraction = root.GetProperty("gemm_fraction").GetDouble();
+        Assert.True(Math.Abs(gflops / gemm - fraction) < 1e-3, $"gemm_fraction {fraction} against {gflops} / {gemm}");
     }
 
     [Fact]

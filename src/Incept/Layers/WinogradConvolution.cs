@@ -350,27 +350,14 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             for (long c = 0; c < channels; c += ChannelBlock)
             {
                 for (int k = 0; k < 36; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
-                for (int b = 0; b < 6; b++) Square4Input(d + b, 6, d + b, 6);
+                for (int b = 0; b < 6; b++) Square4Input(d + b, 6, (float*)(d + b), 6 * ChannelBlock);
                 for (int a = 0; a < 6; a++) Square4Input(d + 6 * a, 1, into + 6 * a * plane + c, plane);
             }
         }
     }
 
-    // Bᵀ of F(4, 3) on 0, 1, −1, 2, −2, ∞ (Axis.CookToom(4, 3)) applied to six vectors x[0], x[step], …, stored likewise.
-    private static void Square4Input(Vector512<float>* x, int step, Vector512<float>* y, int outStep)
-    {
-        Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
-        var four = Vector512.Create(4f);
-        var five = Vector512.Create(5f);
-        Vector512<float> p = x4 - four * x2, q = four * x1 - x3, r = x4 - x2, s = (x3 - x1) + (x3 - x1);
-        y[0] = four * x0 - five * x2 + x4;
-        y[outStep] = p - q;
-        y[2 * outStep] = p + q;
-        y[3 * outStep] = r + s;
-        y[4 * outStep] = r - s;
-        y[5 * outStep] = four * x1 - five * x3 + x5;
-    }
-
+    // Bᵀ of F(4, 3) on 0, 1, −1, 2, −2, ∞ (Axis.CookToom(4, 3)) applied to six vectors x[0], x[step], …; the results go
+    // to y, y + outStep, … (floats apart; all six are read first, so y may be x itself).
     private static void Square4Input(Vector512<float>* x, int step, float* y, long outStep)
     {
         Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];

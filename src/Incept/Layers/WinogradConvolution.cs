@@ -198,9 +198,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 long count = Math.Min(chunk, end - start);
                 switch (shape)
                 {
-                    case Tiling.Square2: TransformSquare2Input(source, buffer, grid, start, count, chunk); break;
-                    case Tiling.Square4 or Tiling.Square5: TransformSquare4Input(source, buffer, grid, start, count, chunk); break;
-                    default: TransformLineInput(source, buffer, grid, start, count, chunk); break;
+                    case Tiling.Square2: TransformInput<Square2Input>(source, buffer, grid, start, count, chunk); break;
+                    case Tiling.Square4 or Tiling.Square5: TransformInput<Square4Input>(source, buffer, grid, start, count, chunk); break;
+                    default: TransformInput<LineInput>(source, buffer, grid, start, count, chunk); break;
                 }
 
                 if (MklBatch.Available)
@@ -258,11 +258,22 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
     }
 
-    // F(2×2, 3×3): Bᵀ·d·B for the tiles [start, start + count); position (a, b) of tile t goes to values[4a + b, t - start, :].
-    private static void TransformSquare2Input(float* source, float* values, Grid grid, long start, long count, long stride)
+    /// <summary>
+    /// The input transform of one tile: <c>d</c> holds the tile's positions row by row for 16 channels, and the transformed
+    /// values of position k go to <c>into + k·plane</c>.
+    /// </summary>
+    private interface ITileInput
     {
-        var d = stackalloc Vector512<float>[16];
-        var at = stackalloc long[16];
+        static abstract void Apply(Vector512<float>* d, float* into, long plane, Grid grid);
+    }
+
+    // Bᵀ·d·B (or Bᵀ·d along a line) for the tiles [start, start + count): position k of tile t goes to values[k, t - start, :].
+    private static void TransformInput<T>(float* source, float* values, Grid grid, long start, long count, long stride)
+        where T : struct, ITileInput
+    {
+        int size = grid.Rows.Size * grid.Columns.Size;
+        var d = stackalloc Vector512<float>[size];
+        var at = stackalloc long[size];
         long channels = grid.Channels, plane = stride * channels;
         for (long t = 0; t < count; t++)
         {
@@ -270,26 +281,34 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             float* into = values + t * channels;
             for (long c = 0; c < channels; c += ChannelBlock)
             {
-                for (int k = 0; k < 16; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
-                // Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1] (Axis.CookToom(2, 3)), down the columns, then along the rows.
-                for (int b = 0; b < 4; b++)
-                {
-                    Vector512<float> d0 = d[b], d1 = d[4 + b], d2 = d[8 + b], d3 = d[12 + b];
-                    d[b] = d2 - d0;
-                    d[4 + b] = d1 + d2;
-                    d[8 + b] = d2 - d1;
-                    d[12 + b] = d3 - d1;
-                }
+                for (int k = 0; k < size; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
+                T.Apply(d, into + c, plane, grid);
+            }
+        }
+    }
 
-                for (int a = 0; a < 4; a++)
-                {
-                    Vector512<float> e0 = d[4 * a], e1 = d[4 * a + 1], e2 = d[4 * a + 2], e3 = d[4 * a + 3];
-                    float* o = into + 4 * a * plane + c;
-                    Vector512.Store(e2 - e0, o);
-                    Vector512.Store(e1 + e2, o + plane);
-                    Vector512.Store(e2 - e1, o + 2 * plane);
-                    Vector512.Store(e3 - e1, o + 3 * plane);
-                }
+    // F(2×2, 3×3): Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1] (Axis.CookToom(2, 3)), down the columns, then along the rows.
+    private struct Square2Input : ITileInput
+    {
+        public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
+        {
+            for (int b = 0; b < 4; b++)
+            {
+                Vector512<float> d0 = d[b], d1 = d[4 + b], d2 = d[8 + b], d3 = d[12 + b];
+                d[b] = d2 - d0;
+                d[4 + b] = d1 + d2;
+                d[8 + b] = d2 - d1;
+                d[12 + b] = d3 - d1;
+            }
+
+            for (int a = 0; a < 4; a++)
+            {
+                Vector512<float> e0 = d[4 * a], e1 = d[4 * a + 1], e2 = d[4 * a + 2], e3 = d[4 * a + 3];
+                float* o = into + 4 * a * plane;
+                Vector512.Store(e2 - e0, o);
+                Vector512.Store(e1 + e2, o + plane);
+                Vector512.Store(e2 - e1, o + 2 * plane);
+                Vector512.Store(e3 - e1, o + 3 * plane);
             }
         }
     }
@@ -337,28 +356,19 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
     }
 
-    // F(4×4, 3×3): Bᵀ·d·B for the tiles [start, start + count); position (a, b) of tile t goes to values[6a + b, t - start, :].
-    private static void TransformSquare4Input(float* source, float* values, Grid grid, long start, long count, long stride)
+    // F(4×4, 3×3), and F(2×2, 5×5) on the same points: Bᵀ·d·B, down the columns in place, then along the rows.
+    private struct Square4Input : ITileInput
     {
-        var d = stackalloc Vector512<float>[36];
-        var at = stackalloc long[36];
-        long channels = grid.Channels, plane = stride * channels;
-        for (long t = 0; t < count; t++)
+        public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
         {
-            TileOffsets(grid, start + t, at);
-            float* into = values + t * channels;
-            for (long c = 0; c < channels; c += ChannelBlock)
-            {
-                for (int k = 0; k < 36; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
-                for (int b = 0; b < 6; b++) Square4Input(d + b, 6, (float*)(d + b), 6 * ChannelBlock);
-                for (int a = 0; a < 6; a++) Square4Input(d + 6 * a, 1, into + 6 * a * plane + c, plane);
-            }
+            for (int b = 0; b < 6; b++) Square4Line(d + b, 6, (float*)(d + b), 6 * ChannelBlock);
+            for (int a = 0; a < 6; a++) Square4Line(d + 6 * a, 1, into + 6 * a * plane, plane);
         }
     }
 
     // Bᵀ of F(4, 3) on 0, 1, −1, 2, −2, ∞ (Axis.CookToom(4, 3)) applied to six vectors x[0], x[step], …; the results go
     // to y, y + outStep, … (floats apart; all six are read first, so y may be x itself).
-    private static void Square4Input(Vector512<float>* x, int step, float* y, long outStep)
+    private static void Square4Line(Vector512<float>* x, int step, float* y, long outStep)
     {
         Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
         var four = Vector512.Create(4f);
@@ -460,24 +470,14 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         x[3 * step] = b + Vector512.Create(8f) * e + x5;
     }
 
-    // F(2, n) along one axis (the other is 1 wide): Bᵀ·d for the tiles [start, start + count).
-    private static void TransformLineInput(float* source, float* values, Grid grid, long start, long count, long stride)
+    // F(2, n) along one axis (the other is 1 wide): Bᵀ·d, by hand for n = 7.
+    private struct LineInput : ITileInput
     {
-        var line = grid.Rows.Size > 1 ? grid.Rows : grid.Columns;
-        int size = line.Size;
-        var d = stackalloc Vector512<float>[size];
-        var at = stackalloc long[size];
-        long channels = grid.Channels, plane = stride * channels;
-        for (long t = 0; t < count; t++)
+        public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
         {
-            TileOffsets(grid, start + t, at);
-            float* into = values + t * channels;
-            for (long c = 0; c < channels; c += ChannelBlock)
-            {
-                for (int k = 0; k < size; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
-                if (size == 8) Line7Input(d, into + c, plane);
-                else for (int k = 0; k < size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane + c);
-            }
+            var line = grid.Rows.Size > 1 ? grid.Rows : grid.Columns;
+            if (line.Size == 8) Line7Input(d, into, plane);
+            else for (int k = 0; k < line.Size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane);
         }
     }
 

@@ -58,6 +58,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     private readonly long outChannels;
     private readonly Axis rows;
     private readonly Axis columns;
+    private readonly Tiling tiling;
 
     private WinogradConvolution(Tensor transformed, Tensor bias, long inChannels, long outChannels, Axis rows, Axis columns)
     {
@@ -67,6 +68,13 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         this.outChannels = outChannels;
         this.rows = rows;
         this.columns = columns;
+        tiling = (rows.Kernel, rows.Outputs, columns.Kernel) switch
+        {
+            (3, 2, 3) => Tiling.Square2,
+            (3, 4, 3) => Tiling.Square4,
+            (5, 2, 5) => Tiling.Square5,
+            _ => Tiling.Line,
+        };
     }
 
     /// <summary>
@@ -175,14 +183,6 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
         float* source = Data(nhwc), target = Data(output), shift = Data(bias), weights = Data(transformed);
         int positions = rows.Size * columns.Size;
-        var shape = (rows.Kernel, rows.Outputs, columns.Kernel) switch
-        {
-            (3, 2, 3) => Tiling.Square2,
-            (3, 4, 3) => Tiling.Square4,
-            (5, 2, 5) => Tiling.Square5,
-            _ => Tiling.Line,
-        };
-
         // Every core gets a share, even where all the tiles would fit in one chunk.
         int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
         long chunk = Math.Min(ChunkTiles(positions, inChannels, outChannels), (grid.Tiles + parts - 1) / parts);
@@ -196,7 +196,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             for (long start = first; start < end; start += chunk)
             {
                 long count = Math.Min(chunk, end - start);
-                switch (shape)
+                switch (tiling)
                 {
                     case Tiling.Square2: TransformInput<Square2Input>(source, buffer, grid, start, count, chunk); break;
                     case Tiling.Square4 or Tiling.Square5: TransformInput<Square4Input>(source, buffer, grid, start, count, chunk); break;
@@ -215,7 +215,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                     into.copy_(made);
                 }
 
-                switch (shape)
+                switch (tiling)
                 {
                     case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
                     case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;

@@ -85,7 +85,8 @@ public sealed record BenchmarkOptions
 
     /// <summary>
     /// The fast engine computes 3×3, 5×5, 1×7 and 7×1 convolutions by Winograd's method where it can
-    /// (<see cref="FastTorchOptions.Winograd"/>); false leaves them to libtorch.
+    /// (<see cref="FastTorchOptions.Winograd"/>), and so does a training step on the larger grids
+    /// (<see cref="Layers.WinogradTraining"/>); false leaves them to libtorch.
     /// </summary>
     public bool Winograd { get; init; } = true;
 
@@ -330,6 +331,7 @@ public static class Benchmark
     private static Timed TimeTraining(InceptionModel model, Tensor input, BenchmarkOptions options)
     {
         if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
+        WinogradTraining.Use(model, options.Winograd);
 
         model.train();
         using var optimizer = new Sgd(model.parameters(), 0.01, momentum: 0.9, weightDecay: 1e-4);

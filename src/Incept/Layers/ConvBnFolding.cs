@@ -42,6 +42,13 @@ internal interface IConvBnUnit
 
     /// <summary>Whether the unit computes its convolution by Winograd's method (see <see cref="PrepareWinograd"/>).</summary>
     bool WinogradPrepared { get; }
+
+    /// <summary>
+    /// Whether, in training mode, the unit computes its convolution by Winograd's method wherever
+    /// <see cref="WinogradTraining.Applies"/> (forward pass and both gradients; set for a whole model by
+    /// <see cref="WinogradTraining.Use"/>). Off by default; independent of the inference preparation above.
+    /// </summary>
+    bool TrainsWithWinograd { get; set; }
 }
 
 /// <summary>Merges an evaluation-mode BatchNorm into the convolution before it.</summary>

@@ -60,6 +60,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     private bool folded;
     private long columnBudget;
     private WinogradConvolution? winograd;
+    private bool trainsWithWinograd;
 
     /// <summary>Builds the unit.</summary>
     public BasicConv2d(long inChannels, long outChannels, (long, long) kernel, (long, long) stride, (long, long) padding, ConvUnit unit)
@@ -91,6 +92,13 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     bool IConvBnUnit.WinogradPrepared => winograd is not null;
 
     /// <inheritdoc/>
+    bool IConvBnUnit.TrainsWithWinograd
+    {
+        get => trainsWithWinograd;
+        set => trainsWithWinograd = value;
+    }
+
+    /// <inheritdoc/>
     bool IConvBnUnit.PrepareWinograd() => folded && WinogradConvolution.Replace(conv, ref winograd);
 
     /// <inheritdoc/>
@@ -108,7 +116,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
         if (winograd is not null) return winograd.Forward(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
-        var x = conv.call(input);
+        var x = trainsWithWinograd && conv.training && WinogradTraining.Applies(conv, input) ? WinogradTraining.Forward(conv, input) : conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
     }

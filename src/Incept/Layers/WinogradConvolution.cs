@@ -143,6 +143,46 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     /// <summary>
+    /// For training, where the weights change every step: the convolution by <paramref name="weight"/> ([out, in, kh, kw],
+    /// float32 on the CPU, in any layout) with the given zero padding and optional <paramref name="bias"/>, or, with
+    /// <paramref name="turned"/>, the convolution that maps that one's output gradient to its input gradient (channels
+    /// swapped, kernel turned by 180°; give it the padding <c>kernel − 1 − padding</c>). The weights are transformed in
+    /// float32 by one matrix product with the Kronecker product of the two axes' G, which is cheap enough to do per call;
+    /// the result holds no reference to <paramref name="weight"/>. Both channel counts must be multiples of <see cref="ChannelBlock"/>.
+    /// </summary>
+    internal static WinogradConvolution ForWeight(Tensor weight, Tensor? bias, long padRows, long padColumns, int squareTile, bool turned)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        long kh = weight.shape[2], kw = weight.shape[3];
+        long outChannels = weight.shape[turned ? 1 : 0], inChannels = weight.shape[turned ? 0 : 1];
+        if (outChannels % ChannelBlock != 0 || inChannels % ChannelBlock != 0)
+            throw new ArgumentException($"Both channel counts must be multiples of {ChannelBlock}; got {inChannels} → {outChannels}.", nameof(weight));
+        var rows = Axis.For(kh, padRows, squareTile);
+        var columns = Axis.For(kw, padColumns, squareTile);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var kernelTransform = KernelTransform(rows, columns);
+        if (turned) kernelTransform = kernelTransform.flip(1);
+        var taps = (turned ? weight.permute(2, 3, 0, 1) : weight.permute(2, 3, 1, 0)).reshape(kh * kw, inChannels * outChannels);
+        var transformed = kernelTransform.mm(taps).view(rows.Size * columns.Size, inChannels, outChannels);
+        var shift = bias is null ? zeros(outChannels) : bias.detach().to(ScalarType.Float32).contiguous().clone();
+        return new WinogradConvolution(transformed.DetachFromDisposeScope(), shift.DetachFromDisposeScope(), inChannels, outChannels, rows, columns);
+    }
+
+    // G_rows ⊗ G_columns as a float32 [positions, kh·kw] matrix: entry (a·columns + b, i·kw + j) is G_rows[a, i]·G_columns[b, j].
+    private static Tensor KernelTransform(Axis rows, Axis columns)
+    {
+        int kh = rows.Kernel, kw = columns.Kernel;
+        var k = new float[rows.Size * columns.Size * kh * kw];
+        for (int a = 0; a < rows.Size; a++)
+            for (int b = 0; b < columns.Size; b++)
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                        k[((a * columns.Size + b) * kh + i) * kw + j] = (float)(rows.Weight[a * kh + i] * columns.Weight[b * kw + j]);
+        return tensor(k, [rows.Size * columns.Size, kh * kw]);
+    }
+
+    /// <summary>
     /// Where this class <see cref="Takes"/> <paramref name="conv"/>: prepares it into <paramref name="winograd"/> (3×3
     /// kernels with 4×4 tiles up to <see cref="MaxLargeTileChannelProduct"/>, 2×2 above it), then frees the convolution's
     /// weight (an empty one takes its place). Returns whether it did.

@@ -69,6 +69,14 @@ public sealed record TrainOptions
     public bool ChannelsLast { get; init; } = true;
 
     /// <summary>
+    /// On CPUs with 512-bit vectors, compute the stride-1 3×3, 5×5, 1×7 and 7×1 convolutions of a training step on grids of
+    /// 14×14 and more by Winograd's method (<see cref="Layers.WinogradTraining"/>): the forward pass and the input
+    /// gradient with about half the multiplications, the weight gradient without im2col buffers. The numbers equal
+    /// libtorch's up to float32 rounding. Needs <see cref="ChannelsLast"/>; no effect elsewhere or on other devices.
+    /// </summary>
+    public bool Winograd { get; init; } = true;
+
+    /// <summary>
     /// Compute the convolutions and linear layers in bfloat16 with float32 master weights
     /// (<see cref="BFloat16Compute"/>): faster on CPUs with AVX-512 BF16 or AMX, at the cost of bfloat16 rounding
     /// in the forward and backward passes. Evaluation, the optimizer, checkpoints and saved weights stay float32.

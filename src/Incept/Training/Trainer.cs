@@ -42,6 +42,7 @@ public static class Trainer
         var (plan, model) = Build(options, data, device);
         using var _ = model;
         if (options.ChannelsLast) MemoryFormat.ToChannelsLast(model);
+        WinogradTraining.Use(model, options.Winograd);
         var bf16 = options.BFloat16 ? BFloat16Compute.For(model) : null;
         Directory.CreateDirectory(options.OutDir);
 

@@ -18,6 +18,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     private bool folded;
     private long columnBudget;
     private WinogradConvolution? winograd;
+    private bool trainsWithWinograd;
 
     /// <summary>
     /// Builds the unit and registers its convolution on <paramref name="owner"/> as <paramref name="name"/> and its
@@ -65,6 +66,13 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     bool IConvBnUnit.WinogradPrepared => winograd is not null;
 
     /// <inheritdoc/>
+    bool IConvBnUnit.TrainsWithWinograd
+    {
+        get => trainsWithWinograd;
+        set => trainsWithWinograd = value;
+    }
+
+    /// <inheritdoc/>
     bool IConvBnUnit.PrepareWinograd() => folded && WinogradConvolution.Replace(conv, ref winograd);
 
     /// <inheritdoc/>
@@ -82,7 +90,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
         if (winograd is not null) return winograd.Forward(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
-        var x = conv.call(input);
+        var x = trainsWithWinograd && conv.training && WinogradTraining.Applies(conv, input) ? WinogradTraining.Forward(conv, input) : conv.call(input);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
     }

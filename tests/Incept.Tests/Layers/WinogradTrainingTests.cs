@@ -1,0 +1,200 @@
+using System.Runtime.Intrinsics;
+using Incept.Layers;
+using Incept.Models;
+using Incept.Registry;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Tests.Layers;
+
+/// <summary>Training convolutions by Winograd's method give libtorch's output and all three gradients.</summary>
+public class WinogradTrainingTests
+{
+    public static TheoryData<long, long, long, long, long, long, long, long, bool> Shapes => new()
+    {
+        // in, out, height, width, kernel height, kernel width, padding height, padding width, bias
+        { 16, 32, 28, 28, 3, 3, 1, 1, true },     // 4×4 tiles, with a bias
+        { 32, 16, 30, 29, 3, 3, 0, 0, false },    // no padding: the input gradient needs a padding of 2
+        { 16, 16, 15, 17, 3, 3, 2, 2, false },    // padding 2: the output is larger, the input gradient unpadded
+        { 48, 32, 17, 19, 5, 5, 2, 2, true },     // 5×5
+        { 32, 16, 13, 17, 1, 7, 0, 3, false },    // 1×7
+        { 16, 32, 17, 13, 7, 1, 3, 0, true },     // 7×1
+        { 16, 16, 11, 14, 1, 5, 0, 1, false },    // 1×5 padded by 1: the input gradient is padded by 3
+        { 272, 256, 15, 15, 3, 3, 1, 1, false },  // more than 256 × 256 channels: 2×2 tiles
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Gives_libtorchs_output_and_gradients(long cin, long cout, long height, long width, long kh, long kw, long ph, long pw, bool bias)
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        manual_seed(41);
+        using var conv = nn.Conv2d(cin, cout, (kh, kw), padding: (ph, pw), bias: bias);
+        MemoryFormat.ToChannelsLast(conv);
+        // The line kernels compute right but are left to libtorch in training (see WinogradTraining.Takes).
+        Assert.Equal(kh == kw, WinogradTraining.Takes(conv));
+        using var raw = randn(2, cin, height, width);
+        using var input = MemoryFormat.ToChannelsLast(raw).requires_grad_(true);
+        using var expected = conv.call(input);
+        using var upstream = MemoryFormat.ToChannelsLast(randn(expected.shape));
+        expected.backward([upstream]);
+        using var inputGradient = input.grad!.clone();
+        using var weightGradient = conv.weight!.grad!.clone();
+        using var biasGradient = bias ? conv.bias!.grad!.clone() : null;
+        input.grad!.zero_();
+        conv.weight.grad!.zero_();
+        if (bias) conv.bias!.grad!.zero_();
+
+        long before = WinogradTraining.ForwardCount;
+        using var actual = WinogradTraining.Forward(conv, input);
+        Assert.True(WinogradTraining.ForwardCount > before);
+        Assert.Equal(expected.shape, actual.shape);
+        Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
+        actual.backward([upstream]);
+
+        // 4×4 tiles round about ten times more than libtorch's im2col; the weight gradient is plain products.
+        AssertClose(expected, actual, 1e-4, "output");
+        AssertClose(inputGradient, input.grad!, 1e-4, "input gradient");
+        AssertClose(weightGradient, conv.weight.grad!, 1e-5, "weight gradient");
+        Assert.Equal(MemoryFormat.ChannelsLastStrides(conv.weight.shape), conv.weight.grad!.stride());
+        if (biasGradient is not null) AssertClose(biasGradient, conv.bias!.grad!, 1e-5, "bias gradient");
+    }
+
+    [Fact]
+    public void The_weight_gradient_alone_matches_libtorchs_and_checks_its_shapes()
+    {
+        manual_seed(42);
+        using var input = MemoryFormat.ToChannelsLast(randn(3, 8, 9, 7));
+        using var weight = randn(5, 8, 3, 3).requires_grad_(true);
+        using var output = nn.functional.conv2d(input, weight, padding: [1, 1]);
+        using var upstream = randn(output.shape);
+        output.backward([upstream]);
+        using var actual = WinogradTraining.WeightGradient(input, upstream, 3, 3, 1, 1);
+        AssertClose(weight.grad!, actual, 1e-5, "weight gradient");
+
+        using var wrong = randn(3, 5, 9, 9);
+        Assert.Contains("does not match", Assert.Throws<ArgumentException>(() => WinogradTraining.WeightGradient(input, wrong, 3, 3, 1, 1)).Message);
+    }
+
+    [Fact]
+    public void Only_recorded_channels_last_convolutions_on_large_enough_grids_without_hooks_take_the_path()
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        Assert.True(WinogradTraining.SeesHooks);
+        Assert.True(WinogradTraining.ReleasesSavedTensors);
+        using var conv = nn.Conv2d(16, 32, 3L, padding: 1L);
+        using var wide = nn.Conv2d(96, 96, 3L, padding: 1L);
+        using var strided = nn.Conv2d(16, 32, 3L, stride: 2L, padding: 1L);
+        using var line = nn.Conv2d(16, 32, (1L, 7L), padding: (0L, 3L));
+        using var five = nn.Conv2d(16, 32, 5L, padding: 2L);
+        using var oddChannels = nn.Conv2d(24, 32, 3L, padding: 1L);
+        using var widePadding = nn.Conv2d(16, 32, 3L, padding: 3L);
+        foreach (var c in new[] { conv, wide, strided, line, five, oddChannels, widePadding }) MemoryFormat.ToChannelsLast(c);
+        using var large = MemoryFormat.ToChannelsLast(randn(2, 16, 28, 28));
+        using var middle = MemoryFormat.ToChannelsLast(randn(2, 16, 14, 14));
+        using var middleWide = MemoryFormat.ToChannelsLast(randn(2, 96, 14, 14));
+        using var small = MemoryFormat.ToChannelsLast(randn(2, 96, 12, 12));
+        using var nchw = randn(2, 16, 28, 28);
+        using var twentyFour = MemoryFormat.ToChannelsLast(randn(2, 24, 28, 28));
+
+        Assert.True(WinogradTraining.Applies(conv, large));           // the weight needs a gradient
+        Assert.True(WinogradTraining.Applies(wide, middleWide));      // 14×14 with 96 × 96 channels
+        Assert.False(WinogradTraining.Applies(conv, middle));         // 14×14 with 16 × 32 channels
+        Assert.False(WinogradTraining.Applies(wide, small));          // under 14×14
+        Assert.False(WinogradTraining.Applies(conv, nchw));
+        Assert.False(WinogradTraining.Applies(strided, large));
+        Assert.True(WinogradTraining.Applies(five, large));
+        Assert.False(WinogradTraining.Applies(line, large));
+        Assert.False(WinogradTraining.Applies(oddChannels, twentyFour));
+        Assert.False(WinogradTraining.Applies(widePadding, large));
+        using (no_grad()) Assert.False(WinogradTraining.Applies(conv, large));
+        conv.weight!.requires_grad_(false);
+        Assert.False(WinogradTraining.Applies(conv, large));          // nothing to record
+        using var recorded = large.detach().requires_grad_(true);
+        Assert.True(WinogradTraining.Applies(conv, recorded));        // the input's gradient is enough
+
+        // A hook on the convolution keeps libtorch's path, which calls it.
+        var hook = conv.register_forward_hook((_, _, y) => y);
+        Assert.False(WinogradTraining.Applies(conv, recorded));
+        hook.remove();
+        Assert.True(WinogradTraining.Applies(conv, recorded));
+    }
+
+    [Fact]
+    public void A_unit_in_training_mode_takes_the_path_only_when_asked_and_calls_hooks_on_its_convolution()
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        manual_seed(43);
+        using var unit = ConvUnit.BatchNorm.Build(16, 32, 3, padding: 1);
+        MemoryFormat.ToChannelsLast(unit);
+        unit.train();
+        using var raw = randn(4, 16, 28, 28);
+        using var input = MemoryFormat.ToChannelsLast(raw);
+        var asUnit = (IConvBnUnit)unit;
+        Assert.False(asUnit.TrainsWithWinograd);
+
+        (Tensor Output, Tensor Gradient) Step()
+        {
+            unit.zero_grad();
+            var y = unit.call(input);
+            y.sum().backward();
+            return (y.detach(), unit.Conv.weight!.grad!.clone());
+        }
+
+        long before = WinogradTraining.ForwardCount;
+        var (plainOutput, plainGradient) = Step();
+        asUnit.TrainsWithWinograd = true;
+        var (output, gradient) = Step();
+        Assert.True(WinogradTraining.ForwardCount > before);
+        AssertClose(plainOutput, output, 1e-4, "unit output");
+        AssertClose(plainGradient, gradient, 1e-4, "weight gradient through BatchNorm");
+
+        int calls = 0;
+        var hook = unit.Conv.register_forward_hook((_, _, y) => { calls++; return y; });
+        Step();
+        hook.remove();
+        Assert.Equal(1, calls);
+    }
+
+    [Fact]
+    public void Training_steps_with_the_path_leave_no_tensors_behind()
+    {
+        if (!Vector512.IsHardwareAccelerated) return;
+        // googlenet at 64 pixels: conv3 (64 → 192) runs on a 16×16 grid, inside the path's range.
+        using var model = ModelFactory.Create(ModelRegistry.Get("googlenet"), new ModelConfig { NumClasses = 4 });
+        MemoryFormat.ToChannelsLast(model);
+        Assert.True(WinogradTraining.Use(model) > 0);
+        using var optimizer = new Incept.Training.Sgd(model.parameters(), 0.01, momentum: 0.9);
+        using var raw = randn(2, 3, 64, 64);
+        using var x = MemoryFormat.ToChannelsLast(raw);
+        using var y = tensor(new long[] { 1, 3 });
+        model.train();
+        var stats = DisposeScopeManager.Statistics;
+        long Step()
+        {
+            using (var scope = NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                var loss = nn.functional.cross_entropy(model.call(x).Logits, y);
+                loss.backward();
+                optimizer.step();
+            }
+
+            return stats.ThreadTotalLiveCount;
+        }
+
+        Step();
+        long before = WinogradTraining.ForwardCount;
+        long after1 = Step();
+        Assert.True(WinogradTraining.ForwardCount > before);
+        long after3 = Step() + 0 * Step();
+        Assert.Equal(after1, after3);
+    }
+
+    private static void AssertClose(Tensor expected, Tensor actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        double error = (actual - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(error < tolerance, $"{what}: relative error {error}");
+    }
+}

@@ -34,7 +34,7 @@ internal static class TrainCommand
             DefaultValueFactory = _ => "channels-last",
         };
         memoryFormat.AcceptOnlyFromAmong("channels-last", "contiguous");
-        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of Winograd's method (used on CPUs with AVX-512, channels-last)." };
+        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the 3×3 and 5×5 convolutions to libtorch instead of Winograd's method (used on CPUs with AVX-512, channels-last)." };
         var precision = CommonOptions.Precision("float32, or bfloat16: convolutions and linear layers computed in bfloat16 with float32 master weights (faster on CPUs with AVX-512 BF16 or AMX; evaluation and saved weights stay float32).");
         var workers = new Option<int>("--workers") { Description = "Threads preparing batches.", DefaultValueFactory = _ => 2 };
         var from = new Option<string?>("--from") { Description = "Fine-tune: start from these weights (Incept, torchvision, timm, facenet or Cadene file) with a new classifier for the data's classes." };

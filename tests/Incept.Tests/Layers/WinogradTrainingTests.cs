@@ -169,19 +169,7 @@ public class WinogradTrainingTests
         using var x = MemoryFormat.ToChannelsLast(raw);
         using var y = tensor(new long[] { 1, 3 });
         model.train();
-        var stats = DisposeScopeManager.Statistics;
-        long Step()
-        {
-            using (var scope = NewDisposeScope())
-            {
-                optimizer.zero_grad();
-                var loss = nn.functional.cross_entropy(model.call(x).Logits, y);
-                loss.backward();
-                optimizer.step();
-            }
-
-            return stats.ThreadTotalLiveCount;
-        }
+        long Step() => Incept.Tests.Models.LiveTensorProbe.StepAndCount(model, optimizer, x, y);
 
         Step();
         long before = WinogradTraining.ForwardCount;

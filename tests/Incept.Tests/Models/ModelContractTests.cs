@@ -168,21 +168,7 @@ public class ModelContractTests
         using var x = randn(2, 3, size, size);
         using var y = tensor(new long[] { 1, 3 });
         model.train();
-        var stats = DisposeScopeManager.Statistics;
-        long Step()
-        {
-            using (var scope = NewDisposeScope())
-            {
-                optimizer.zero_grad();
-                var output = model.call(x);
-                var loss = nn.functional.cross_entropy(output.Logits, y);
-                foreach (var aux in output.Aux) loss = loss.Plus(nn.functional.cross_entropy(aux.Logits, y).Times(0.3));
-                loss.backward();
-                optimizer.step();
-            }
-
-            return stats.ThreadTotalLiveCount;
-        }
+        long Step() => LiveTensorProbe.StepAndCount(model, optimizer, x, y);
 
         Step(); // the optimizer allocates its momentum buffers on the first step
         long after1 = Step();

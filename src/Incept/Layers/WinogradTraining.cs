@@ -23,6 +23,8 @@ namespace Incept.Layers;
 /// <para>A convolution module with hooks keeps libtorch's path, which calls them; so does anything that is not float32,
 /// channels-last and on the CPU, or that needs no gradient. The results equal libtorch's up to float32 rounding (about
 /// 10⁻⁵ of the largest value with 4×4 tiles).</para>
+/// <para>Opt-in for <c>incept train</c> (<see cref="Training.TrainOptions.Winograd"/>): one training run with it ended in
+/// a native crash inside libtorch whose cause is not known (docs/training.md).</para>
 /// </remarks>
 internal static class WinogradTraining
 {
@@ -45,9 +47,6 @@ internal static class WinogradTraining
 
     /// <summary>Whether TorchSharp's hook tables were found, so that a convolution without hooks can be taken at all.</summary>
     internal static bool SeesHooks => HookFields.Length > 0;
-
-    /// <summary>Whether a node's saved input and weight can be let go of once its gradients are computed.</summary>
-    internal static bool ReleasesSavedTensors => ResetData is not null;
 
     /// <summary>
     /// Turns Winograd training on or off for every conv unit of <paramref name="model"/> (see
@@ -185,20 +184,6 @@ internal static class WinogradTraining
         return [.. found];
     }
 
-    // TorchSharp's autograd nodes keep their saved tensors until the graph is freed after the whole backward pass, where
-    // libtorch's own nodes let go of theirs as soon as they have run; this lets go of the input and weight once the
-    // gradients are computed (SavedVariable.reset_data, reached by reflection; nothing is done where it is not found).
-    private static readonly FieldInfo? SavedVariables = typeof(autograd.AutogradContext).GetField("_savedVariables", BindingFlags.Instance | BindingFlags.NonPublic);
-    private static readonly MethodInfo? ResetData = SavedVariables?.FieldType.IsGenericType == true
-        ? SavedVariables.FieldType.GetGenericArguments()[0].GetMethod("reset_data", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic, Type.EmptyTypes)
-        : null;
-
-    private static void ReleaseSaved(autograd.AutogradContext ctx)
-    {
-        if (ResetData is null || SavedVariables?.GetValue(ctx) is not IEnumerable saved) return;
-        foreach (var variable in saved) ResetData.Invoke(variable, null);
-    }
-
     private sealed record Geometry(long PadRows, long PadColumns, int Tile);
 
     private sealed class Function : autograd.SingleTensorFunction<Function>
@@ -239,7 +224,6 @@ internal static class WinogradTraining
             if (weight.requires_grad)
                 weightGradient = WeightGradient(input, grad_output, kh, kw, geometry.PadRows, geometry.PadColumns).MoveToOuterDisposeScope();
             if (hasBias) biasGradient = grad_output.sum([0, 2, 3]).MoveToOuterDisposeScope();
-            ReleaseSaved(ctx);
             return [inputGradient!, weightGradient!, biasGradient!, null!];
         }
     }

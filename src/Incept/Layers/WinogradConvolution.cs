@@ -98,17 +98,30 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// </summary>
     public static bool Takes(Conv2d conv)
     {
+        if (!TakesLayout(conv, out long kh, out long kw, out long ph, out long pw)) return false;
+        bool square = kh == 3 && kw == 3 && ph == pw && ph is 0 or 1 || kh == 5 && kw == 5 && ph == pw && ph is >= 0 and <= 2;
+        bool line = kh == 1 && kw is >= MinLineKernel and <= MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
+            || kw == 1 && kh is >= MinLineKernel and <= MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
+        return square || line;
+    }
+
+    /// <summary>
+    /// What every convolution this class computes has, whatever its kernel: float32 CPU weights, stride 1, no dilation or
+    /// groups, zero padding, channel counts that are multiples of <see cref="ChannelBlock"/>, and a CPU whose 512-bit
+    /// vectors are in hardware. Gives the kernel's sides and the padding.
+    /// </summary>
+    internal static bool TakesLayout(Conv2d conv, out long kernelHeight, out long kernelWidth, out long padRows, out long padColumns)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        kernelHeight = kernelWidth = padRows = padColumns = 0;
         var weight = conv.weight;
         if (!Vector512.IsHardwareAccelerated || weight is null || weight.dim() != 4) return false;
         if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return false;
         if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
         if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;
         if (weight.shape[0] % ChannelBlock != 0 || weight.shape[1] % ChannelBlock != 0) return false;
-        long kh = weight.shape[2], kw = weight.shape[3], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
-        bool square = kh == 3 && kw == 3 && ph == pw && ph is 0 or 1 || kh == 5 && kw == 5 && ph == pw && ph is >= 0 and <= 2;
-        bool line = kh == 1 && kw is >= MinLineKernel and <= MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
-            || kw == 1 && kh is >= MinLineKernel and <= MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
-        return square || line;
+        (kernelHeight, kernelWidth, padRows, padColumns) = (weight.shape[2], weight.shape[3], conv.padding?[0] ?? 0, conv.padding?[1] ?? 0);
+        return true;
     }
 
     /// <summary>

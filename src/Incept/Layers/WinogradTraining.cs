@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Reflection;
-using System.Runtime.Intrinsics;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -73,17 +72,8 @@ internal static class WinogradTraining
     /// inception_v3's 17×17 stage they gained no measurable speed and raised the step's peak memory by 150–350 MiB.
     /// </summary>
     public static bool Takes(Conv2d conv)
-    {
-        ArgumentNullException.ThrowIfNull(conv);
-        var weight = conv.weight;
-        if (!Vector512.IsHardwareAccelerated || weight is null || weight.dim() != 4) return false;
-        if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return false;
-        if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
-        if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;
-        if (weight.shape[0] % WinogradConvolution.ChannelBlock != 0 || weight.shape[1] % WinogradConvolution.ChannelBlock != 0) return false;
-        long kh = weight.shape[2], kw = weight.shape[3], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
-        return kh == kw && kh is 3 or 5 && ph == pw && ph >= 0 && ph < kh;
-    }
+        => WinogradConvolution.TakesLayout(conv, out long kh, out long kw, out long ph, out long pw)
+            && kh == kw && kh is 3 or 5 && ph == pw && ph >= 0 && ph < kh;
 
     /// <summary>
     /// Whether <see cref="Forward"/> computes <paramref name="conv"/> on <paramref name="input"/>: the convolution is
@@ -113,11 +103,9 @@ internal static class WinogradTraining
     public static Tensor Forward(Conv2d conv, Tensor input)
     {
         ArgumentNullException.ThrowIfNull(conv);
-        var weight = conv.weight!;
-        int tile = weight.shape[0] * weight.shape[1] <= WinogradConvolution.MaxLargeTileChannelProduct ? WinogradConvolution.SquareTile : 2;
-        var geometry = new Geometry(conv.padding?[0] ?? 0, conv.padding?[1] ?? 0, tile);
+        var geometry = new Geometry(conv.padding?[0] ?? 0, conv.padding?[1] ?? 0, WinogradConvolution.TileFor(conv));
         Interlocked.Increment(ref forwardCount);
-        return Function.apply(input, weight, conv.bias, geometry);
+        return Function.apply(input, conv.weight!, conv.bias, geometry);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -94,7 +95,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// Whether this class computes <paramref name="conv"/>: float32 CPU weights, stride 1, no dilation or groups, zero
     /// padding, and either a 3×3 kernel padded by 0 or 1 on every side, a 5×5 one padded by 0 to 2, or a 1×n or n×1 kernel (n from
     /// <see cref="MinLineKernel"/> to <see cref="MaxLineKernel"/>) padded along its length only; channel counts that are multiples of
-    /// <see cref="ChannelBlock"/>; and a CPU whose 512-bit vectors are in hardware.
+    /// <see cref="ChannelBlock"/>; a CPU whose 512-bit vectors are in hardware; and MKL's batched product (<see cref="MklBatch"/>).
     /// </summary>
     public static bool Takes(Conv2d conv)
     {
@@ -107,15 +108,15 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     /// <summary>
     /// What every convolution this class computes has, whatever its kernel: float32 CPU weights, stride 1, no dilation or
-    /// groups, zero padding, channel counts that are multiples of <see cref="ChannelBlock"/>, and a CPU whose 512-bit
-    /// vectors are in hardware. Gives the kernel's sides and the padding.
+    /// groups, zero padding, channel counts that are multiples of <see cref="ChannelBlock"/>, a CPU whose 512-bit
+    /// vectors are in hardware, and MKL's batched product. Gives the kernel's sides and the padding.
     /// </summary>
     internal static bool TakesLayout(Conv2d conv, out long kernelHeight, out long kernelWidth, out long padRows, out long padColumns)
     {
         ArgumentNullException.ThrowIfNull(conv);
         kernelHeight = kernelWidth = padRows = padColumns = 0;
         var weight = conv.weight;
-        if (!Vector512.IsHardwareAccelerated || weight is null || weight.dim() != 4) return false;
+        if (!Vector512.IsHardwareAccelerated || !MklBatch.Available || weight is null || weight.dim() != 4) return false;
         if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return false;
         if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
         if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;
@@ -239,13 +240,12 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         // Every core gets a share, even where all the tiles would fit in one chunk.
         int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
         long chunk = Math.Min(ChunkTiles(positions, inChannels, outChannels), (grid.Tiles + parts - 1) / parts);
+        long valueCount = positions * chunk * inChannels, productCount = positions * chunk * outChannels;
+        // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
         CpuTeam.Run(parts, part =>
         {
             long first = grid.Tiles * part / parts, end = grid.Tiles * (part + 1) / parts;
-            var (valueStore, productStore) = Scratch.ForThisThread(positions * chunk * inChannels, positions * chunk * outChannels);
-            using var values = valueStore.narrow(0, 0, positions * chunk * inChannels).view(positions, chunk, inChannels);
-            using var results = productStore.narrow(0, 0, positions * chunk * outChannels).view(positions, chunk, outChannels);
-            float* buffer = Data(values), products = Data(results);
+            Scratch.ForThisThread(valueCount, productCount, out float* buffer, out float* products);
             for (long start = first; start < end; start += chunk)
             {
                 long count = Math.Min(chunk, end - start);
@@ -256,18 +256,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                     default: TransformInput<LineInput>(source, buffer, grid, start, count, chunk); break;
                 }
 
-                if (MklBatch.Available)
-                {
-                    MklBatch.Multiply(positions, count, outChannels, inChannels, buffer, chunk * inChannels, inChannels, weights, products, chunk * outChannels);
-                }
-                else
-                {
-                    using var used = values.narrow(1, 0, count);
-                    using var made = used.bmm(transformed);
-                    using var into = results.narrow(1, 0, count);
-                    into.copy_(made);
-                }
-
+                MklBatch.Multiply(positions, count, outChannels, inChannels, buffer, chunk * inChannels, inChannels, weights, products, chunk * outChannels);
                 switch (tiling)
                 {
                     case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
@@ -604,30 +593,46 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// with page faults on every call. It grows to the largest chunk asked for (a few MiB at most; see
     /// <see cref="ChunkBytes"/>) and lives as long as the thread.
     /// </summary>
+    /// <summary>
+    /// Each thread's store of transformed inputs and products: native memory, so that a part running on one of OpenMP's
+    /// threads needs no TorchSharp call. It grows as needed and is freed when its thread ends.
+    /// </summary>
     private sealed class Scratch
     {
+        private const nuint Alignment = 64;
+
         [ThreadStatic]
         private static Scratch? current;
 
-        private Tensor values = empty(0);
-        private Tensor products = empty(0);
+        private float* values;
+        private float* products;
+        private long valueCapacity;
+        private long productCapacity;
 
-        /// <summary>Flat float32 stores of at least the given sizes for the calling thread.</summary>
-        public static (Tensor Values, Tensor Products) ForThisThread(long valueCount, long productCount)
+        ~Scratch()
         {
-            var scratch = current ??= new Scratch();
-            scratch.values = Grown(scratch.values, valueCount);
-            scratch.products = Grown(scratch.products, productCount);
-            return (scratch.values, scratch.products);
+            NativeMemory.AlignedFree(values);
+            NativeMemory.AlignedFree(products);
         }
 
-        // Ordinary tensors made outside the caller's dispose scope and inference mode, so that any later call may write to them.
-        private static Tensor Grown(Tensor store, long count)
+        /// <summary>Float32 stores of at least the given sizes for the calling thread.</summary>
+        public static void ForThisThread(long valueCount, long productCount, out float* values, out float* products)
         {
-            if (store.numel() >= count) return store;
-            store.Dispose();
-            using var _ = inference_mode(false);
-            return empty(count).DetachFromDisposeScope();
+            var scratch = current ??= new Scratch();
+            Grow(ref scratch.values, ref scratch.valueCapacity, valueCount);
+            Grow(ref scratch.products, ref scratch.productCapacity, productCount);
+            values = scratch.values;
+            products = scratch.products;
+        }
+
+        private static void Grow(ref float* store, ref long capacity, long count)
+        {
+            if (capacity >= count) return;
+            NativeMemory.AlignedFree(store);
+            store = null;
+            capacity = 0;
+            store = (float*)NativeMemory.AlignedAlloc(checked((nuint)count * sizeof(float)), Alignment);
+            capacity = count;
         }
     }
 

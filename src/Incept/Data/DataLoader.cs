@@ -228,9 +228,12 @@ public sealed class DataLoader
             image.Data.CopyTo(pixels.AsSpan(k * channels * height * width));
             labels[k] = sample.Label;
         }
+        // The workers have no dispose scope of their own; one here holds any temporary TorchSharp makes inside these
+        // calls until they return (outside a scope the garbage collector may finalise one while libtorch reads it).
+        using var scope = torch.NewDisposeScope();
         var images = torch.tensor(pixels!, [n, channels, height, width], ScalarType.Float32);
         var labelTensor = torch.tensor(labels, [n], ScalarType.Int64);
-        return new Batch(number, images, labelTensor, indices);
+        return new Batch(number, images.DetachFromDisposeScope(), labelTensor.DetachFromDisposeScope(), indices);
     }
 
     private static ulong Mix(ulong z)

@@ -167,6 +167,52 @@ public class WinogradConvolutionTests
     }
 
     /// <summary>
+    /// A part that runs on one of OpenMP's threads is outside every dispose scope, where a TorchSharp temporary (say the
+    /// result of <c>narrow</c> passed on to <c>view</c>) can be finalised by the garbage collector while libtorch still
+    /// reads it: a use-after-free that crashed a training run. So the parts create no TorchSharp tensor at all, which
+    /// TorchSharp's per-thread counts show on every thread of the team.
+    /// </summary>
+    [Fact]
+    public void The_parts_create_no_TorchSharp_tensors_on_the_teams_threads()
+    {
+        if (!Vector512.IsHardwareAccelerated || CpuTeam.Size < 2) return;
+        int parts = CpuTeam.Size;
+        var threads = new int[parts];
+        var created = new long[parts];
+        void Count() => CpuTeam.Run(parts, part =>
+        {
+            threads[part] = Environment.CurrentManagedThreadId;
+            created[part] = DisposeScopeManager.Statistics.CreatedOutsideScopeCount + DisposeScopeManager.Statistics.CreatedInScopeCount;
+        });
+
+        using var conv = nn.Conv2d(16, 32, 3L, padding: 1L);
+        WinogradConvolution? winograd = null;
+        Assert.True(WinogradConvolution.Replace(conv, ref winograd));
+        using (winograd)
+        using (var scope = NewDisposeScope())
+        using (inference_mode())
+        {
+            // 2 × 16 × 16 outputs are 32 tiles of 4×4: enough for one part per thread.
+            var input = MemoryFormat.ToChannelsLast(randn(2, 16, 16, 16));
+            Count();
+            var before = ((int[])threads.Clone(), (long[])created.Clone());
+            for (int i = 0; i < 3; i++) winograd!.Forward(input, relu: true);
+            Count();
+            // Part 0 runs on the caller, which made the output; the others on the team's own threads.
+            Assert.Equal(before.Item1, threads);
+            Assert.Equal(before.Item2[1..], created[1..]);
+            var afterForward = (long[])created.Clone();
+            // The counts are live: a tensor made in a part shows up in its thread's count.
+            CpuTeam.Run(parts, part =>
+            {
+                using var made = zeros(1);
+            });
+            Count();
+            Assert.All(Enumerable.Range(0, parts), p => Assert.Equal(afterForward[p] + 1, created[p]));
+        }
+    }
+
+    /// <summary>
     /// The path applies (on CPUs with 512-bit vectors) and gives libtorch's output in channels-last layout, and with the
     /// ReLU its ReLU.
     /// </summary>

@@ -34,7 +34,9 @@ internal static class TrainCommand
             DefaultValueFactory = _ => "channels-last",
         };
         memoryFormat.AcceptOnlyFromAmong("channels-last", "contiguous");
-        var winograd = new Option<bool>("--winograd") { Description = "Compute the larger 3×3 and 5×5 convolutions by Winograd's method (CPUs with AVX-512, channels-last; faster, experimental: see docs/training.md)." };
+        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the larger 3×3 and 5×5 convolutions to libtorch instead of computing them by Winograd's method (which training uses on CPUs with AVX-512 in channels-last layout; see docs/training.md)." };
+        // The opt-in switch of earlier versions, now the default: still accepted.
+        var winograd = new Option<bool>("--winograd") { Hidden = true };
         var precision = CommonOptions.Precision("float32, or bfloat16: convolutions and linear layers computed in bfloat16 with float32 master weights (faster on CPUs with AVX-512 BF16 or AMX; evaluation and saved weights stay float32).");
         var workers = new Option<int>("--workers") { Description = "Threads preparing batches.", DefaultValueFactory = _ => 2 };
         var from = new Option<string?>("--from") { Description = "Fine-tune: start from these weights (Incept, torchvision, timm, facenet or Cadene file) with a new classifier for the data's classes." };
@@ -47,7 +49,7 @@ internal static class TrainCommand
         var format = CommonOptions.Format();
         var command = new Command("train", "Train a model; writes checkpoints, metrics.jsonl, TensorBoard events, plots and model.safetensors into the run folder.")
         {
-            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, memoryFormat, winograd, precision, workers,
+            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, memoryFormat, noWinograd, winograd, precision, workers,
             tta, finalTestOnly, from, fromKeys, freeze, unfreezeAfter, format,
         };
         command.SetAction((parse, cancellation) =>
@@ -76,7 +78,7 @@ internal static class TrainCommand
                 OutDir = parse.GetValue(outDir) ?? Path.Combine("runs", $"{runName}-{Path.GetFileName(source.Name.TrimEnd('/'))}"),
                 Device = parse.GetValue(device)!, Workers = parse.GetValue(workers),
                 ChannelsLast = parse.GetValue(memoryFormat) == "channels-last",
-                Winograd = parse.GetValue(winograd),
+                Winograd = !parse.GetValue(noWinograd),
                 BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
                 TestTimeAugmentation = TestTimeAugmentationNames.Parse(parse.GetValue(tta)!),
                 TestEachEpoch = !parse.GetValue(finalTestOnly),

@@ -22,8 +22,7 @@ namespace Incept.Layers;
 /// <para>A convolution module with hooks keeps libtorch's path, which calls them; so does anything that is not float32,
 /// channels-last and on the CPU, or that needs no gradient. The results equal libtorch's up to float32 rounding (about
 /// 10⁻⁵ of the largest value with 4×4 tiles).</para>
-/// <para>Opt-in for <c>incept train</c> (<see cref="Training.TrainOptions.Winograd"/>): one training run with it ended in
-/// a native crash inside libtorch whose cause is not known (docs/training.md).</para>
+/// <para>On by default in <c>incept train</c> (<see cref="Training.TrainOptions.Winograd"/>).</para>
 /// </remarks>
 internal static class WinogradTraining
 {

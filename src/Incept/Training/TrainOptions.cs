@@ -73,10 +73,9 @@ public sealed record TrainOptions
     /// and more (14×14 for layers with many channels) by Winograd's method (<see cref="Layers.WinogradTraining"/>): the forward pass and the input
     /// gradient with about half the multiplications, the weight gradient without im2col buffers. The numbers equal
     /// libtorch's up to float32 rounding. Needs <see cref="ChannelsLast"/>; no effect elsewhere or on other devices.
-    /// Off by default for now: one of the first training runs with it ended in a native crash inside libtorch that could
-    /// not be reproduced since (docs/training.md).
+    /// On by default.
     /// </summary>
-    public bool Winograd { get; init; }
+    public bool Winograd { get; init; } = true;
 
     /// <summary>
     /// Compute the convolutions and linear layers in bfloat16 with float32 master weights

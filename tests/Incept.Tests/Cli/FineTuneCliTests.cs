@@ -49,7 +49,7 @@ public sealed class FineTuneCliTests : IDisposable
         var pretrained = FineTuneTests.SavePretrained(Path.Combine(dir, "pretrained.safetensors"));
         var outDir = Path.Combine(dir, "run");
 
-        var (code, output, error) = Run("train", "--data", data, "--from", pretrained, "--freeze-backbone", "--winograd", "--epochs", "1", "--batch-size", "32",
+        var (code, output, error) = Run("train", "--data", data, "--from", pretrained, "--freeze-backbone", "--no-winograd", "--epochs", "1", "--batch-size", "32",
             "--val-split", "0.1", "--out", outDir, "--workers", "1", "--seed", "3", "--tta", "flip", "--final-test-only", "--format", "json");
         Assert.True(code == 0, error);
         var result = JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement;

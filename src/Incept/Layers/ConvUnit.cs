@@ -116,7 +116,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
         if (winograd is not null) return winograd.Forward(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
-        var x = trainsWithWinograd && conv.training && WinogradTraining.Applies(conv, input) ? WinogradTraining.Forward(conv, input) : conv.call(input);
+        var x = TrainingConvolution.Forward(conv, input, trainsWithWinograd);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
     }

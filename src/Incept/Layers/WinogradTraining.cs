@@ -146,7 +146,8 @@ internal static class WinogradTraining
         return gradient.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
-    private static bool HasHooks(Conv2d conv)
+    /// <summary>Whether <paramref name="conv"/> has hooks, or its hook tables cannot be found (then the module's own call is the safe path).</summary>
+    internal static bool HasHooks(Conv2d conv)
     {
         // Where TorchSharp's hook tables cannot be found, libtorch's path (through the module's call) is the safe one.
         if (HookFields.Length == 0) return true;

@@ -90,7 +90,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
         if (winograd is not null) return winograd.Forward(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
-        var x = trainsWithWinograd && conv.training && WinogradTraining.Applies(conv, input) ? WinogradTraining.Forward(conv, input) : conv.call(input);
+        var x = TrainingConvolution.Forward(conv, input, trainsWithWinograd);
         if (bn is not null) x = BatchNormForward.Apply(bn, x);
         return x.relu_().MoveToOuterDisposeScope();
     }

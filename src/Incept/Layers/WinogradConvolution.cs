@@ -591,11 +591,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// <summary>
     /// A thread's working memory for the chunks of tiles, kept from call to call: fresh blocks of this size would come
     /// with page faults on every call. It grows to the largest chunk asked for (a few MiB at most; see
-    /// <see cref="ChunkBytes"/>) and lives as long as the thread.
-    /// </summary>
-    /// <summary>
-    /// Each thread's store of transformed inputs and products: native memory, so that a part running on one of OpenMP's
-    /// threads needs no TorchSharp call. It grows as needed and is freed when its thread ends.
+    /// <see cref="ChunkBytes"/>) and is freed when its thread ends. Native memory, so that a part running on one of
+    /// OpenMP's threads needs no TorchSharp call (outside a dispose scope a TorchSharp temporary can be finalised while
+    /// libtorch still reads it).
     /// </summary>
     private sealed class Scratch
     {

@@ -23,6 +23,8 @@ public sealed class FastMallocTests
         Assert.Equal(("LD_PRELOAD", TcMalloc), (plan!.Variable, plan.Value));
         // tcmalloc's warning about allocations above 1 GiB is kept off standard error.
         Assert.Contains(plan.Extra, e => e.Name == "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD" && long.Parse(e.Value) > 1L << 40);
+        // Freed spans stay with tcmalloc (a lower training peak, docs/benchmarks.md).
+        Assert.Contains(("TCMALLOC_RELEASE_RATE", "0"), plan.Extra);
         Assert.Equal(TcMalloc + ":/opt/x/libhook.so", Plan(["bench", "--model", "googlenet"], Env(("LD_PRELOAD", "/opt/x/libhook.so")))?.Value);
         // The kernel's huge-pages setting does not matter to tcmalloc.
         Assert.Equal(MallocKind.TcMalloc, Plan(["eval"], Env(("INCEPT_MALLOC", "auto")), thp: "always madvise [never]")?.Kind);
@@ -153,6 +155,7 @@ public sealed class FastMallocTests
                 var environ = File.ReadAllText($"/proc/{process.Id}/environ").Split('\0');
                 Assert.Contains("LD_PRELOAD=" + tcmalloc, environ);
                 Assert.Contains(environ, v => v.StartsWith("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=", StringComparison.Ordinal));
+                Assert.Contains("TCMALLOC_RELEASE_RATE=0", environ);
             }
 
             Assert.Equal("", File.ReadAllText($"/proc/{process.Id}/task/{process.Id}/children").Trim());

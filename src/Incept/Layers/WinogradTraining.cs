@@ -1,5 +1,3 @@
-using System.Collections;
-using System.Reflection;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,15 +34,13 @@ internal static class WinogradTraining
     /// <summary>The smallest product of the channel counts taken on grids below <see cref="LargeGridPositions"/>.</summary>
     public const long MinSmallGridChannelProduct = 8192;
 
-    private static readonly FieldInfo[] HookFields = FindHookFields();
-
     private static long forwardCount;
 
     /// <summary>How many times <see cref="Forward"/> has run in this process (for tests and diagnostics).</summary>
     internal static long ForwardCount => Interlocked.Read(ref forwardCount);
 
     /// <summary>Whether TorchSharp's hook tables were found, so that a convolution without hooks can be taken at all.</summary>
-    internal static bool SeesHooks => HookFields.Length > 0;
+    internal static bool SeesHooks => TrainingConvolution.SeesHooks;
 
     /// <summary>
     /// Turns Winograd training on or off for every conv unit of <paramref name="model"/> (see
@@ -92,7 +88,7 @@ internal static class WinogradTraining
         long positions = outHeight * outWidth;
         if (outHeight < 1 || outWidth < 1 || positions < MinOutputPositions) return false;
         if (positions < LargeGridPositions && weight.shape[0] * weight.shape[1] < MinSmallGridChannelProduct) return false;
-        return MemoryFormat.IsChannelsLast(input) && !HasHooks(conv);
+        return MemoryFormat.IsChannelsLast(input) && !TrainingConvolution.HasHooks(conv);
     }
 
     /// <summary>
@@ -144,32 +140,6 @@ internal static class WinogradTraining
         }
 
         return gradient.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Whether <paramref name="conv"/> has hooks, or its hook tables cannot be found (then the module's own call is the safe path).</summary>
-    internal static bool HasHooks(Conv2d conv)
-    {
-        // Where TorchSharp's hook tables cannot be found, libtorch's path (through the module's call) is the safe one.
-        if (HookFields.Length == 0) return true;
-        foreach (var field in HookFields)
-            if (field.GetValue(conv) is not ICollection { Count: 0 }) return true;
-        return false;
-    }
-
-    private static FieldInfo[] FindHookFields()
-    {
-        string[] names = ["pre_hooks", "post_hooks", "module_pre_hooks", "module_post_hooks"];
-        var found = new List<FieldInfo>();
-        foreach (var name in names)
-        {
-            FieldInfo? field = null;
-            for (var type = typeof(Conv2d); type is not null && field is null; type = type.BaseType)
-                field = type.GetField(name, BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.DeclaredOnly);
-            if (field is null) return [];
-            found.Add(field);
-        }
-
-        return [.. found];
     }
 
     private sealed record Geometry(long PadRows, long PadColumns, int Tile);

@@ -29,13 +29,13 @@ internal static class TrainingConvolution
         return Pointwise.Applies(conv, input) ? Pointwise.Forward(conv, input) : conv.call(input);
     }
 
-    /// <summary>Whether <paramref name="conv"/> has hooks, or its hook tables cannot be found (then the module's own call is the safe path).</summary>
-    internal static bool HasHooks(Conv2d conv)
+    /// <summary>Whether <paramref name="module"/> has hooks, or its hook tables cannot be found (then the module's own call is the safe path).</summary>
+    internal static bool HasHooks(nn.Module<Tensor, Tensor> module)
     {
         // Where TorchSharp's hook tables cannot be found, libtorch's path (through the module's call) is the safe one.
         if (HookFields.Length == 0) return true;
         foreach (var field in HookFields)
-            if (field.GetValue(conv) is not ICollection { Count: 0 }) return true;
+            if (field.GetValue(module) is not ICollection { Count: 0 }) return true;
         return false;
     }
 

@@ -167,13 +167,13 @@ public sealed class BNInception : InceptionModel, IOnnxExportable
         // N x 3 x 224 x 224
         x = Advance(x, conv1_7x7_s2.call(x), scope);
         // N x 64 x 112 x 112
-        x = Advance(x, pool1_3x3_s2.call(x), scope);
+        x = Advance(x, Pooling.Call(pool1_3x3_s2, x), scope);
         // N x 64 x 56 x 56
         x = Advance(x, conv2_3x3_reduce.call(x), scope);
         // N x 64 x 56 x 56
         x = Advance(x, conv2_3x3.call(x), scope);
         // N x 192 x 56 x 56
-        x = Advance(x, pool2_3x3_s2.call(x), scope);
+        x = Advance(x, Pooling.Call(pool2_3x3_s2, x), scope);
         // N x 192 x 28 x 28
         x = Advance(x, inception_3a.call(x), scope);
         // N x 256 x 28 x 28

@@ -74,7 +74,7 @@ public sealed class InceptionBlock : nn.Module<Tensor, Tensor>, IOnnxExportable
         var x1 = b1x1.call(input);
         var x2 = b3x3.call(b3x3_reduce.call(input));
         var x3 = double_3x3_2.call(double_3x3_1.call(double_3x3_reduce.call(input)));
-        var x4 = pool_proj.call(pool.call(input));
+        var x4 = pool_proj.call(Pooling.Call(pool, input));
         return cat([x1, x2, x3, x4], 1).MoveToOuterDisposeScope();
     }
 

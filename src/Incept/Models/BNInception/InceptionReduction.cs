@@ -59,7 +59,7 @@ public sealed class InceptionReduction : nn.Module<Tensor, Tensor>, IOnnxExporta
         using var scope = NewDisposeScope();
         var x1 = b3x3.call(b3x3_reduce.call(input));
         var x2 = double_3x3_2.call(double_3x3_1.call(double_3x3_reduce.call(input)));
-        var x3 = pool.call(input);
+        var x3 = Pooling.Call(pool, input);
         return cat([x1, x2, x3], 1).MoveToOuterDisposeScope();
     }
 

@@ -139,7 +139,7 @@ public sealed class GoogLeNet : InceptionModel, IOnnxExportable
         // N x 3 x 224 x 224
         x = Advance(x, conv1.call(x), scope);
         // N x 64 x 112 x 112
-        x = Advance(x, maxpool1.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool1, x), scope);
         // N x 64 x 56 x 56
         if (lrn1 is not null) x = Normalise(lrn1, x);
         x = Advance(x, conv2.call(x), scope);
@@ -147,13 +147,13 @@ public sealed class GoogLeNet : InceptionModel, IOnnxExportable
         x = Advance(x, conv3.call(x), scope);
         // N x 192 x 56 x 56
         if (lrn2 is not null) x = Normalise(lrn2, x);
-        x = Advance(x, maxpool2.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool2, x), scope);
         // N x 192 x 28 x 28
         x = Advance(x, inception3a.call(x), scope);
         // N x 256 x 28 x 28
         x = Advance(x, inception3b.call(x), scope);
         // N x 480 x 28 x 28
-        x = Advance(x, maxpool3.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool3, x), scope);
         // N x 480 x 14 x 14
         x = Advance(x, inception4a.call(x), scope);
         // N x 512 x 14 x 14
@@ -167,7 +167,7 @@ public sealed class GoogLeNet : InceptionModel, IOnnxExportable
         if (aux is not null && aux2 is not null) aux.Add(new AuxOutput(nameof(aux2), aux2.call(x).MoveToOuterDisposeScope()));
         x = Advance(x, inception4e.call(x), scope);
         // N x 832 x 14 x 14
-        x = Advance(x, maxpool4.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool4, x), scope);
         // N x 832 x 7 x 7
         x = Advance(x, inception5a.call(x), scope);
         // N x 832 x 7 x 7

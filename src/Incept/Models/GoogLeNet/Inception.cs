@@ -64,7 +64,7 @@ public sealed class Inception : nn.Module<Tensor, Tensor>, IDescribedStage, IOnn
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        return cat([branch1.call(input), branch2.call(input), branch3.call(input), branch4.call(input)], 1)
+        return cat([branch1.call(input), branch2.call(input), branch3.call(input), Pooling.Call(branch4, input)], 1)
             .MoveToOuterDisposeScope();
     }
 

@@ -127,7 +127,7 @@ public sealed class InceptionResNetV1 : InceptionModel, IOnnxExportable
         // N x 32 x 77 x 77
         x = Advance(x, conv2d_2b.call(x), scope);
         // N x 64 x 77 x 77
-        x = Advance(x, maxpool_3a.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool_3a, x), scope);
         // N x 64 x 38 x 38
         x = Advance(x, conv2d_3b.call(x), scope);
         // N x 80 x 38 x 38

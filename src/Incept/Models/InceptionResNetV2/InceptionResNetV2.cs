@@ -122,13 +122,13 @@ public sealed class InceptionResNetV2 : InceptionModel, IOnnxExportable
         // N x 32 x 147 x 147
         x = Advance(x, conv2d_2b.call(x), scope);
         // N x 64 x 147 x 147
-        x = Advance(x, maxpool_3a.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool_3a, x), scope);
         // N x 64 x 73 x 73
         x = Advance(x, conv2d_3b.call(x), scope);
         // N x 80 x 73 x 73
         x = Advance(x, conv2d_4a.call(x), scope);
         // N x 192 x 71 x 71
-        x = Advance(x, maxpool_5a.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool_5a, x), scope);
         // N x 192 x 35 x 35
         x = Advance(x, mixed_5b.call(x), scope);
         // N x 320 x 35 x 35

@@ -47,7 +47,7 @@ public sealed class Mixed5b : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 192 x 35 x 35 → N x (96 + 64 + 96 + 64) x 35 x 35
-        return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
+        return cat([branch0.call(input), branch1.call(input), branch2.call(input), Pooling.Call(branch3, input)], 1)
             .MoveToOuterDisposeScope();
     }
 

@@ -51,7 +51,7 @@ public sealed class Mixed7a : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // v2: N x 1088 x 17 x 17 → N x (384 + 288 + 320 + 1088) x 8 x 8; v1: N x 896 → N x (384 + 256 + 256 + 896)
-        return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
+        return cat([branch0.call(input), branch1.call(input), branch2.call(input), Pooling.Call(branch3, input)], 1)
             .MoveToOuterDisposeScope();
     }
 

@@ -45,7 +45,7 @@ public sealed class InceptionA : nn.Module<Tensor, Tensor>, IOnnxExportable
         var b1 = branch1x1.call(input);
         var b5 = branch5x5_2.call(branch5x5_1.call(input));
         var b3 = branch3x3dbl_3.call(branch3x3dbl_2.call(branch3x3dbl_1.call(input)));
-        var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
+        var bp = branch_pool.call(Pooling.Average(input, [3], [1], [1]));
         return cat([b1, b5, b3, bp], 1).MoveToOuterDisposeScope();
     }
 

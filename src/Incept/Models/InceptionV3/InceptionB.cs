@@ -35,7 +35,7 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
         using var scope = NewDisposeScope();
         var b3 = branch3x3.call(input);
         var bd = branch3x3dbl_3.call(branch3x3dbl_2.call(branch3x3dbl_1.call(input)));
-        var bp = nn.functional.max_pool2d(input, 3, stride: 2);
+        var bp = Pooling.Max(input, [3], [2], [0]);
         return cat([b3, bd, bp], 1).MoveToOuterDisposeScope();
     }
 

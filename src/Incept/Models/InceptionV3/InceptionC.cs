@@ -52,7 +52,7 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
         var b7 = branch7x7_3.call(branch7x7_2.call(branch7x7_1.call(input)));
         var bd = branch7x7dbl_1.call(input);
         bd = branch7x7dbl_5.call(branch7x7dbl_4.call(branch7x7dbl_3.call(branch7x7dbl_2.call(bd))));
-        var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
+        var bp = branch_pool.call(Pooling.Average(input, [3], [1], [1]));
         return cat([b1, b7, bd, bp], 1).MoveToOuterDisposeScope();
     }
 

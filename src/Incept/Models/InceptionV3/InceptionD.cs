@@ -39,7 +39,7 @@ public sealed class InceptionD : nn.Module<Tensor, Tensor>, IOnnxExportable
         using var scope = NewDisposeScope();
         var b3 = branch3x3_2.call(branch3x3_1.call(input));
         var b7 = branch7x7x3_4.call(branch7x7x3_3.call(branch7x7x3_2.call(branch7x7x3_1.call(input))));
-        var bp = nn.functional.max_pool2d(input, 3, stride: 2);
+        var bp = Pooling.Max(input, [3], [2], [0]);
         return cat([b3, b7, bp], 1).MoveToOuterDisposeScope();
     }
 

@@ -48,7 +48,7 @@ public sealed class InceptionE : nn.Module<Tensor, Tensor>, IOnnxExportable
         b3 = cat([branch3x3_2a.call(b3), branch3x3_2b.call(b3)], 1);
         var bd = branch3x3dbl_2.call(branch3x3dbl_1.call(input));
         bd = cat([branch3x3dbl_3a.call(bd), branch3x3dbl_3b.call(bd)], 1);
-        var bp = branch_pool.call(nn.functional.avg_pool2d(input, 3, stride: 1, padding: 1));
+        var bp = branch_pool.call(Pooling.Average(input, [3], [1], [1]));
         return cat([b1, b3, bd, bp], 1).MoveToOuterDisposeScope();
     }
 

@@ -118,13 +118,13 @@ public sealed class InceptionV3 : InceptionModel, IOnnxExportable
         // N x 32 x 147 x 147
         x = Advance(x, Conv2d_2b_3x3.call(x), scope);
         // N x 64 x 147 x 147
-        x = Advance(x, maxpool1.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool1, x), scope);
         // N x 64 x 73 x 73
         x = Advance(x, Conv2d_3b_1x1.call(x), scope);
         // N x 80 x 73 x 73
         x = Advance(x, Conv2d_4a_3x3.call(x), scope);
         // N x 192 x 71 x 71
-        x = Advance(x, maxpool2.call(x), scope);
+        x = Advance(x, Pooling.Call(maxpool2, x), scope);
         // N x 192 x 35 x 35
         x = Advance(x, Mixed_5b.call(x), scope);
         // N x 256 x 35 x 35

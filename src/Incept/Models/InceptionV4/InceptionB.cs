@@ -49,7 +49,7 @@ public sealed class InceptionB : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 1024 x 17 x 17 → N x (384 + 256 + 256 + 128) x 17 x 17
-        return cat([branch0.call(input), branch1.call(input), branch2.call(input), branch3.call(input)], 1)
+        return cat([branch0.call(input), branch1.call(input), branch2.call(input), Pooling.Call(branch3, input)], 1)
             .MoveToOuterDisposeScope();
     }
 

@@ -68,7 +68,7 @@ public sealed class InceptionC : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 512 x 8 x 8
         x2 = cat([branch2_3a.call(x2), branch2_3b.call(x2)], 1);
         // N x 512 x 8 x 8
-        var x3 = branch3.call(input);
+        var x3 = Pooling.Call(branch3, input);
         // N x 256 x 8 x 8
         return cat([x0, x1, x2, x3], 1).MoveToOuterDisposeScope();
         // N x (256 + 512 + 512 + 256) x 8 x 8

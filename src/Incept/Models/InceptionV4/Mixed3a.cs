@@ -38,7 +38,7 @@ public sealed class Mixed3a : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 64 x 147 x 147 → N x (64 + 96) x 73 x 73
-        return cat([maxpool.call(input), conv.call(input)], 1).MoveToOuterDisposeScope();
+        return cat([Pooling.Call(maxpool, input), conv.call(input)], 1).MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -39,7 +39,7 @@ public sealed class Mixed5a : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 192 x 71 x 71 → N x (192 + 192) x 35 x 35
-        return cat([conv.call(input), maxpool.call(input)], 1).MoveToOuterDisposeScope();
+        return cat([conv.call(input), Pooling.Call(maxpool, input)], 1).MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -45,7 +45,7 @@ public sealed class ReductionA : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x C x 35 x 35 → N x (n + m + C) x 17 x 17
-        return cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1).MoveToOuterDisposeScope();
+        return cat([branch0.call(input), branch1.call(input), Pooling.Call(branch2, input)], 1).MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -42,7 +42,7 @@ public sealed class ReductionB : nn.Module<Tensor, Tensor>, IOnnxExportable
     {
         using var scope = NewDisposeScope();
         // N x 1024 x 17 x 17 → N x (192 + 320 + 1024) x 8 x 8
-        return cat([branch0.call(input), branch1.call(input), branch2.call(input)], 1).MoveToOuterDisposeScope();
+        return cat([branch0.call(input), branch1.call(input), Pooling.Call(branch2, input)], 1).MoveToOuterDisposeScope();
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

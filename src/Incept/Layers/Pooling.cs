@@ -38,12 +38,12 @@ internal static unsafe class Pooling
         switch (module)
         {
             case MaxPool2d max when max.dilation is null || max.dilation.All(d => d == 1):
-                if (TrainingConvolution.HasHooks(module)) break;
+                if (ModuleHooks.Any(module)) break;
                 return Max(input, max.kernel_size, max.stride ?? max.kernel_size, max.padding ?? [0], max.ceil_mode);
             case AvgPool2d average when average.divisor_override is null:
-                if (TrainingConvolution.HasHooks(module)) break;
+                if (ModuleHooks.Any(module)) break;
                 return Average(input, average.kernel_size, average.stride ?? average.kernel_size, average.padding ?? [0], average.ceil_mode, average.count_include_pad);
-            case Sequential sequence when !TrainingConvolution.HasHooks(sequence):
+            case Sequential sequence when !ModuleHooks.Any(sequence):
                 return Through(sequence, input);
         }
 

@@ -1,5 +1,3 @@
-using System.Collections;
-using System.Reflection;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,13 +11,6 @@ namespace Incept.Layers;
 /// </summary>
 internal static class TrainingConvolution
 {
-    // TorchSharp keeps a module's hooks in protected tables (0.107's names); a path that bypasses the module's call may
-    // only be taken where they are found and empty.
-    private static readonly FieldInfo[] HookFields = FindHookFields();
-
-    /// <summary>Whether TorchSharp's hook tables were found, so that a convolution without hooks can be taken at all.</summary>
-    internal static bool SeesHooks => HookFields.Length > 0;
-
     /// <summary><paramref name="conv"/> applied to <paramref name="input"/> in whichever way applies (see the class).</summary>
     public static Tensor Forward(Conv2d conv, Tensor input, bool winograd)
     {
@@ -27,32 +18,6 @@ internal static class TrainingConvolution
         if (!conv.training) return conv.call(input);
         if (winograd && WinogradTraining.Applies(conv, input)) return WinogradTraining.Forward(conv, input);
         return Pointwise.Applies(conv, input) ? Pointwise.Forward(conv, input) : conv.call(input);
-    }
-
-    /// <summary>Whether <paramref name="module"/> has hooks, or its hook tables cannot be found (then the module's own call is the safe path).</summary>
-    internal static bool HasHooks(nn.Module<Tensor, Tensor> module)
-    {
-        // Where TorchSharp's hook tables cannot be found, libtorch's path (through the module's call) is the safe one.
-        if (HookFields.Length == 0) return true;
-        foreach (var field in HookFields)
-            if (field.GetValue(module) is not ICollection { Count: 0 }) return true;
-        return false;
-    }
-
-    private static FieldInfo[] FindHookFields()
-    {
-        string[] names = ["pre_hooks", "post_hooks", "module_pre_hooks", "module_post_hooks"];
-        var found = new List<FieldInfo>();
-        foreach (var name in names)
-        {
-            FieldInfo? field = null;
-            for (var type = typeof(Conv2d); type is not null && field is null; type = type.BaseType)
-                field = type.GetField(name, BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.DeclaredOnly);
-            if (field is null) return [];
-            found.Add(field);
-        }
-
-        return [.. found];
     }
 
     /// <summary>
@@ -80,7 +45,7 @@ internal static class TrainingConvolution
             if (input.dim() != 4 || input.dtype != ScalarType.Float32 || input.device_type != DeviceType.CPU || input.shape[1] != weight.shape[1]) return false;
             if (conv.groups != 1 || conv.stride.Any(s => s != 1) || conv.padding_type is not null || (conv.padding?.Any(p => p != 0) ?? false)) return false;
             if (!is_grad_enabled() || !(input.requires_grad || weight.requires_grad)) return false;
-            return MemoryFormat.IsChannelsLast(input) && !HasHooks(conv);
+            return MemoryFormat.IsChannelsLast(input) && !ModuleHooks.Any(conv);
         }
 
         /// <summary><paramref name="conv"/> applied to <paramref name="input"/> (where it <see cref="Applies"/>), channels-last.</summary>

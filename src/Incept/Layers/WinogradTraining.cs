@@ -40,7 +40,7 @@ internal static class WinogradTraining
     internal static long ForwardCount => Interlocked.Read(ref forwardCount);
 
     /// <summary>Whether TorchSharp's hook tables were found, so that a convolution without hooks can be taken at all.</summary>
-    internal static bool SeesHooks => TrainingConvolution.SeesHooks;
+    internal static bool SeesHooks => ModuleHooks.Seen;
 
     /// <summary>
     /// Turns Winograd training on or off for every conv unit of <paramref name="model"/> (see
@@ -88,7 +88,7 @@ internal static class WinogradTraining
         long positions = outHeight * outWidth;
         if (outHeight < 1 || outWidth < 1 || positions < MinOutputPositions) return false;
         if (positions < LargeGridPositions && weight.shape[0] * weight.shape[1] < MinSmallGridChannelProduct) return false;
-        return MemoryFormat.IsChannelsLast(input) && !TrainingConvolution.HasHooks(conv);
+        return MemoryFormat.IsChannelsLast(input) && !ModuleHooks.Any(conv);
     }
 
     /// <summary>

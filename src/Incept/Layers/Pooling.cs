@@ -97,7 +97,7 @@ internal static unsafe class Pooling
         using var scope = NewDisposeScope();
         var output = empty([n, w.OutHeight, w.OutWidth, c]);
         var nhwc = input.permute(0, 2, 3, 1);
-        float* source = Data(nhwc), target = Data(output);
+        float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output);
         var shape = new Shape(n, c, h, wd);
         long rows = n * w.OutHeight;
         int parts = (int)Math.Clamp(rows, 1, CpuTeam.Size);
@@ -193,11 +193,6 @@ internal static unsafe class Pooling
         public static Vector512<float> Combine(Vector512<float> acc, Vector512<float> value) => acc + value;
 
         public static float Combine(float acc, float value) => acc + value;
-    }
-
-    private static float* Data(Tensor t)
-    {
-        fixed (byte* p = t.bytes) return (float*)p;
     }
 
     private readonly record struct Shape(long Batch, long Channels, long Height, long Width);

@@ -235,7 +235,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var scope = NewDisposeScope();
         var output = empty([grid.Batch, grid.OutHeight, grid.OutWidth, outChannels]);
         var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
-        float* source = Data(nhwc), target = Data(output), shift = Data(bias), weights = Data(transformed);
+        float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
         int positions = rows.Size * columns.Size;
         // Every core gets a share, even where all the tiles would fit in one chunk.
         int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
@@ -279,11 +279,6 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// <summary>How many tiles go through at a time: about <see cref="ChunkBytes"/> of transformed input and products.</summary>
     private static long ChunkTiles(int positions, long inChannels, long outChannels)
         => Math.Max(16, ChunkBytes / (positions * sizeof(float) * (inChannels + outChannels)));
-
-    private static float* Data(Tensor t)
-    {
-        fixed (byte* p = t.bytes) return (float*)p;
-    }
 
     /// <summary>The input offsets of tile <paramref name="t"/>'s positions, row by row; −1 for those in the padding.</summary>
     private static void TileOffsets(Grid grid, long t, long* at)

@@ -7,8 +7,8 @@ namespace Incept.Layers;
 
 /// <summary>
 /// Max and average pooling at inference: a channels-last float32 CPU batch is pooled here, sixteen channels at a time
-/// with 512-bit vectors and the output rows shared among libtorch's OpenMP threads; everything else (a gradient to
-/// record, another layout, type or device, no 512-bit vectors, dilation, a divisor override, hooks on the module) goes
+/// with <see cref="Vector512{T}"/> operations (see <see cref="WideVectors"/>) and the output rows shared among libtorch's OpenMP threads; everything else (a gradient to
+/// record, another layout, type or device, no 256-bit or 512-bit vectors, dilation, a divisor override, hooks on the module) goes
 /// to libtorch.
 /// </summary>
 /// <remarks>
@@ -82,10 +82,10 @@ internal static unsafe class Pooling
         return nn.functional.avg_pool2d(input, kernel, stride, padding, ceil_mode: ceilMode, count_include_pad: countIncludePad);
     }
 
-    /// <summary>Whether <paramref name="input"/> is pooled here: a 4-d channels-last float32 CPU batch that needs no gradient, on a CPU with 512-bit vectors.</summary>
+    /// <summary>Whether <paramref name="input"/> is pooled here: a 4-d channels-last float32 CPU batch that needs no gradient, on a CPU with 256-bit or 512-bit vectors (<see cref="WideVectors.Fast"/>).</summary>
     internal static bool Applies(Tensor input)
     {
-        if (!Vector512.IsHardwareAccelerated) return false;
+        if (!WideVectors.Fast) return false;
         if (input.dim() != 4 || input.dtype != ScalarType.Float32 || input.device_type != DeviceType.CPU) return false;
         if (input.requires_grad && is_grad_enabled()) return false;
         return input.numel() > 0 && MemoryFormat.IsChannelsLast(input);

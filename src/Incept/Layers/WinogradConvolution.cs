@@ -12,7 +12,7 @@ namespace Incept.Layers;
 /// (or, for layers with many channels, F(2×2, 3×3): 16 products for 2×2 outputs instead of 36), and the factorised 1×7
 /// and 7×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, 7) along their axis (8 products for 2 outputs
 /// instead of 14), and the 5×5 kernels of Inception-v3 and Inception-ResNet-v2 by F(2×2, 5×5) (36 products for 2×2
-/// outputs instead of 100). For the fast engine's inference copies, on CPUs with 512-bit vectors.
+/// outputs instead of 100). For the fast engine's inference copies, on CPUs with 256-bit or 512-bit vectors (<see cref="WideVectors"/>).
 /// </summary>
 /// <remarks>
 /// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×
@@ -95,7 +95,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// Whether this class computes <paramref name="conv"/>: float32 CPU weights, stride 1, no dilation or groups, zero
     /// padding, and either a 3×3 kernel padded by 0 or 1 on every side, a 5×5 one padded by 0 to 2, or a 1×n or n×1 kernel (n from
     /// <see cref="MinLineKernel"/> to <see cref="MaxLineKernel"/>) padded along its length only; channel counts that are multiples of
-    /// <see cref="ChannelBlock"/>; a CPU whose 512-bit vectors are in hardware; and MKL's batched product (<see cref="MklBatch"/>).
+    /// <see cref="ChannelBlock"/>; a CPU with 256-bit or 512-bit vectors in hardware; and MKL's batched product (<see cref="MklBatch"/>).
     /// </summary>
     public static bool Takes(Conv2d conv)
     {
@@ -108,15 +108,15 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     /// <summary>
     /// What every convolution this class computes has, whatever its kernel: float32 CPU weights, stride 1, no dilation or
-    /// groups, zero padding, channel counts that are multiples of <see cref="ChannelBlock"/>, a CPU whose 512-bit
-    /// vectors are in hardware, and MKL's batched product. Gives the kernel's sides and the padding.
+    /// groups, zero padding, channel counts that are multiples of <see cref="ChannelBlock"/>, a CPU with 256-bit
+    /// or 512-bit vectors in hardware, and MKL's batched product. Gives the kernel's sides and the padding.
     /// </summary>
     internal static bool TakesLayout(Conv2d conv, out long kernelHeight, out long kernelWidth, out long padRows, out long padColumns)
     {
         ArgumentNullException.ThrowIfNull(conv);
         kernelHeight = kernelWidth = padRows = padColumns = 0;
         var weight = conv.weight;
-        if (!Vector512.IsHardwareAccelerated || !MklBatch.Available || weight is null || weight.dim() != 4) return false;
+        if (!WideVectors.Fast || !MklBatch.Available || weight is null || weight.dim() != 4) return false;
         if (weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return false;
         if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
         if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros) return false;

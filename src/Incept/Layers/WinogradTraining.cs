@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Incept.Layers;
 
 /// <summary>
-/// The convolutions of a training step by Winograd's method, on CPUs with 512-bit vectors: the forward pass and the input
+/// The convolutions of a training step by Winograd's method, on CPUs with 256-bit or 512-bit vectors: the forward pass and the input
 /// gradient run through <see cref="WinogradConvolution"/> with the weights transformed afresh on every call (the input
 /// gradient of a stride-1 convolution is itself one: channels swapped, kernel turned by 180°, padding <c>kernel − 1 −
 /// padding</c>), and the weight gradient is one matrix product per kernel tap over the whole zero-padded batch, so that
@@ -62,7 +62,7 @@ internal static class WinogradTraining
     /// <summary>
     /// Whether this class computes <paramref name="conv"/> in training: float32 CPU weights, stride 1, no dilation or
     /// groups, zero padding, channel counts that are multiples of <see cref="WinogradConvolution.ChannelBlock"/>, and a
-    /// 3×3 or 5×5 kernel padded equally on every side by less than its size; on a CPU whose 512-bit vectors are in
+    /// 3×3 or 5×5 kernel padded equally on every side by less than its size; on a CPU with 256-bit or 512-bit vectors in
     /// hardware. The 1×7 and 7×1 layers stay with libtorch: <see cref="Forward"/> computes them right, but in
     /// inception_v3's 17×17 stage they gained no measurable speed and raised the step's peak memory by 150–350 MiB.
     /// </summary>

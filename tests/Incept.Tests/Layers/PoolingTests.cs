@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -73,11 +72,11 @@ public class PoolingTests
         using var channelsLast = MemoryFormat.ToChannelsLast(raw);
         using var recorded = channelsLast.detach().requires_grad_();
         using var doubles = channelsLast.to(ScalarType.Float64);
-        Assert.Equal(Vector512.IsHardwareAccelerated, Pooling.Applies(channelsLast));
+        Assert.Equal(WideVectors.Fast, Pooling.Applies(channelsLast));
         Assert.False(Pooling.Applies(raw), "NCHW input");
         Assert.False(Pooling.Applies(recorded), "a gradient to record");
         Assert.False(Pooling.Applies(doubles), "float64");
-        using (no_grad()) Assert.Equal(Vector512.IsHardwareAccelerated, Pooling.Applies(recorded));
+        using (no_grad()) Assert.Equal(WideVectors.Fast, Pooling.Applies(recorded));
 
         // A pool that needs a gradient still gets one, through libtorch.
         using (var scope = NewDisposeScope())
@@ -143,5 +142,5 @@ public class PoolingTests
     }
 
     // Without 512-bit vectors everything is pooled by libtorch; the values are checked either way.
-    private static long Taken => Vector512.IsHardwareAccelerated ? 1 : 0;
+    private static long Taken => WideVectors.Fast ? 1 : 0;
 }

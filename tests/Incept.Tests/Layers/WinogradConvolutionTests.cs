@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using Incept.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -77,12 +76,12 @@ public class WinogradConvolutionTests
 
         using (inference_mode())
         {
-            Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(plain, channelsLast));
-            Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(line, channelsLast));
+            Assert.Equal(WideVectors.Fast, WinogradConvolution.Applies(plain, channelsLast));
+            Assert.Equal(WideVectors.Fast, WinogradConvolution.Applies(line, channelsLast));
             Assert.False(WinogradConvolution.Applies(lineWithCrossPadding, channelsLast));
             Assert.False(WinogradConvolution.Applies(longLine, channelsLast));
             Assert.False(WinogradConvolution.Applies(shortLine, channelsLast));
-            Assert.Equal(Vector512.IsHardwareAccelerated, WinogradConvolution.Applies(fiveByFive, channelsLast));
+            Assert.Equal(WideVectors.Fast, WinogradConvolution.Applies(fiveByFive, channelsLast));
             Assert.False(WinogradConvolution.Applies(widelyPaddedFive, channelsLast));
             Assert.False(WinogradConvolution.Applies(sevenBySeven, channelsLast));
             Assert.False(WinogradConvolution.Applies(plain, nchw));
@@ -102,7 +101,7 @@ public class WinogradConvolutionTests
     [Fact]
     public void Replacing_frees_the_convolutions_weight_and_keeps_its_output_for_any_layout()
     {
-        if (!Vector512.IsHardwareAccelerated) return;
+        if (!WideVectors.Fast) return;
         manual_seed(33);
         using var conv = nn.Conv2d(16, 32, (7L, 1L), padding: (3L, 0L));
         using var nchw = randn(2, 16, 9, 6);
@@ -134,7 +133,7 @@ public class WinogradConvolutionTests
     [Fact]
     public void Layers_with_many_channels_get_the_smaller_tiles_that_need_fewer_transformed_weights()
     {
-        if (!Vector512.IsHardwareAccelerated) return;
+        if (!WideVectors.Fast) return;
         using var narrow = nn.Conv2d(64, 96, 3L, padding: 1L);
         using var atLimit = nn.Conv2d(256, 256, 3L, padding: 1L);
         using var wide = nn.Conv2d(448, 384, 3L, padding: 1L);
@@ -175,7 +174,7 @@ public class WinogradConvolutionTests
     [Fact]
     public void The_parts_create_no_TorchSharp_tensors_on_the_teams_threads()
     {
-        if (!Vector512.IsHardwareAccelerated || CpuTeam.Size < 2) return;
+        if (!WideVectors.Fast || CpuTeam.Size < 2) return;
         int parts = CpuTeam.Size;
         var threads = new int[parts];
         var created = new long[parts];
@@ -219,7 +218,7 @@ public class WinogradConvolutionTests
     private static void AssertGivesLibtorchsOutput(TorchSharp.Modules.Conv2d conv, Tensor input)
     {
         using var _ = inference_mode();
-        if (!Vector512.IsHardwareAccelerated)
+        if (!WideVectors.Fast)
         {
             Assert.False(WinogradConvolution.Applies(conv, input));
             return;

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using Incept.Layers;
 using Incept.Models;
 using Incept.Registry;
@@ -27,7 +26,7 @@ public class WinogradTrainingTests
     [MemberData(nameof(Shapes))]
     public void Gives_libtorchs_output_and_gradients(long cin, long cout, long height, long width, long kh, long kw, long ph, long pw, bool bias)
     {
-        if (!Vector512.IsHardwareAccelerated) return;
+        if (!WideVectors.Fast) return;
         manual_seed(41);
         using var conv = nn.Conv2d(cin, cout, (kh, kw), padding: (ph, pw), bias: bias);
         MemoryFormat.ToChannelsLast(conv);
@@ -79,7 +78,7 @@ public class WinogradTrainingTests
     [Fact]
     public void Only_recorded_channels_last_convolutions_on_large_enough_grids_without_hooks_take_the_path()
     {
-        if (!Vector512.IsHardwareAccelerated) return;
+        if (!WideVectors.Fast) return;
         Assert.True(WinogradTraining.SeesHooks);
         using var conv = nn.Conv2d(16, 32, 3L, padding: 1L);
         using var wide = nn.Conv2d(96, 96, 3L, padding: 1L);
@@ -122,7 +121,7 @@ public class WinogradTrainingTests
     [Fact]
     public void A_unit_in_training_mode_takes_the_path_only_when_asked_and_calls_hooks_on_its_convolution()
     {
-        if (!Vector512.IsHardwareAccelerated) return;
+        if (!WideVectors.Fast) return;
         manual_seed(43);
         using var unit = ConvUnit.BatchNorm.Build(16, 32, 3, padding: 1);
         MemoryFormat.ToChannelsLast(unit);
@@ -158,7 +157,7 @@ public class WinogradTrainingTests
     [Fact]
     public void Training_steps_with_the_path_leave_no_tensors_behind()
     {
-        if (!Vector512.IsHardwareAccelerated) return;
+        if (!WideVectors.Fast) return;
         // googlenet at 64 pixels: conv3 (64 → 192) runs on a 16×16 grid, inside the path's range.
         using var model = ModelFactory.Create(ModelRegistry.Get("googlenet"), new ModelConfig { NumClasses = 4 });
         MemoryFormat.ToChannelsLast(model);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -116,6 +117,7 @@ internal static unsafe class Pooling
     }
 
     // One output row (image, output row) of every channel.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PoolRow<TReduce>(float* source, float* target, Shape s, Window w, long row, bool countPadding)
         where TReduce : struct, IReduce
     {
@@ -181,6 +183,7 @@ internal static unsafe class Pooling
         public static bool Scales => false;
 
         // IEEE 754 maximum: a NaN in the window gives NaN, as in libtorch.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Combine(Vector512<float> acc, Vector512<float> value) => Vector512.Max(acc, value);
 
         public static float Combine(float acc, float value) => value > acc || float.IsNaN(value) ? value : acc;
@@ -190,6 +193,7 @@ internal static unsafe class Pooling
     {
         public static bool Scales => true;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Combine(Vector512<float> acc, Vector512<float> value) => acc + value;
 
         public static float Combine(float acc, float value) => acc + value;

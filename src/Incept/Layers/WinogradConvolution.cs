@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
@@ -281,6 +282,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         => Math.Max(16, ChunkBytes / (positions * sizeof(float) * (inChannels + outChannels)));
 
     /// <summary>The input offsets of tile <paramref name="t"/>'s positions, row by row; −1 for those in the padding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TileOffsets(Grid grid, long t, long* at)
     {
         var (n, top, left) = grid.Origin(t);
@@ -305,6 +307,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // Bᵀ·d·B (or Bᵀ·d along a line) for the tiles [start, start + count): position k of tile t goes to values[k, t - start, :].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformInput<T>(float* source, float* values, Grid grid, long start, long count, long stride)
         where T : struct, ITileInput
     {
@@ -327,6 +330,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     // F(2×2, 3×3): Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1] (Axis.CookToom(2, 3)), down the columns, then along the rows.
     private struct Square2Input : ITileInput
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
         {
             for (int b = 0; b < 4; b++)
@@ -351,6 +355,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(2×2, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[16, count, K] into the NHWC output.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformSquare2Output(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[16];
@@ -396,6 +401,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     // F(4×4, 3×3), and F(2×2, 5×5) on the same points: Bᵀ·d·B, down the columns in place, then along the rows.
     private struct Square4Input : ITileInput
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
         {
             for (int b = 0; b < 6; b++) Square4Line(d + b, 6, (float*)(d + b), 6 * ChannelBlock);
@@ -405,6 +411,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     // Bᵀ of F(4, 3) on 0, 1, −1, 2, −2, ∞ (Axis.CookToom(4, 3)) applied to six vectors x[0], x[step], …; the results go
     // to y, y + outStep, … (floats apart; all six are read first, so y may be x itself).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Square4Line(Vector512<float>* x, int step, float* y, long outStep)
     {
         Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
@@ -420,6 +427,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(4×4, 3×3): Aᵀ·m·A plus the bias for the tiles [start, start + count), from products[36, count, K] into the NHWC output.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformSquare4Output(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[36];
@@ -454,6 +462,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     // F(2×2, 5×5), whose 6×6 tiles share F(4×4, 3×3)'s input transform (the same six points): Aᵀ·m·A plus the bias,
     // Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 1].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformSquare5Output(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         var m = stackalloc Vector512<float>[36];
@@ -497,6 +506,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // Aᵀ of F(4, 3) applied in place to six vectors x[0], x[step], …: the four results replace the first four.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Square4Output(Vector512<float>* x, int step)
     {
         Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
@@ -510,6 +520,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     // F(2, n) along one axis (the other is 1 wide): Bᵀ·d, by hand for n = 7.
     private struct LineInput : ITileInput
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
         {
             var line = grid.Rows.Size > 1 ? grid.Rows : grid.Columns;
@@ -519,6 +530,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // F(2, n) along one axis: Aᵀ·m plus the bias for the tiles [start, start + count).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransformLineOutput(float* products, float* shift, float* output, Grid grid, long start, long count, long stride, long channels, bool relu)
     {
         bool alongRows = grid.Rows.Size > 1;
@@ -549,6 +561,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     // Bᵀ of F(2, 7) on 0, 1, −1, 2, −2, ½, −½, ∞ (Axis.CookToom(2, 7)): rows 1–6 pair up as e ± o, an even-position
     // part and an odd-position one.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Line7Input(Vector512<float>* x, float* y, long plane)
     {
         Vector512<float> x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
@@ -576,6 +589,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // Aᵀ of F(2, 7): the two outputs replace m[0] and m[1].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Line7Output(Vector512<float>* m)
     {
         Vector512<float> a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4], e = m[5] + m[6], f = m[5] - m[6];
@@ -762,6 +776,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
 
         /// <summary>Row <paramref name="row"/> of the matrix times the column of vectors <paramref name="x"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public Vector512<float> Apply(int row, Vector512<float>* x)
         {
             var sum = Vector512<float>.Zero;

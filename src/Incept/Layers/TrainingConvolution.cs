@@ -17,8 +17,18 @@ internal static class TrainingConvolution
         ArgumentNullException.ThrowIfNull(conv);
         if (!conv.training) return conv.call(input);
         if (winograd && WinogradTraining.Applies(conv, input)) return WinogradTraining.Forward(conv, input);
-        return Pointwise.Applies(conv, input) ? Pointwise.Forward(conv, input) : conv.call(input);
+        return OwnKernelsPay && Pointwise.Applies(conv, input) ? Pointwise.Forward(conv, input) : conv.call(input);
     }
+
+    /// <summary>
+    /// Whether a training step's convolutions gain from Incept's own kernels here (Winograd's method, where
+    /// <see cref="WinogradTraining.Use"/> turns it on, and 1×1 convolutions as one product): where libtorch convolves
+    /// without oneDNN, as im2col and an MKL product image by image, which is what they avoid. Where libtorch uses oneDNN
+    /// its own kernels were as fast or faster and kept the peak lower (AVX2 VM, 2026-12-06: inception_v3 with aux heads at
+    /// batch 16 3.51–3.71 images/s with libtorch's convolutions against 3.14–3.15 with both of Incept's; googlenet 12.4–13.3
+    /// against 13.6–13.8 at 100 MiB more peak memory).
+    /// </summary>
+    public static bool OwnKernelsPay => Runtime.TorchRuntime.OneDnnInUse != true;
 
     /// <summary>
     /// A stride-1 1×1 convolution of a channels-last batch as one product <c>[N·H·W, C] × [C, K]</c>, recorded by autograd

@@ -44,15 +44,17 @@ internal static class WinogradTraining
 
     /// <summary>
     /// Turns Winograd training on or off for every conv unit of <paramref name="model"/> (see
-    /// <see cref="IConvBnUnit.TrainsWithWinograd"/>); returns how many units there are.
+    /// <see cref="IConvBnUnit.TrainsWithWinograd"/>): on only where asked and where Incept's training kernels pay
+    /// (<see cref="TrainingConvolution.OwnKernelsPay"/>); returns how many units there are.
     /// </summary>
     public static int Use(Models.InceptionModel model, bool on = true)
     {
         ArgumentNullException.ThrowIfNull(model);
+        bool winograd = on && TrainingConvolution.OwnKernelsPay;
         int count = 0;
         foreach (var unit in model.ConvBnUnits())
         {
-            unit.TrainsWithWinograd = on;
+            unit.TrainsWithWinograd = winograd;
             count++;
         }
 

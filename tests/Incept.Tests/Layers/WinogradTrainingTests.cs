@@ -155,13 +155,38 @@ public class WinogradTrainingTests
     }
 
     [Fact]
+    public void A_whole_model_trains_with_the_path_only_where_libtorch_convolves_without_onednn()
+    {
+        manual_seed(44);
+        using var model = ModelFactory.Create(ModelRegistry.Get("googlenet"), new ModelConfig { NumClasses = 4 });
+        Assert.Equal(Incept.Runtime.TorchRuntime.OneDnnInUse != true, TrainingConvolution.OwnKernelsPay);
+
+        int units = WinogradTraining.Use(model);
+        Assert.True(units > 0);
+        Assert.All(model.ConvBnUnits(), unit => Assert.Equal(TrainingConvolution.OwnKernelsPay, unit.TrainsWithWinograd));
+
+        // At 64 pixels conv3 (64 → 192 channels on a 16×16 grid) is in the path's range.
+        MemoryFormat.ToChannelsLast(model);
+        model.train();
+        using var raw = randn(2, 3, 64, 64);
+        using var input = MemoryFormat.ToChannelsLast(raw);
+        long before = WinogradTraining.ForwardCount;
+        using (var scope = NewDisposeScope()) model.call(input).Logits.sum().backward();
+        if (TrainingConvolution.OwnKernelsPay) Assert.True(WinogradTraining.ForwardCount > before, "no convolution of the step went through Winograd's method");
+        else Assert.Equal(before, WinogradTraining.ForwardCount);
+
+        WinogradTraining.Use(model, on: false);
+        Assert.All(model.ConvBnUnits(), unit => Assert.False(unit.TrainsWithWinograd));
+    }
+
+    [Fact]
     public void Training_steps_with_the_path_leave_no_tensors_behind()
     {
         if (!WideVectors.Fast) return;
         // googlenet at 64 pixels: conv3 (64 → 192) runs on a 16×16 grid, inside the path's range.
         using var model = ModelFactory.Create(ModelRegistry.Get("googlenet"), new ModelConfig { NumClasses = 4 });
         MemoryFormat.ToChannelsLast(model);
-        Assert.True(WinogradTraining.Use(model) > 0);
+        foreach (var unit in model.ConvBnUnits()) unit.TrainsWithWinograd = true;
         using var optimizer = new Incept.Training.Sgd(model.parameters(), 0.01, momentum: 0.9);
         using var raw = randn(2, 3, 64, 64);
         using var x = MemoryFormat.ToChannelsLast(raw);

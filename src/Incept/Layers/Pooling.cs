@@ -8,9 +8,9 @@ namespace Incept.Layers;
 
 /// <summary>
 /// Max and average pooling at inference: a channels-last float32 CPU batch is pooled here, sixteen channels at a time
-/// with <see cref="Vector512{T}"/> operations (see <see cref="WideVectors"/>) and the output rows shared among libtorch's OpenMP threads; everything else (a gradient to
-/// record, another layout, type or device, no 256-bit or 512-bit vectors, dilation, a divisor override, hooks on the module) goes
-/// to libtorch.
+/// with <see cref="Vector512{T}"/> operations (see <see cref="WideVectors"/>) and the output rows shared among
+/// libtorch's OpenMP threads; everything else (a gradient to record, another layout, type or device, no 256-bit or
+/// 512-bit vectors, dilation, a divisor override, hooks on the module) goes to libtorch.
 /// </summary>
 /// <remarks>
 /// libtorch's channels-last max pooling also keeps the index of every maximum, in 256-bit vectors, even when no
@@ -83,7 +83,10 @@ internal static unsafe class Pooling
         return nn.functional.avg_pool2d(input, kernel, stride, padding, ceil_mode: ceilMode, count_include_pad: countIncludePad);
     }
 
-    /// <summary>Whether <paramref name="input"/> is pooled here: a 4-d channels-last float32 CPU batch that needs no gradient, on a CPU with 256-bit or 512-bit vectors (<see cref="WideVectors.Fast"/>).</summary>
+    /// <summary>
+    /// Whether <paramref name="input"/> is pooled here: a 4-d channels-last float32 CPU batch that needs no gradient, on
+    /// a CPU with 256-bit or 512-bit vectors (<see cref="WideVectors.Fast"/>).
+    /// </summary>
     internal static bool Applies(Tensor input)
     {
         if (!WideVectors.Fast) return false;

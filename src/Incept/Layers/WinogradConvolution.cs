@@ -13,7 +13,8 @@ namespace Incept.Layers;
 /// (or, for layers with many channels, F(2×2, 3×3): 16 products for 2×2 outputs instead of 36), and the factorised 1×7
 /// and 7×1 kernels of Inception-v3, -v4 and the Inception-ResNets by F(2, 7) along their axis (8 products for 2 outputs
 /// instead of 14), and the 5×5 kernels of Inception-v3 and Inception-ResNet-v2 by F(2×2, 5×5) (36 products for 2×2
-/// outputs instead of 100). For the fast engine's inference copies, on CPUs with 256-bit or 512-bit vectors (<see cref="WideVectors"/>).
+/// outputs instead of 100). For the fast engine's inference copies, on CPUs with 256-bit or 512-bit vectors
+/// (<see cref="WideVectors"/>).
 /// </summary>
 /// <remarks>
 /// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×

@@ -5,11 +5,11 @@ using static TorchSharp.torch;
 namespace Incept.Layers;
 
 /// <summary>
-/// The convolutions of a training step by Winograd's method, on CPUs with 256-bit or 512-bit vectors: the forward pass and the input
-/// gradient run through <see cref="WinogradConvolution"/> with the weights transformed afresh on every call (the input
-/// gradient of a stride-1 convolution is itself one: channels swapped, kernel turned by 180°, padding <c>kernel − 1 −
-/// padding</c>), and the weight gradient is one matrix product per kernel tap over the whole zero-padded batch, so that
-/// none of the three builds an im2col buffer.
+/// The convolutions of a training step by Winograd's method, on CPUs with 256-bit or 512-bit vectors: the forward pass
+/// and the input gradient run through <see cref="WinogradConvolution"/> with the weights transformed afresh on every
+/// call (the input gradient of a stride-1 convolution is itself one: channels swapped, kernel turned by 180°, padding
+/// <c>kernel − 1 − padding</c>), and the weight gradient is one matrix product per kernel tap over the whole
+/// zero-padded batch, so that none of the three builds an im2col buffer.
 /// </summary>
 /// <remarks>
 /// <para>Taken on grids of at least <see cref="MinOutputPositions"/> outputs per image, and below

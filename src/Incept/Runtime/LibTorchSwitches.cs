@@ -44,8 +44,8 @@ public static class LibTorchSwitches
     {
         lock (Gate)
         {
-            if (!TryResolve(which, out var context, out var set, out _)) return false;
-            Marshal.GetDelegateForFunctionPointer<SetFlag>(set)(context, enabled ? (byte)1 : (byte)0);
+            if (Resolve(which) is not { } bound) return false;
+            bound.Set(bound.Context, enabled ? (byte)1 : (byte)0);
             return true;
         }
     }
@@ -54,8 +54,8 @@ public static class LibTorchSwitches
     {
         lock (Gate)
         {
-            if (!TryResolve(which, out var context, out _, out var get) || get == IntPtr.Zero) return null;
-            return Marshal.GetDelegateForFunctionPointer<GetFlag>(get)(context) != 0;
+            if (Resolve(which) is not { Get: { } get } bound) return null;
+            return get(bound.Context) != 0;
         }
     }
 
@@ -69,19 +69,32 @@ public static class LibTorchSwitches
         return false;
     }
 
-    private static bool TryResolve(Switch which, out IntPtr context, out IntPtr set, out IntPtr get)
+    // The switch's functions and libtorch's global context, looked up once (under Gate) and kept: the getter is read in
+    // training steps (TrainingConvolution.OwnKernelsPay), where a library lookup per convolution would be waste. Only a
+    // successful lookup is kept, so a read before libtorch is loaded looks again next time.
+    private static Bound? Resolve(Switch which)
     {
-        context = set = get = IntPtr.Zero;
+        if (which.Bound is { } known) return known;
         if (!TryGetLibrary(out var handle)
             || !NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var globalContext)
-            || !NativeLibrary.TryGetExport(handle, which.Setter, out set))
-            return false;
-        NativeLibrary.TryGetExport(handle, which.Getter, out get);
-        context = Marshal.GetDelegateForFunctionPointer<GetContext>(globalContext)();
-        return context != IntPtr.Zero;
+            || !NativeLibrary.TryGetExport(handle, which.Setter, out var set))
+            return null;
+        var context = Marshal.GetDelegateForFunctionPointer<GetContext>(globalContext)();
+        if (context == IntPtr.Zero) return null;
+        var get = NativeLibrary.TryGetExport(handle, which.Getter, out var getter) ? Marshal.GetDelegateForFunctionPointer<GetFlag>(getter) : null;
+        return which.Bound = new Bound(context, Marshal.GetDelegateForFunctionPointer<SetFlag>(set), get);
     }
 
-    private sealed record Switch(string Setter, string Getter);
+    private sealed class Switch(string setter, string getter)
+    {
+        public string Setter { get; } = setter;
+
+        public string Getter { get; } = getter;
+
+        public Bound? Bound { get; set; }
+    }
+
+    private sealed record Bound(IntPtr Context, SetFlag Set, GetFlag? Get);
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate IntPtr GetContext();

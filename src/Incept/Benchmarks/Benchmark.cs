@@ -90,6 +90,12 @@ public sealed record BenchmarkOptions
     /// </summary>
     public bool Winograd { get; init; } = true;
 
+    /// <summary>
+    /// The fast engine computes 1×1 convolutions as Incept's panel product where it can (<see cref="FastTorchOptions.Panels"/>);
+    /// false leaves them to libtorch.
+    /// </summary>
+    public bool Panels { get; init; } = true;
+
     /// <summary>Untimed iterations first.</summary>
     public int Warmup { get; init; } = 3;
 
@@ -206,7 +212,7 @@ public static class Benchmark
         else
         {
             // As in `incept predict`, the fast and ONNX engines keep their own copy of the weights and the model goes.
-            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16, Winograd = options.Winograd }, releaseModel: true);
+            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16, Winograd = options.Winograd, Panels = options.Panels }, releaseModel: true);
             engineName = engine.Name;
             times = Time(() => engine.Run(input).Dispose(), options);
         }

@@ -44,6 +44,17 @@ internal interface IConvBnUnit
     bool WinogradPrepared { get; }
 
     /// <summary>
+    /// Once folded, for inference copies in float32 only, where Winograd's method has not taken the convolution: where
+    /// <see cref="PanelProduct.TakesPointwise"/> it (a 1×1 kernel with stride 1), lays its weights out in panels, frees
+    /// the convolution's own weight and computes the unit as a <see cref="PanelProduct"/> from then on. Returns whether
+    /// it did.
+    /// </summary>
+    bool PreparePanels();
+
+    /// <summary>Whether the unit computes its convolution as a panel product (see <see cref="PreparePanels"/>).</summary>
+    bool PanelsPrepared { get; }
+
+    /// <summary>
     /// Whether, in training mode, the unit computes its convolution by Winograd's method wherever
     /// <see cref="WinogradTraining.Applies"/> (forward pass and both gradients; set for a whole model by
     /// <see cref="WinogradTraining.Use"/>). Off by default; independent of the inference preparation above.

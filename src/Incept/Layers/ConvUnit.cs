@@ -60,6 +60,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     private bool folded;
     private long columnBudget;
     private WinogradConvolution? winograd;
+    private PanelProduct? panels;
     private bool trainsWithWinograd;
 
     /// <summary>Builds the unit.</summary>
@@ -102,6 +103,12 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     bool IConvBnUnit.PrepareWinograd() => folded && WinogradConvolution.Replace(conv, ref winograd);
 
     /// <inheritdoc/>
+    bool IConvBnUnit.PanelsPrepared => panels is not null;
+
+    /// <inheritdoc/>
+    bool IConvBnUnit.PreparePanels() => folded && winograd is null && PanelProduct.ReplacePointwise(conv, ref panels);
+
+    /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
         if (folded) return;
@@ -114,6 +121,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     {
         // Folded (inference copies only).
         if (winograd is not null) return winograd.Forward(input, relu: true);
+        if (panels is not null) return panels.Pointwise(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
         var x = TrainingConvolution.Forward(conv, input, trainsWithWinograd);
@@ -124,7 +132,12 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) winograd?.Dispose();
+        if (disposing)
+        {
+            winograd?.Dispose();
+            panels?.Dispose();
+        }
+
         base.Dispose(disposing);
     }
 

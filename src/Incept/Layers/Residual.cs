@@ -4,6 +4,23 @@ using static TorchSharp.torch;
 
 namespace Incept.Layers;
 
+/// <summary>
+/// An Inception-ResNet block whose 1×1 projection an inference copy may lay out for the panel product (see
+/// <see cref="PanelProduct"/>); the copy's conv units must be folded first.
+/// </summary>
+internal interface IProjectedResidual
+{
+    /// <summary>
+    /// Once the block's conv units are folded, where <see cref="PanelProduct.TakesPointwise"/> the projection: lays its
+    /// weights out in panels, frees the projection's own weight and computes the block's sum with them from then on.
+    /// Returns whether it did.
+    /// </summary>
+    bool PreparePanels();
+
+    /// <summary>Whether the block's projection is a panel product (see <see cref="PreparePanels"/>).</summary>
+    bool PanelsPrepared { get; }
+}
+
 /// <summary>The residual sum of the Inception-ResNet blocks, with the scale held as an explicit scalar.</summary>
 public static class Residual
 {
@@ -28,10 +45,19 @@ public static class Residual
     /// <see cref="ScaledSum"/>.
     /// </summary>
     public static Tensor ProjectedSum(Conv2d projection, Tensor branches, double scale, Tensor input, bool fused)
+        => ProjectedSum(projection, null, branches, scale, input, fused);
+
+    /// <summary>
+    /// As <see cref="ProjectedSum(Conv2d, Tensor, double, Tensor, bool)"/>, with the projection's weights laid out in
+    /// <paramref name="panels"/> where an inference copy has prepared them (<see cref="IProjectedResidual"/>): then the
+    /// panel product computes the sum, the input added as each block of output is written.
+    /// </summary>
+    internal static Tensor ProjectedSum(Conv2d projection, PanelProduct? panels, Tensor branches, double scale, Tensor input, bool fused)
     {
         ArgumentNullException.ThrowIfNull(projection);
         ArgumentNullException.ThrowIfNull(branches);
         ArgumentNullException.ThrowIfNull(input);
+        if (panels is not null) return panels.PointwiseResidual(branches, input, (float)scale);
         return fused && CanFuse(projection, branches, input)
             ? FusedProjectedSum(projection, branches, scale, input)
             : ScaledSum(projection.call(branches), scale, input);

@@ -181,6 +181,44 @@ public class FastTorchEngineTests
         Assert.Equal(0, bfloat16.WinogradUnits);
     }
 
+    [Theory]
+    [InlineData("googlenet")]
+    [InlineData("inception_v3")]
+    [InlineData("bn_inception")]
+    [InlineData("inception_resnet_v1")]
+    [InlineData("inception_resnet_v2")]
+    public void Panel_products_keep_the_logits_and_can_be_turned_off(string name)
+    {
+        var spec = ModelRegistry.Get(name);
+        manual_seed(11);
+        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 8, SmallInput = true });
+        RandomiseBatchNorms(model, 12, size: 40);
+        model.eval();
+        using var input = randn(2, 3, 40, 40);
+        using var expected = EvalLogits(model, input);
+        foreach (bool panels in new[] { true, false })
+        {
+            using var engine = FastTorchEngine.Create(spec, model, new FastTorchOptions { Panels = panels });
+            using var actual = engine.Run(input);
+            Assert.True(RelativeError(actual, expected) < 1e-4, $"panels {panels}: relative error {RelativeError(actual, expected)}");
+            var units = engine.Model.ConvBnUnits().Where(u => u.PanelsPrepared).ToList();
+            var blocks = engine.Model.modules().OfType<IProjectedResidual>().Where(b => b.PanelsPrepared).ToList();
+            Assert.Equal(engine.PanelLayers, units.Count + blocks.Count);
+            if (panels && PanelProduct.Supported)
+            {
+                Assert.NotEmpty(units);
+                Assert.Equal(name.StartsWith("inception_resnet", StringComparison.Ordinal), blocks.Count > 0);
+                // Their own weights are freed: the panels replace them; Winograd's layers are not taken twice.
+                Assert.All(units, u => Assert.Equal(0, u.Conv.weight!.numel()));
+                Assert.All(units, u => Assert.False(u.WinogradPrepared));
+            }
+            else
+            {
+                Assert.Equal(0, engine.PanelLayers);
+            }
+        }
+    }
+
     [Fact]
     public void Each_option_alone_keeps_the_logits_and_the_source_model_is_untouched()
     {

@@ -18,6 +18,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     private bool folded;
     private long columnBudget;
     private WinogradConvolution? winograd;
+    private PanelProduct? panels;
     private bool trainsWithWinograd;
 
     /// <summary>
@@ -76,6 +77,12 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     bool IConvBnUnit.PrepareWinograd() => folded && WinogradConvolution.Replace(conv, ref winograd);
 
     /// <inheritdoc/>
+    bool IConvBnUnit.PanelsPrepared => panels is not null;
+
+    /// <inheritdoc/>
+    bool IConvBnUnit.PreparePanels() => folded && winograd is null && PanelProduct.ReplacePointwise(conv, ref panels);
+
+    /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
     {
         if (folded) return;
@@ -88,6 +95,7 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     {
         // Folded (inference copies only).
         if (winograd is not null) return winograd.Forward(input, relu: true);
+        if (panels is not null) return panels.Pointwise(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
         var x = TrainingConvolution.Forward(conv, input, trainsWithWinograd);
@@ -98,7 +106,12 @@ public sealed class FlatConvBn : nn.Module<Tensor, Tensor>, IOnnxExportable, ICo
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) winograd?.Dispose();
+        if (disposing)
+        {
+            winograd?.Dispose();
+            panels?.Dispose();
+        }
+
         base.Dispose(disposing);
     }
 

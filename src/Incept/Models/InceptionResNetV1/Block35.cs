@@ -11,12 +11,13 @@ namespace Incept.Models.InceptionResNetV1;
 /// branches, a 1×1 projection with bias back to the input's 256 channels, a scaled residual sum and a ReLU. The
 /// branches scale with the model's width; the projection always returns to the input's channels.
 /// </summary>
-public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable
+public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProjectedResidual
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
     private readonly Sequential branch2;
     private readonly Conv2d conv2d;
+    private PanelProduct? projection;
 
     /// <summary>
     /// Builds the block on <paramref name="inChannels"/> channels (256 in the reference); <paramref name="scale"/>
@@ -46,7 +47,20 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x 96 x 17 x 17
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        return Residual.ProjectedSum(conv2d, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
+        return Residual.ProjectedSum(conv2d, projection, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    bool IProjectedResidual.PreparePanels() => ((IConvBnUnit)branch0).BatchNormFolded && PanelProduct.ReplacePointwise(conv2d, ref projection);
+
+    /// <inheritdoc/>
+    bool IProjectedResidual.PanelsPrepared => projection is not null;
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) projection?.Dispose();
+        base.Dispose(disposing);
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -12,11 +12,12 @@ namespace Incept.Models.InceptionResNetV2;
 /// input's 1088, scaled and added to the input, then ReLU. The branches scale with the model's width; the
 /// projection always returns to the input's channels.
 /// </summary>
-public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
+public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProjectedResidual
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
     private readonly Conv2d conv2d;
+    private PanelProduct? projection;
     private readonly double scale;
 
     /// <summary>
@@ -49,7 +50,20 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x (192 + 192) x 17 x 17
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        return Residual.ProjectedSum(conv2d, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
+        return Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    bool IProjectedResidual.PreparePanels() => ((IConvBnUnit)branch0).BatchNormFolded && PanelProduct.ReplacePointwise(conv2d, ref projection);
+
+    /// <inheritdoc/>
+    bool IProjectedResidual.PanelsPrepared => projection is not null;
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) projection?.Dispose();
+        base.Dispose(disposing);
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

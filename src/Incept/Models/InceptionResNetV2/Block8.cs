@@ -12,11 +12,12 @@ namespace Incept.Models.InceptionResNetV2;
 /// 2080, scaled and added to the input, then (except in the network's last block) ReLU. The branches scale with
 /// the model's width; the projection always returns to the input's channels.
 /// </summary>
-public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
+public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProjectedResidual
 {
     private readonly BasicConv2d branch0;
     private readonly Sequential branch1;
     private readonly Conv2d conv2d;
+    private PanelProduct? projection;
     private readonly double scale;
     private readonly bool relu;
 
@@ -55,9 +56,22 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable
         // N x (192 + 256) x 8 x 8
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        x = Residual.ProjectedSum(conv2d, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded);
+        x = Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded);
         if (relu) x = x.relu_();
         return x.MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    bool IProjectedResidual.PreparePanels() => ((IConvBnUnit)branch0).BatchNormFolded && PanelProduct.ReplacePointwise(conv2d, ref projection);
+
+    /// <inheritdoc/>
+    bool IProjectedResidual.PanelsPrepared => projection is not null;
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) projection?.Dispose();
+        base.Dispose(disposing);
     }
 
     OnnxValue IOnnxExportable.ExportOnnx(OnnxGraphBuilder graph, OnnxValue input)

@@ -1,0 +1,329 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Incept.Layers;
+
+/// <summary>
+/// The product of a few rows of activations and a layer's weights, with the weights laid out once, when an inference
+/// copy is prepared, in panels of <see cref="Width"/> output channels that the kernel reads front to back; the bias, and
+/// a ReLU or a scaled residual sum, are applied as each block of output is written.
+/// </summary>
+/// <remarks>
+/// For the small grids of batch-1 inference (an Inception network's last stages multiply 9 to a few hundred rows by
+/// weights of up to 2048 × 448 values) libtorch's products spend as long copying the weights into their own panels on
+/// every call as they spend multiplying. Here the weights are already in panel order: [panels][inputs][16], a panel's 16
+/// output channels next to each other for each input channel, zero-padded where the output channels do not fill the
+/// last panel. A block of up to six rows is multiplied by one panel in 256-bit registers (six rows × two vectors of
+/// eight channels, twelve accumulators), each step broadcasting one input value per row and reading the panel's next 16
+/// weights, so neither matrix is copied. The outputs differ from libtorch's by float32 rounding (another order of the
+/// sums).
+/// </remarks>
+internal sealed unsafe class PanelProduct : IDisposable
+{
+    /// <summary>Output channels per panel: two 256-bit vectors of float32.</summary>
+    public const int Width = 16;
+
+    /// <summary>Rows per block of the kernel.</summary>
+    public const int BlockRows = 6;
+
+    /// <summary>The inputs of one chunk of rows stay within this many bytes (half of a Zen 3 core's L2 cache).</summary>
+    public const long ChunkBytes = 256L << 10;
+
+    private readonly Tensor panels;
+    private readonly Tensor bias;
+
+    private PanelProduct(Tensor panels, Tensor bias, long inputs, long outputs)
+    {
+        this.panels = panels;
+        this.bias = bias;
+        Inputs = inputs;
+        Outputs = outputs;
+    }
+
+    /// <summary>Whether the CPU runs the kernel: 256-bit vectors with fused multiply-add.</summary>
+    public static bool Supported { get; } = Avx.IsSupported && Fma.IsSupported;
+
+    /// <summary>The length of a row of the input (the weights' inputs).</summary>
+    public long Inputs { get; }
+
+    /// <summary>The output channels.</summary>
+    public long Outputs { get; }
+
+    /// <summary>
+    /// Lays out <paramref name="weight"/> ([outputs, inputs], float32 on the CPU, any strides) in panels, with
+    /// <paramref name="bias"/> ([outputs]) or none.
+    /// </summary>
+    public static PanelProduct From(Tensor weight, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        if (weight.dim() != 2 || weight.dtype != ScalarType.Float32 || weight.device_type != TorchSharp.DeviceType.CPU)
+            throw new ArgumentException($"The weights must be a float32 CPU matrix; got {weight.dtype} of shape [{string.Join(", ", weight.shape)}].", nameof(weight));
+        long outputs = weight.shape[0], inputs = weight.shape[1];
+        long panelCount = (outputs + Width - 1) / Width;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var padded = zeros(panelCount * Width, inputs);
+        padded.narrow(0, 0, outputs).copy_(weight);
+        // [panels, 16, inputs] → [panels, inputs, 16].
+        var laidOut = padded.view(panelCount, Width, inputs).transpose(1, 2).contiguous();
+        var shift = bias is null ? zeros(outputs) : bias.detach().to(ScalarType.Float32).contiguous().clone();
+        return new PanelProduct(laidOut.DetachFromDisposeScope(), shift.DetachFromDisposeScope(), inputs, outputs);
+    }
+
+    /// <summary>
+    /// y[r, j] = x[r, ·]·w[j, ·] + bias[j] for the <paramref name="rows"/> rows of <paramref name="x"/> (rows
+    /// <paramref name="ldx"/> apart), written to <paramref name="y"/> (rows <paramref name="ldy"/> apart); with
+    /// <paramref name="relu"/> the ReLU of that, and where <paramref name="residual"/> is given (rows
+    /// <paramref name="ldr"/> apart) residual[r, j] + <paramref name="scale"/>·(…) instead. The rows are shared among
+    /// the cores by panels of output channels, or by blocks of rows where there are fewer panels than cores.
+    /// </summary>
+    public void Multiply(float* x, long rows, long ldx, float* y, long ldy, bool relu, float* residual = null, long ldr = 0, float scale = 1f)
+    {
+        if (!Supported) throw new PlatformNotSupportedException("The panel product needs AVX2 with FMA.");
+        var job = new Job(this, x, rows, ldx, y, ldy, relu, residual, ldr, scale);
+        long panelCount = (Outputs + Width - 1) / Width;
+        long blocks = (rows + BlockRows - 1) / BlockRows;
+        // Rows are taken a chunk at a time, each chunk through every panel of the part, so that the chunk's inputs stay
+        // in the core's L2 cache while the panels pass through.
+        long chunk = Math.Clamp(ChunkBytes / (BlockRows * Inputs * sizeof(float)), 1, blocks);
+        int cores = CpuTeam.Size;
+        // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
+        if (panelCount >= cores && (blocks <= chunk || Outputs >= rows))
+        {
+            // Few rows (the weights are the larger matrix): each core reads its share of the panels.
+            CpuTeam.Run(cores, part => job.Run(panelCount * part / cores, panelCount * (part + 1) / cores, 0, blocks, chunk));
+        }
+        else
+        {
+            long chunks = (blocks + chunk - 1) / chunk;
+            int parts = (int)Math.Min(cores, chunks);
+            CpuTeam.Run(parts, part => job.Run(0, panelCount, chunks * part / parts * chunk, Math.Min(blocks, chunks * (part + 1) / parts * chunk), chunk));
+        }
+    }
+
+    /// <summary>
+    /// Whether <see cref="Pointwise"/> takes <paramref name="conv"/> on this CPU: float32 CPU weights of a 1×1 kernel with
+    /// stride 1 and no padding, dilation or groups.
+    /// </summary>
+    public static bool TakesPointwise(Conv2d conv)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        var weight = conv.weight;
+        if (!Supported || weight is null || weight.dim() != 4 || weight.dtype != ScalarType.Float32 || weight.device_type != TorchSharp.DeviceType.CPU) return false;
+        if (weight.shape[2] != 1 || weight.shape[3] != 1 || conv.groups != 1 || conv.padding_type is not null) return false;
+        if (conv.stride.Any(s => s != 1) || conv.dilation.Any(d => d != 1)) return false;
+        return conv.padding is not { } padding || padding.All(p => p == 0);
+    }
+
+    /// <summary>
+    /// Where <see cref="TakesPointwise"/> <paramref name="conv"/>: lays its weights out in <paramref name="product"/>, then
+    /// frees the convolution's weight (an empty one takes its place). Returns whether it did.
+    /// </summary>
+    public static bool ReplacePointwise(Conv2d conv, ref PanelProduct? product)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        if (product is not null) return true;
+        if (!TakesPointwise(conv)) return false;
+        var weight = conv.weight!;
+        product = From(weight.detach().reshape(weight.shape[0], weight.shape[1]), conv.bias);
+        conv.weight = new TorchSharp.Modules.Parameter(empty(0), requires_grad: false);
+        weight.Dispose();
+        return true;
+    }
+
+    /// <summary>
+    /// The 1×1 convolution of <paramref name="input"/> (float32 on the CPU, N×C×H×W; made channels-last where it is not)
+    /// by these weights, channels-last; with <paramref name="relu"/>, followed by a ReLU.
+    /// </summary>
+    public Tensor Pointwise(Tensor input, bool relu)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (input.dim() != 4 || input.shape[1] != Inputs)
+            throw new ArgumentException($"The convolution takes batches of {Inputs}-channel images; got a tensor of shape [{string.Join(", ", input.shape)}].", nameof(input));
+        if (input.dtype != ScalarType.Float32 || input.device_type != TorchSharp.DeviceType.CPU)
+            throw new ArgumentException($"The convolution takes float32 tensors on the CPU; got {input.dtype} on {input.device}.", nameof(input));
+        using var scope = NewDisposeScope();
+        long batch = input.shape[0], height = input.shape[2], width = input.shape[3];
+        var output = empty([batch, height, width, Outputs]);
+        long rows = batch * height * width;
+        if (rows > 0)
+        {
+            var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
+            Multiply(TensorData.Floats(nhwc), rows, Inputs, TensorData.Floats(output), Outputs, relu);
+        }
+
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <paramref name="input"/> + <paramref name="scale"/> · (the 1×1 convolution of <paramref name="branches"/> by these
+    /// weights), channels-last: the close of an Inception-ResNet block, the input added as each block of output is
+    /// written. Both tensors are float32 on the CPU with the same batch and grid (made channels-last where they are not).
+    /// </summary>
+    public Tensor PointwiseResidual(Tensor branches, Tensor input, float scale)
+    {
+        ArgumentNullException.ThrowIfNull(branches);
+        ArgumentNullException.ThrowIfNull(input);
+        if (branches.dim() != 4 || branches.shape[1] != Inputs || input.dim() != 4 || input.shape[1] != Outputs
+            || input.shape[0] != branches.shape[0] || input.shape[2] != branches.shape[2] || input.shape[3] != branches.shape[3])
+            throw new ArgumentException($"The projection takes {Inputs} channels to the input's {Outputs} on the same grid; got [{string.Join(", ", branches.shape)}] and [{string.Join(", ", input.shape)}].", nameof(branches));
+        if (branches.dtype != ScalarType.Float32 || input.dtype != ScalarType.Float32 || branches.device_type != TorchSharp.DeviceType.CPU || input.device_type != TorchSharp.DeviceType.CPU)
+            throw new ArgumentException("The projection takes float32 tensors on the CPU.", nameof(branches));
+        using var scope = NewDisposeScope();
+        long batch = input.shape[0], height = input.shape[2], width = input.shape[3];
+        var output = empty([batch, height, width, Outputs]);
+        long rows = batch * height * width;
+        if (rows > 0)
+        {
+            var from = MemoryFormat.ToChannelsLast(branches).permute(0, 2, 3, 1);
+            var sum = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
+            Multiply(TensorData.Floats(from), rows, Inputs, TensorData.Floats(output), Outputs, relu: false, TensorData.Floats(sum), Outputs, scale);
+        }
+
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Frees the panels.</summary>
+    public void Dispose()
+    {
+        panels.Dispose();
+        bias.Dispose();
+    }
+
+    private sealed class Job(PanelProduct owner, float* x, long rows, long ldx, float* y, long ldy, bool relu, float* residual, long ldr, float scale)
+    {
+        private readonly float* x = x;
+        private readonly float* y = y;
+        private readonly float* residual = residual;
+        private readonly float* panels = TensorData.Floats(owner.panels);
+        private readonly float* bias = TensorData.Floats(owner.bias);
+
+        // Panels [firstPanel, endPanel) for row blocks [firstBlock, endBlock), `chunk` blocks of rows at a time.
+        public void Run(long firstPanel, long endPanel, long firstBlock, long endBlock, long chunk)
+        {
+            long inputs = owner.Inputs, outputs = owner.Outputs;
+            var epilogue = new Epilogue(relu, residual, ldr, scale);
+            float* sums = stackalloc float[BlockRows * Width];
+            for (long chunkStart = firstBlock; chunkStart < endBlock; chunkStart += chunk)
+            {
+                long chunkEnd = Math.Min(endBlock, chunkStart + chunk);
+                for (long p = firstPanel; p < endPanel; p++)
+                {
+                    float* panel = panels + p * inputs * Width;
+                    long column = p * Width;
+                    int columns = (int)Math.Min(Width, outputs - column);
+                    for (long block = chunkStart; block < chunkEnd; block++)
+                    {
+                        long row = block * BlockRows;
+                        int count = (int)Math.Min(BlockRows, rows - row);
+                        var source = x + row * ldx;
+                        long last = count - 1;
+                        Kernel(source, source + Math.Min(1, last) * ldx, source + Math.Min(2, last) * ldx, source + Math.Min(3, last) * ldx,
+                            source + Math.Min(4, last) * ldx, source + Math.Min(5, last) * ldx, panel, inputs, sums);
+                        var target = y + row * ldy + column;
+                        var sum = epilogue.At(row, column);
+                        for (int r = 0; r < count; r++) Store(sums + r * Width, target + r * ldy, bias + column, columns, sum, r);
+                    }
+                }
+            }
+        }
+    }
+
+    // What happens to a block's sums as they are written: bias, then ReLU or residual + scale·(…).
+    private readonly struct Epilogue(bool relu, float* residual, long ldr, float scale)
+    {
+        public readonly bool Relu = relu;
+        public readonly float* Residual = residual;
+        public readonly long Ldr = ldr;
+        public readonly float Scale = scale;
+
+        public Epilogue At(long row, long column) => Residual is null ? this : new Epilogue(Relu, Residual + row * Ldr + column, Ldr, Scale);
+    }
+
+    // A block of six rows times one panel, in twelve accumulators; the sums go to `sums` ([6][16]). Written out for
+    // exactly six rows, since .NET keeps the accumulators in registers only in such straight code (a version generic
+    // in the row count, its unused rows removed by the compiler, kept them on the stack); a shorter block repeats its
+    // last row.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel(float* x0, float* x1, float* x2, float* x3, float* x4, float* x5, float* panel, long inputs, float* sums)
+    {
+        var a0 = Vector256<float>.Zero;
+        Vector256<float> b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0;
+        float* w = panel, end = panel + inputs * Width;
+        while (w < end)
+        {
+            var wa = Avx.LoadVector256(w);
+            var wb = Avx.LoadVector256(w + 8);
+            w += Width;
+            var v = Vector256.Create(*x0++);
+            a0 = Fma.MultiplyAdd(v, wa, a0);
+            b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(*x1++);
+            a1 = Fma.MultiplyAdd(v, wa, a1);
+            b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(*x2++);
+            a2 = Fma.MultiplyAdd(v, wa, a2);
+            b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(*x3++);
+            a3 = Fma.MultiplyAdd(v, wa, a3);
+            b3 = Fma.MultiplyAdd(v, wb, b3);
+            v = Vector256.Create(*x4++);
+            a4 = Fma.MultiplyAdd(v, wa, a4);
+            b4 = Fma.MultiplyAdd(v, wb, b4);
+            v = Vector256.Create(*x5++);
+            a5 = Fma.MultiplyAdd(v, wa, a5);
+            b5 = Fma.MultiplyAdd(v, wb, b5);
+        }
+
+        Avx.Store(sums, a0);
+        Avx.Store(sums + 8, b0);
+        Avx.Store(sums + 16, a1);
+        Avx.Store(sums + 24, b1);
+        Avx.Store(sums + 32, a2);
+        Avx.Store(sums + 40, b2);
+        Avx.Store(sums + 48, a3);
+        Avx.Store(sums + 56, b3);
+        Avx.Store(sums + 64, a4);
+        Avx.Store(sums + 72, b4);
+        Avx.Store(sums + 80, a5);
+        Avx.Store(sums + 88, b5);
+    }
+
+    // Writes one row's 16 sums (the first `columns` of them) through the epilogue.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* sums, float* y, float* bias, int columns, Epilogue epilogue, int row)
+    {
+        float* residual = epilogue.Residual is null ? null : epilogue.Residual + row * epilogue.Ldr;
+        if (columns == Width)
+        {
+            var a = Avx.Add(Avx.LoadVector256(sums), Avx.LoadVector256(bias));
+            var b = Avx.Add(Avx.LoadVector256(sums + 8), Avx.LoadVector256(bias + 8));
+            if (residual is not null)
+            {
+                var s = Vector256.Create(epilogue.Scale);
+                a = Fma.MultiplyAdd(a, s, Avx.LoadVector256(residual));
+                b = Fma.MultiplyAdd(b, s, Avx.LoadVector256(residual + 8));
+            }
+
+            if (epilogue.Relu)
+            {
+                a = Avx.Max(a, Vector256<float>.Zero);
+                b = Avx.Max(b, Vector256<float>.Zero);
+            }
+
+            Avx.Store(y, a);
+            Avx.Store(y + 8, b);
+            return;
+        }
+
+        for (int j = 0; j < columns; j++)
+        {
+            float v = sums[j] + bias[j];
+            if (residual is not null) v = residual[j] + epilogue.Scale * v;
+            y[j] = epilogue.Relu ? MathF.Max(v, 0f) : v;
+        }
+    }
+}

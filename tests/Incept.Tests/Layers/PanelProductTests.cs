@@ -1,0 +1,134 @@
+using Incept.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Incept.Tests.Layers;
+
+/// <summary>
+/// The panel product gives libtorch's matrix product: for any number of rows (whole and cut blocks of six), any number of
+/// output channels (whole and cut panels of 16), with the ReLU or the scaled residual sum, shared among the cores by
+/// panels or by rows; and as a 1×1 convolution, in channels-last layout.
+/// </summary>
+public class PanelProductTests
+{
+    public static TheoryData<long, long, long, bool, bool> Shapes => new()
+    {
+        // rows, inputs, outputs, bias, relu
+        { 1, 64, 32, true, true },        // a single row: the block repeats it
+        { 9, 40, 24, true, true },        // batch-1 3×3 grid; a cut panel of 8
+        { 13, 17, 16, false, false },     // odd inputs, one whole panel, two cut blocks
+        { 64, 96, 200, true, true },      // more outputs than rows: split by panels
+        { 600, 256, 40, true, false },    // many rows, few outputs: split by rows, several chunks
+        { 2500, 24, 48, false, true },    // very short rows: large chunks
+        { 5, 3, 5, true, true },          // fewer outputs than a vector
+    };
+
+    private static double RelativeError(Tensor actual, Tensor expected)
+        => (actual - expected).abs().max().item<float>() / Math.Max(1e-12, expected.abs().max().item<float>());
+
+    [SkippableTheory]
+    [MemberData(nameof(Shapes))]
+    public unsafe void Gives_the_matrix_product_with_bias_and_relu(long rows, long inputs, long outputs, bool bias, bool relu)
+    {
+        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        manual_seed(41);
+        using var x = randn(rows, inputs);
+        using var w = randn(outputs, inputs);
+        using var b = bias ? randn(outputs) : null;
+        using var expectedRaw = b is null ? x.mm(w.t()) : x.mm(w.t()).Plus(b);
+        using var expected = relu ? expectedRaw.relu() : expectedRaw.clone();
+        using var product = PanelProduct.From(w, b);
+        using var y = empty(rows, outputs).Plus(double.NaN);
+        product.Multiply(TensorData.Floats(x), rows, inputs, TensorData.Floats(y), outputs, relu);
+        Assert.True(RelativeError(y, expected) < 1e-5, $"relative error {RelativeError(y, expected)}");
+    }
+
+    [SkippableTheory]
+    [InlineData(7L, 0.17f)]
+    [InlineData(200L, 1.0f)]
+    public unsafe void Adds_the_scaled_product_to_the_residual(long rows, float scale)
+    {
+        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        manual_seed(42);
+        using var x = randn(rows, 48);
+        using var w = randn(40, 48);
+        using var b = randn(40);
+        using var residual = randn(rows, 40);
+        using var expected = x.mm(w.t()).Plus(b).Times(scale).Plus(residual);
+        using var product = PanelProduct.From(w, b);
+        using var y = empty(rows, 40);
+        product.Multiply(TensorData.Floats(x), rows, 48, TensorData.Floats(y), 40, relu: false, TensorData.Floats(residual), 40, scale);
+        Assert.True(RelativeError(y, expected) < 1e-5, $"relative error {RelativeError(y, expected)}");
+    }
+
+    [SkippableFact]
+    public void A_pointwise_convolution_gives_libtorchs_output_in_channels_last()
+    {
+        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        manual_seed(43);
+        using var conv = nn.Conv2d(24, 40, 1L);
+        using var raw = randn(3, 24, 5, 7);
+        using var _ = inference_mode();
+        using var expected = conv.call(raw).relu();
+        Assert.True(PanelProduct.TakesPointwise(conv));
+        PanelProduct? product = null;
+        Assert.True(PanelProduct.ReplacePointwise(conv, ref product));
+        using (product)
+        {
+            // The convolution's own weight is freed: the panels replace it.
+            Assert.Equal(0, conv.weight!.numel());
+            // An NCHW input is taken too (made channels-last first); the output is channels-last.
+            using var actual = product!.Pointwise(raw, relu: true);
+            Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
+            Assert.True(RelativeError(actual, expected) < 1e-5, $"relative error {RelativeError(actual, expected)}");
+        }
+    }
+
+    [SkippableFact]
+    public void The_residual_close_of_a_block_equals_projection_scaling_and_sum()
+    {
+        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        manual_seed(44);
+        using var projection = nn.Conv2d(12, 20, 1L);
+        using var branches = MemoryFormat.ToChannelsLast(randn(2, 12, 6, 6));
+        using var input = MemoryFormat.ToChannelsLast(randn(2, 20, 6, 6));
+        using var _ = inference_mode();
+        using var expected = projection.call(branches).Times(0.2).Plus(input);
+        PanelProduct? product = null;
+        Assert.True(PanelProduct.ReplacePointwise(projection, ref product));
+        using (product)
+        {
+            using var actual = Residual.ProjectedSum(projection, product, branches, 0.2, input, fused: true);
+            Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
+            Assert.True(RelativeError(actual, expected) < 1e-5, $"relative error {RelativeError(actual, expected)}");
+        }
+    }
+
+    [Fact]
+    public void Only_float_one_by_one_convolutions_with_stride_one_take_the_path()
+    {
+        using var strided = nn.Conv2d(16, 32, 1L, stride: 2L);
+        using var padded = nn.Conv2d(16, 32, 1L, padding: 1L);
+        using var wide = nn.Conv2d(16, 32, 3L, padding: 1L);
+        using var grouped = nn.Conv2d(16, 32, 1L, groups: 2);
+        using var dilated = nn.Conv2d(16, 32, 1L, dilation: 2L);
+        using var doubles = nn.Conv2d(16, 32, 1L);
+        doubles.to(ScalarType.Float64);
+        foreach (var conv in new[] { strided, padded, wide, grouped, dilated, doubles })
+            Assert.False(PanelProduct.TakesPointwise(conv));
+        using var plain = nn.Conv2d(16, 32, 1L);
+        Assert.Equal(PanelProduct.Supported, PanelProduct.TakesPointwise(plain));
+    }
+
+    [Fact]
+    public void Wrong_inputs_are_refused_with_a_clear_message()
+    {
+        using var w = randn(8, 6);
+        using var product = PanelProduct.From(w, null);
+        using var wrongChannels = randn(1, 5, 3, 3);
+        var e = Assert.Throws<ArgumentException>(() => product.Pointwise(wrongChannels, relu: false));
+        Assert.Contains("6-channel", e.Message, StringComparison.Ordinal);
+        using var integers = ones(new long[] { 4, 6 }, ScalarType.Int32);
+        Assert.Throws<ArgumentException>(() => PanelProduct.From(integers, null));
+    }
+}

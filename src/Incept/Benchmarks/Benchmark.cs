@@ -91,8 +91,8 @@ public sealed record BenchmarkOptions
     public bool Winograd { get; init; } = true;
 
     /// <summary>
-    /// The fast engine computes 1×1 convolutions as Incept's panel product where it can (<see cref="FastTorchOptions.Panels"/>);
-    /// false leaves them to libtorch.
+    /// The fast engine computes the convolutions Winograd's method does not take as Incept's panel product where it can
+    /// (<see cref="FastTorchOptions.Panels"/>); false leaves them to libtorch.
     /// </summary>
     public bool Panels { get; init; } = true;
 

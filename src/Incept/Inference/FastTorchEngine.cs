@@ -60,13 +60,14 @@ public sealed record FastTorchOptions
     public bool Winograd { get; init; } = true;
 
     /// <summary>
-    /// Compute the 1×1 convolutions with stride 1 (and the Inception-ResNet blocks' projections with their residual sums)
-    /// as Incept's own matrix product where the CPU has AVX2 with FMA, the weights are float32 (not with
-    /// <see cref="BFloat16"/>) and the BatchNorms are folded: the weights are laid out once in panels of 16 output
-    /// channels (see <see cref="Layers.PanelProduct"/>), where libtorch would copy them into its own layout on every call.
-    /// The gain is largest at batch 1 (the last stages' small grids multiply a few dozen rows by the largest weights):
-    /// 5–15 % per network on the AVX2 VM (docs/benchmarks.md). The panels replace the layers' own weights. The outputs
-    /// differ from libtorch's by float32 rounding. On by default; off leaves them to libtorch.
+    /// Compute the convolutions that Winograd's method does not take (1×1 layers, strided and 1×3 or 3×1 kernels, image
+    /// stems) and the Inception-ResNet blocks' projections with their residual sums as Incept's own matrix product,
+    /// where the CPU has AVX2 with FMA, the weights are float32 (not with <see cref="BFloat16"/>) and the BatchNorms are
+    /// folded: the weights are laid out once in panels of 16 output channels (see <see cref="Layers.PanelProduct"/>),
+    /// where libtorch would copy them into its own layout on every call. The gain is largest at batch 1, where the last
+    /// stages' small grids multiply a few dozen rows by the largest weights (docs/benchmarks.md). The panels replace the
+    /// layers' own weights. The outputs differ from libtorch's by float32 rounding. On by default; off leaves these
+    /// layers to libtorch.
     /// </summary>
     public bool Panels { get; init; } = true;
 

@@ -45,9 +45,8 @@ internal interface IConvBnUnit
 
     /// <summary>
     /// Once folded, for inference copies in float32 only, where Winograd's method has not taken the convolution: where
-    /// <see cref="PanelProduct.TakesPointwise"/> it (a 1×1 kernel with stride 1), lays its weights out in panels, frees
-    /// the convolution's own weight and computes the unit as a <see cref="PanelProduct"/> from then on. Returns whether
-    /// it did.
+    /// <see cref="PanelProduct.TakesConvolution"/> it, lays its weights out in panels, frees the convolution's own
+    /// weight and computes the unit as a <see cref="PanelProduct"/> from then on. Returns whether it did.
     /// </summary>
     bool PreparePanels();
 

@@ -106,7 +106,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     bool IConvBnUnit.PanelsPrepared => panels is not null;
 
     /// <inheritdoc/>
-    bool IConvBnUnit.PreparePanels() => folded && winograd is null && PanelProduct.ReplacePointwise(conv, ref panels);
+    bool IConvBnUnit.PreparePanels() => folded && winograd is null && PanelProduct.ReplaceConvolution(conv, ref panels);
 
     /// <inheritdoc/>
     void IConvBnUnit.FoldBatchNorm()
@@ -121,7 +121,7 @@ public sealed class BasicConv2d : nn.Module<Tensor, Tensor>, IOnnxExportable, IC
     {
         // Folded (inference copies only).
         if (winograd is not null) return winograd.Forward(input, relu: true);
-        if (panels is not null) return panels.Pointwise(input, relu: true);
+        if (panels is not null) return panels.Convolution(input, relu: true);
         if (folded) return FoldedConvolution.ForwardRelu(conv, input, columnBudget);
         using var scope = NewDisposeScope();
         var x = TrainingConvolution.Forward(conv, input, trainsWithWinograd);

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp.Modules;
@@ -32,8 +33,12 @@ internal sealed unsafe class PanelProduct : IDisposable
     /// <summary>The inputs of one chunk of rows stay within this many bytes (half of a Zen 3 core's L2 cache).</summary>
     public const long ChunkBytes = 256L << 10;
 
+    /// <summary>A convolution whose windows take at most this many bytes copies them all at once, before multiplying.</summary>
+    public const long SharedColumnBytes = 1L << 20;
+
     private readonly Tensor panels;
     private readonly Tensor bias;
+    private Kernel2d? kernel;
 
     private PanelProduct(Tensor panels, Tensor bias, long inputs, long outputs)
     {
@@ -83,7 +88,7 @@ internal sealed unsafe class PanelProduct : IDisposable
     public void Multiply(float* x, long rows, long ldx, float* y, long ldy, bool relu, float* residual = null, long ldr = 0, float scale = 1f)
     {
         if (!Supported) throw new PlatformNotSupportedException("The panel product needs AVX2 with FMA.");
-        var job = new Job(this, x, rows, ldx, y, ldy, relu, residual, ldr, scale);
+        var job = new Job(this, x, rows, ldx, y, ldy, relu, residual, ldr, scale, null);
         long panelCount = (Outputs + Width - 1) / Width;
         long blocks = (rows + BlockRows - 1) / BlockRows;
         // Rows are taken a chunk at a time, each chunk through every panel of the part, so that the chunk's inputs stay
@@ -102,6 +107,86 @@ internal sealed unsafe class PanelProduct : IDisposable
             int parts = (int)Math.Min(cores, chunks);
             CpuTeam.Run(parts, part => job.Run(0, panelCount, chunks * part / parts * chunk, Math.Min(blocks, chunks * (part + 1) / parts * chunk), chunk));
         }
+    }
+
+    /// <summary>
+    /// Whether <see cref="Convolution"/> takes <paramref name="conv"/> on this CPU: float32 CPU weights, zero padding given
+    /// in numbers, no dilation or groups.
+    /// </summary>
+    public static bool TakesConvolution(Conv2d conv)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        var weight = conv.weight;
+        if (!Supported || weight is null || weight.dim() != 4 || weight.dtype != ScalarType.Float32 || weight.device_type != TorchSharp.DeviceType.CPU) return false;
+        if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != TorchSharp.PaddingModes.Zeros) return false;
+        return conv.dilation.All(d => d == 1);
+    }
+
+    /// <summary>
+    /// Where <see cref="TakesConvolution"/> <paramref name="conv"/>: lays its weights out in <paramref name="product"/>
+    /// (in the order of a window's values in a channels-last input: kernel row, kernel column, channel), then frees the
+    /// convolution's weight. Returns whether it did.
+    /// </summary>
+    public static bool ReplaceConvolution(Conv2d conv, ref PanelProduct? product)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        if (product is not null) return true;
+        if (!TakesConvolution(conv)) return false;
+        var weight = conv.weight!;
+        long outputs = weight.shape[0], channels = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3];
+        using (NewDisposeScope())
+            product = From(weight.detach().permute(0, 2, 3, 1).reshape(outputs, kh * kw * channels), conv.bias);
+        // A 1×1 kernel with stride 1 and no padding reads the input's rows as they are (see Pointwise).
+        if (!TakesPointwise(conv))
+            product.kernel = new Kernel2d(channels, kh, kw, conv.stride[0], conv.stride[1], conv.padding?[0] ?? 0, conv.padding?[1] ?? 0);
+        conv.weight = new TorchSharp.Modules.Parameter(empty(0), requires_grad: false);
+        weight.Dispose();
+        return true;
+    }
+
+    /// <summary>
+    /// The convolution of <paramref name="input"/> (float32 on the CPU, N×C×H×W; made channels-last where it is not) by
+    /// these weights (laid out by <see cref="ReplaceConvolution"/>), channels-last; with <paramref name="relu"/>, followed
+    /// by a ReLU. The windows are copied into rows a chunk at a time by the core that multiplies them, so that no
+    /// batch-sized im2col buffer is ever made.
+    /// </summary>
+    public Tensor Convolution(Tensor input, bool relu)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (kernel is not { } k) return Pointwise(input, relu);
+        if (input.dim() != 4 || input.shape[1] != k.Channels)
+            throw new ArgumentException($"The convolution takes batches of {k.Channels}-channel images; got a tensor of shape [{string.Join(", ", input.shape)}].", nameof(input));
+        if (input.dtype != ScalarType.Float32 || input.device_type != TorchSharp.DeviceType.CPU)
+            throw new ArgumentException($"The convolution takes float32 tensors on the CPU; got {input.dtype} on {input.device}.", nameof(input));
+        using var scope = NewDisposeScope();
+        var window = new Window(k, input.shape[0], input.shape[2], input.shape[3]);
+        if (window.OutHeight < 1 || window.OutWidth < 1)
+            throw new ArgumentException($"A {input.shape[2]}×{input.shape[3]} input is smaller than the {k.Height}×{k.Width} kernel.", nameof(input));
+        var output = empty([window.Batch, window.OutHeight, window.OutWidth, Outputs]);
+        var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
+        float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output);
+        long rows = window.Rows;
+        if (rows * Inputs * sizeof(float) <= SharedColumnBytes)
+        {
+            // Few windows: copied once, then multiplied as any product (shared among the cores by panels where the
+            // weights are the larger matrix).
+            var columns = empty(rows, Inputs);
+            window.Columns(source, 0, rows, TensorData.Floats(columns));
+            Multiply(TensorData.Floats(columns), rows, Inputs, target, Outputs, relu);
+        }
+        else
+        {
+            if (!Supported) throw new PlatformNotSupportedException("The panel product needs AVX2 with FMA.");
+            var job = new Job(this, source, rows, Inputs, target, Outputs, relu, null, 0, 1f, window);
+            long panelCount = (Outputs + Width - 1) / Width;
+            long blocks = (rows + BlockRows - 1) / BlockRows;
+            long chunk = Math.Clamp(ChunkBytes / (BlockRows * Inputs * sizeof(float)), 1, blocks);
+            long chunks = (blocks + chunk - 1) / chunk;
+            int parts = (int)Math.Min(CpuTeam.Size, chunks);
+            CpuTeam.Run(parts, part => job.Run(0, panelCount, chunks * part / parts * chunk, Math.Min(blocks, chunks * (part + 1) / parts * chunk), chunk));
+        }
+
+        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -193,7 +278,7 @@ internal sealed unsafe class PanelProduct : IDisposable
         bias.Dispose();
     }
 
-    private sealed class Job(PanelProduct owner, float* x, long rows, long ldx, float* y, long ldy, bool relu, float* residual, long ldr, float scale)
+    private sealed class Job(PanelProduct owner, float* x, long rows, long ldx, float* y, long ldy, bool relu, float* residual, long ldr, float scale, Window? window)
     {
         private readonly float* x = x;
         private readonly float* y = y;
@@ -210,6 +295,17 @@ internal sealed unsafe class PanelProduct : IDisposable
             for (long chunkStart = firstBlock; chunkStart < endBlock; chunkStart += chunk)
             {
                 long chunkEnd = Math.Min(endBlock, chunkStart + chunk);
+                // With a window, x is the channels-last input: this chunk's windows are copied into rows first.
+                float* rowsFrom = x;
+                long firstRow = 0;
+                if (window is not null)
+                {
+                    firstRow = chunkStart * BlockRows;
+                    long count = Math.Min(rows, chunkEnd * BlockRows) - firstRow;
+                    rowsFrom = Columns.ForThisThread(count * inputs);
+                    window.Columns(x, firstRow, count, rowsFrom);
+                }
+
                 for (long p = firstPanel; p < endPanel; p++)
                 {
                     float* panel = panels + p * inputs * Width;
@@ -219,7 +315,7 @@ internal sealed unsafe class PanelProduct : IDisposable
                     {
                         long row = block * BlockRows;
                         int count = (int)Math.Min(BlockRows, rows - row);
-                        var source = x + row * ldx;
+                        var source = rowsFrom + (row - firstRow) * ldx;
                         long last = count - 1;
                         Kernel(source, source + Math.Min(1, last) * ldx, source + Math.Min(2, last) * ldx, source + Math.Min(3, last) * ldx,
                             source + Math.Min(4, last) * ldx, source + Math.Min(5, last) * ldx, panel, inputs, sums);
@@ -324,6 +420,70 @@ internal sealed unsafe class PanelProduct : IDisposable
             float v = sums[j] + bias[j];
             if (residual is not null) v = residual[j] + epilogue.Scale * v;
             y[j] = epilogue.Relu ? MathF.Max(v, 0f) : v;
+        }
+    }
+
+    // A convolution's kernel: the channels it reads, its size, stride and zero padding.
+    private readonly record struct Kernel2d(long Channels, long Height, long Width, long StrideRows, long StrideColumns, long PadRows, long PadColumns);
+
+    // The windows of a batch of channels-last images under a kernel; row r of the product is output position r.
+    private sealed class Window(Kernel2d kernel, long batch, long height, long width)
+    {
+        public long Batch { get; } = batch;
+
+        public long OutHeight { get; } = (height + 2 * kernel.PadRows - kernel.Height) / kernel.StrideRows + 1;
+
+        public long OutWidth { get; } = (width + 2 * kernel.PadColumns - kernel.Width) / kernel.StrideColumns + 1;
+
+        public long Rows => Batch * OutHeight * OutWidth;
+
+        // Rows [first, first + count) into `into`, each kh·kw·C values: a channel run per kernel position, zeros outside.
+        public void Columns(float* input, long first, long count, float* into)
+        {
+            long c = kernel.Channels, positions = OutHeight * OutWidth;
+            nuint runBytes = (nuint)(c * sizeof(float));
+            for (long r = first; r < first + count; r++)
+            {
+                long n = r / positions, oh = r % positions / OutWidth, ow = r % OutWidth;
+                float* image = input + n * height * width * c;
+                for (long i = 0; i < kernel.Height; i++)
+                {
+                    long ih = oh * kernel.StrideRows - kernel.PadRows + i;
+                    for (long j = 0; j < kernel.Width; j++, into += c)
+                    {
+                        long iw = ow * kernel.StrideColumns - kernel.PadColumns + j;
+                        if (ih < 0 || ih >= height || iw < 0 || iw >= width) NativeMemory.Clear(into, runBytes);
+                        else Buffer.MemoryCopy(image + (ih * width + iw) * c, into, runBytes, runBytes);
+                    }
+                }
+            }
+        }
+    }
+
+    // Each thread's store for the windows it copies, kept between calls (freed with the thread).
+    private sealed class Columns
+    {
+        [ThreadStatic]
+        private static Columns? current;
+
+        private float* store;
+        private long capacity;
+
+        ~Columns() => NativeMemory.AlignedFree(store);
+
+        public static float* ForThisThread(long count)
+        {
+            var columns = current ??= new Columns();
+            if (columns.capacity < count)
+            {
+                NativeMemory.AlignedFree(columns.store);
+                columns.store = null;
+                columns.capacity = 0;
+                columns.store = (float*)NativeMemory.AlignedAlloc(checked((nuint)count * sizeof(float)), 64);
+                columns.capacity = count;
+            }
+
+            return columns.store;
         }
     }
 }

@@ -84,6 +84,45 @@ public class PanelProductTests
         }
     }
 
+    public static TheoryData<long, long, long, long, long, long, long, long, long, long> Convolutions => new()
+    {
+        // batch, in, out, height, width, kernel height, kernel width, stride, padding height, padding width
+        { 1, 16, 24, 8, 8, 3, 3, 2, 0, 0 },       // a reduction block's 3×3 with stride 2: few windows, copied at once
+        { 1, 32, 16, 3, 3, 1, 3, 1, 0, 1 },       // inception_resnet_v1's 1×3 on a 3×3 grid
+        { 2, 8, 16, 5, 4, 3, 1, 1, 1, 0 },        // and 3×1, on a batch
+        { 2, 3, 20, 64, 60, 7, 7, 2, 3, 3 },      // an RGB stem: many windows, copied chunk by chunk on each core
+        { 3, 24, 40, 30, 30, 3, 3, 1, 1, 1 },     // padded 3×3 with a cut panel, chunked
+        { 2, 16, 32, 9, 9, 1, 1, 2, 0, 0 },       // 1×1 with stride 2
+        { 1, 16, 16, 6, 6, 1, 1, 1, 1, 1 },       // 1×1 with padding: zeros around the grid
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(Convolutions))]
+    public void A_convolution_gives_libtorchs_output_in_channels_last(long batch, long cin, long cout, long height, long width, long kh, long kw, long stride, long ph, long pw)
+    {
+        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        manual_seed(45);
+        using var conv = nn.Conv2d(cin, cout, (kh, kw), stride: (stride, stride), padding: (ph, pw));
+        using var raw = randn(batch, cin, height, width);
+        using var input = MemoryFormat.ToChannelsLast(raw);
+        using var _ = inference_mode();
+        using var expected = conv.call(raw).relu();
+        Assert.True(PanelProduct.TakesConvolution(conv));
+        PanelProduct? product = null;
+        Assert.True(PanelProduct.ReplaceConvolution(conv, ref product));
+        using (product)
+        {
+            Assert.Equal(0, conv.weight!.numel());
+            foreach (var x in new[] { input, raw })
+            {
+                using var actual = product!.Convolution(x, relu: true);
+                Assert.Equal(expected.shape, actual.shape);
+                Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
+                Assert.True(RelativeError(actual, expected) < 1e-5, $"relative error {RelativeError(actual, expected)}");
+            }
+        }
+    }
+
     [SkippableFact]
     public void The_residual_close_of_a_block_equals_projection_scaling_and_sum()
     {
@@ -105,7 +144,7 @@ public class PanelProductTests
     }
 
     [Fact]
-    public void Only_float_one_by_one_convolutions_with_stride_one_take_the_path()
+    public void Only_float_convolutions_without_groups_or_dilation_take_the_path_and_only_plain_one_by_ones_the_pointwise_one()
     {
         using var strided = nn.Conv2d(16, 32, 1L, stride: 2L);
         using var padded = nn.Conv2d(16, 32, 1L, padding: 1L);
@@ -114,10 +153,16 @@ public class PanelProductTests
         using var dilated = nn.Conv2d(16, 32, 1L, dilation: 2L);
         using var doubles = nn.Conv2d(16, 32, 1L);
         doubles.to(ScalarType.Float64);
+        using var reflecting = nn.Conv2d(16, 32, 3L, padding: 1L, padding_mode: PaddingModes.Reflect);
         foreach (var conv in new[] { strided, padded, wide, grouped, dilated, doubles })
             Assert.False(PanelProduct.TakesPointwise(conv));
         using var plain = nn.Conv2d(16, 32, 1L);
         Assert.Equal(PanelProduct.Supported, PanelProduct.TakesPointwise(plain));
+        // Any kernel, stride and zero padding for the general convolution; not groups, dilation, other padding or float64.
+        foreach (var conv in new[] { grouped, dilated, doubles, reflecting })
+            Assert.False(PanelProduct.TakesConvolution(conv));
+        foreach (var conv in new[] { strided, padded, wide, plain })
+            Assert.Equal(PanelProduct.Supported, PanelProduct.TakesConvolution(conv));
     }
 
     [Fact]

@@ -62,7 +62,8 @@ public sealed record FastTorchOptions
     /// <summary>
     /// Compute the convolutions that Winograd's method does not take (1×1 layers, strided and 1×3 or 3×1 kernels, image
     /// stems) and the Inception-ResNet blocks' projections with their residual sums as Incept's own matrix product,
-    /// where the CPU has AVX2 with FMA, the weights are float32 (not with <see cref="BFloat16"/>) and the BatchNorms are
+    /// where the CPU has AVX2 with FMA but not AVX-512 (<see cref="Layers.PanelProduct.Pays"/>; not measured against
+    /// libtorch's 512-bit products), the weights are float32 (not with <see cref="BFloat16"/>) and the BatchNorms are
     /// folded: the weights are laid out once in panels of 16 output channels (see <see cref="Layers.PanelProduct"/>),
     /// where libtorch would copy them into its own layout on every call. The gain is largest at batch 1, where the last
     /// stages' small grids multiply a few dozen rows by the largest weights (docs/benchmarks.md). The panels replace the
@@ -169,7 +170,7 @@ public sealed class FastTorchEngine : IInferenceEngine
                 if (options.Winograd && options.FoldBatchNorm && !options.BFloat16)
                     winograd = copy.ConvBnUnits().Count(unit => unit.PrepareWinograd());
                 // After Winograd's method, which takes the convolutions it can first.
-                if (options.Panels && options.FoldBatchNorm && !options.BFloat16)
+                if (options.Panels && PanelProduct.Pays && options.FoldBatchNorm && !options.BFloat16)
                 {
                     panels = copy.ConvBnUnits().Count(unit => unit.PreparePanels());
                     panels += copy.modules().OfType<IProjectedResidual>().Count(block => block.PreparePanels());

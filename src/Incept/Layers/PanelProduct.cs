@@ -51,6 +51,13 @@ internal sealed unsafe class PanelProduct : IDisposable
     /// <summary>Whether the CPU runs the kernel: 256-bit vectors with fused multiply-add.</summary>
     public static bool Supported { get; } = Avx.IsSupported && Fma.IsSupported;
 
+    /// <summary>
+    /// Whether the fast engine uses the kernel by default: CPUs with AVX2 but not AVX-512, where it was measured. On an
+    /// AVX-512 CPU libtorch's products run 512-bit vectors (MKL's AVX-512 path, see <c>docs/quirks.md</c>) and this
+    /// 256-bit kernel has not been measured against them.
+    /// </summary>
+    public static bool Pays { get; } = Supported && !Avx512F.IsSupported;
+
     /// <summary>The length of a row of the input (the weights' inputs).</summary>
     public long Inputs { get; }
 

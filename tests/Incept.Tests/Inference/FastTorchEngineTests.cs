@@ -204,7 +204,7 @@ public class FastTorchEngineTests
             var units = engine.Model.ConvBnUnits().Where(u => u.PanelsPrepared).ToList();
             var blocks = engine.Model.modules().OfType<IProjectedResidual>().Where(b => b.PanelsPrepared).ToList();
             Assert.Equal(engine.PanelLayers, units.Count + blocks.Count);
-            if (panels && PanelProduct.Supported)
+            if (panels && PanelProduct.Pays)
             {
                 Assert.NotEmpty(units);
                 Assert.Equal(name.StartsWith("inception_resnet", StringComparison.Ordinal), blocks.Count > 0);

@@ -227,13 +227,8 @@ internal sealed unsafe class PanelProduct : IDisposable
     public static bool ReplacePointwise(Conv2d conv, ref PanelProduct? product)
     {
         ArgumentNullException.ThrowIfNull(conv);
-        if (product is not null) return true;
-        if (!TakesPointwise(conv)) return false;
-        var weight = conv.weight!;
-        product = From(weight.detach().reshape(weight.shape[0], weight.shape[1]), conv.bias);
-        conv.weight = new TorchSharp.Modules.Parameter(empty(0), requires_grad: false);
-        weight.Dispose();
-        return true;
+        // A convolution the pointwise path takes gets no window from ReplaceConvolution: the same panels.
+        return product is not null || (TakesPointwise(conv) && ReplaceConvolution(conv, ref product));
     }
 
     /// <summary>

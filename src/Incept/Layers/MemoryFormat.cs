@@ -41,7 +41,20 @@ public static class MemoryFormat
     }
 
     /// <summary>Whether the 4-d tensor <paramref name="x"/> has exactly the channels-last strides of its shape.</summary>
-    internal static bool IsChannelsLast(Tensor x) => x.stride().SequenceEqual(ChannelsLastStrides(x.shape));
+    /// <remarks>Read size by size: <c>shape</c> and <c>stride()</c> each cost an array and a native call, which a batch-1
+    /// pass pays on every layer.</remarks>
+    internal static bool IsChannelsLast(Tensor x)
+    {
+        long c = x.size(1), w = x.size(3);
+        return x.stride(1) == 1 && x.stride(3) == c && x.stride(2) == w * c && x.stride(0) == x.size(2) * w * c;
+    }
+
+    /// <summary>
+    /// A new uninitialised N×C×H×W float32 CPU tensor with channels-last strides, made as such (no N×H×W×C tensor and
+    /// permuted view of it).
+    /// </summary>
+    internal static Tensor EmptyChannelsLast(long batch, long channels, long height, long width)
+        => empty_strided([batch, channels, height, width], [height * width * channels, 1, width * channels, channels]);
 
     /// <summary>The channels-last strides of an N×C×H×W <paramref name="shape"/>.</summary>
     internal static long[] ChannelsLastStrides(long[] shape)

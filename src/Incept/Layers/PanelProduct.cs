@@ -120,10 +120,16 @@ internal sealed unsafe class PanelProduct : IDisposable
         }
         else
         {
-            long chunks = (blocks + chunk - 1) / chunk;
-            int parts = (int)Math.Min(cores, chunks);
-            CpuTeam.Run(parts, part => job.Run(0, panelCount, chunks * part / parts * chunk, Math.Min(blocks, chunks * (part + 1) / parts * chunk), chunk));
+            ShareRows(job, panelCount, blocks, chunk);
         }
+    }
+
+    // Many rows: each core takes an equal share of the blocks of rows, a chunk at a time (shares of whole chunks left
+    // one core with 3 of inception_resnet_v2's 5 chunks of 17×17 rows at batch 1).
+    private static void ShareRows(Job job, long panelCount, long blocks, long chunk)
+    {
+        int parts = (int)Math.Min(CpuTeam.Size, blocks);
+        CpuTeam.Run(parts, part => job.Run(0, panelCount, blocks * part / parts, blocks * (part + 1) / parts, chunk));
     }
 
     /// <summary>
@@ -171,23 +177,23 @@ internal sealed unsafe class PanelProduct : IDisposable
     {
         ArgumentNullException.ThrowIfNull(input);
         if (kernel is not { } k) return Pointwise(input, relu);
-        if (input.dim() != 4 || input.shape[1] != k.Channels)
+        if (input.dim() != 4 || input.size(1) != k.Channels)
             throw new ArgumentException($"The convolution takes batches of {k.Channels}-channel images; got a tensor of shape [{string.Join(", ", input.shape)}].", nameof(input));
         if (input.dtype != ScalarType.Float32 || input.device_type != TorchSharp.DeviceType.CPU)
             throw new ArgumentException($"The convolution takes float32 tensors on the CPU; got {input.dtype} on {input.device}.", nameof(input));
-        using var scope = NewDisposeScope();
-        var window = new Window(k, input.shape[0], input.shape[2], input.shape[3]);
+        var window = new Window(k, input.size(0), input.size(2), input.size(3));
         if (window.OutHeight < 1 || window.OutWidth < 1)
-            throw new ArgumentException($"A {input.shape[2]}×{input.shape[3]} input is smaller than the {k.Height}×{k.Width} kernel.", nameof(input));
-        var output = empty([window.Batch, window.OutHeight, window.OutWidth, Outputs]);
-        var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
-        float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output);
+            throw new ArgumentException($"A {input.size(2)}×{input.size(3)} input is smaller than the {k.Height}×{k.Width} kernel.", nameof(input));
+        var output = MemoryFormat.EmptyChannelsLast(window.Batch, Outputs, window.OutHeight, window.OutWidth);
         long rows = window.Rows;
+        if (rows == 0) return output;
+        using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
+        float* source = TensorData.ChannelsLastFloats(converted ?? input), target = TensorData.ChannelsLastFloats(output);
         if (rows * Inputs * sizeof(float) <= SharedColumnBytes)
         {
             // Few windows: copied once, then multiplied as any product (shared among the cores by panels where the
             // weights are the larger matrix).
-            var columns = empty(rows, Inputs);
+            using var columns = empty(rows, Inputs);
             window.Columns(source, 0, rows, TensorData.Floats(columns));
             Multiply(TensorData.Floats(columns), rows, Inputs, target, Outputs, relu);
         }
@@ -198,12 +204,10 @@ internal sealed unsafe class PanelProduct : IDisposable
             long panelCount = (Outputs + Width - 1) / Width;
             long blocks = (rows + BlockRows - 1) / BlockRows;
             long chunk = Math.Clamp(ChunkBytes / (BlockRows * Inputs * sizeof(float)), 1, blocks);
-            long chunks = (blocks + chunk - 1) / chunk;
-            int parts = (int)Math.Min(CpuTeam.Size, chunks);
-            CpuTeam.Run(parts, part => job.Run(0, panelCount, chunks * part / parts * chunk, Math.Min(blocks, chunks * (part + 1) / parts * chunk), chunk));
+            ShareRows(job, panelCount, blocks, chunk);
         }
 
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        return output;
     }
 
     /// <summary>
@@ -238,21 +242,20 @@ internal sealed unsafe class PanelProduct : IDisposable
     public Tensor Pointwise(Tensor input, bool relu)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.dim() != 4 || input.shape[1] != Inputs)
+        if (input.dim() != 4 || input.size(1) != Inputs)
             throw new ArgumentException($"The convolution takes batches of {Inputs}-channel images; got a tensor of shape [{string.Join(", ", input.shape)}].", nameof(input));
         if (input.dtype != ScalarType.Float32 || input.device_type != TorchSharp.DeviceType.CPU)
             throw new ArgumentException($"The convolution takes float32 tensors on the CPU; got {input.dtype} on {input.device}.", nameof(input));
-        using var scope = NewDisposeScope();
-        long batch = input.shape[0], height = input.shape[2], width = input.shape[3];
-        var output = empty([batch, height, width, Outputs]);
+        long batch = input.size(0), height = input.size(2), width = input.size(3);
+        var output = MemoryFormat.EmptyChannelsLast(batch, Outputs, height, width);
         long rows = batch * height * width;
         if (rows > 0)
         {
-            var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
-            Multiply(TensorData.Floats(nhwc), rows, Inputs, TensorData.Floats(output), Outputs, relu);
+            using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
+            Multiply(TensorData.ChannelsLastFloats(converted ?? input), rows, Inputs, TensorData.ChannelsLastFloats(output), Outputs, relu);
         }
 
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        return output;
     }
 
     /// <summary>
@@ -264,23 +267,23 @@ internal sealed unsafe class PanelProduct : IDisposable
     {
         ArgumentNullException.ThrowIfNull(branches);
         ArgumentNullException.ThrowIfNull(input);
-        if (branches.dim() != 4 || branches.shape[1] != Inputs || input.dim() != 4 || input.shape[1] != Outputs
-            || input.shape[0] != branches.shape[0] || input.shape[2] != branches.shape[2] || input.shape[3] != branches.shape[3])
+        if (branches.dim() != 4 || branches.size(1) != Inputs || input.dim() != 4 || input.size(1) != Outputs
+            || input.size(0) != branches.size(0) || input.size(2) != branches.size(2) || input.size(3) != branches.size(3))
             throw new ArgumentException($"The projection takes {Inputs} channels to the input's {Outputs} on the same grid; got [{string.Join(", ", branches.shape)}] and [{string.Join(", ", input.shape)}].", nameof(branches));
         if (branches.dtype != ScalarType.Float32 || input.dtype != ScalarType.Float32 || branches.device_type != TorchSharp.DeviceType.CPU || input.device_type != TorchSharp.DeviceType.CPU)
             throw new ArgumentException("The projection takes float32 tensors on the CPU.", nameof(branches));
-        using var scope = NewDisposeScope();
-        long batch = input.shape[0], height = input.shape[2], width = input.shape[3];
-        var output = empty([batch, height, width, Outputs]);
+        long batch = input.size(0), height = input.size(2), width = input.size(3);
+        var output = MemoryFormat.EmptyChannelsLast(batch, Outputs, height, width);
         long rows = batch * height * width;
         if (rows > 0)
         {
-            var from = MemoryFormat.ToChannelsLast(branches).permute(0, 2, 3, 1);
-            var sum = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
-            Multiply(TensorData.Floats(from), rows, Inputs, TensorData.Floats(output), Outputs, relu: false, TensorData.Floats(sum), Outputs, scale);
+            using var from = MemoryFormat.IsChannelsLast(branches) ? null : MemoryFormat.ToChannelsLast(branches);
+            using var sum = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
+            Multiply(TensorData.ChannelsLastFloats(from ?? branches), rows, Inputs, TensorData.ChannelsLastFloats(output), Outputs, relu: false,
+                TensorData.ChannelsLastFloats(sum ?? input), Outputs, scale);
         }
 
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        return output;
     }
 
     /// <summary>Frees the panels.</summary>
@@ -298,7 +301,10 @@ internal sealed unsafe class PanelProduct : IDisposable
         private readonly float* panels = TensorData.Floats(owner.panels);
         private readonly float* bias = TensorData.Floats(owner.bias);
 
-        // Panels [firstPanel, endPanel) for row blocks [firstBlock, endBlock), `chunk` blocks of rows at a time.
+        // Panels [firstPanel, endPanel) for row blocks [firstBlock, endBlock), `chunk` blocks of rows at a time. Compiled
+        // fully optimised from the first call, as the kernel is: a batch-1 pass calls it a few times per layer only, so
+        // tiered compilation would leave the first passes of a session on unoptimised code.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(long firstPanel, long endPanel, long firstBlock, long endBlock, long chunk)
         {
             long inputs = owner.Inputs, outputs = owner.Outputs;
@@ -450,20 +456,31 @@ internal sealed unsafe class PanelProduct : IDisposable
         public long Rows => Batch * OutHeight * OutWidth;
 
         // Rows [first, first + count) into `into`, each kh·kw·C values: a channel run per kernel position, zeros outside.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Columns(float* input, long first, long count, float* into)
         {
             long c = kernel.Channels, positions = OutHeight * OutWidth;
-            nuint runBytes = (nuint)(c * sizeof(float));
+            nuint runBytes = (nuint)(c * sizeof(float)), rowBytes = (nuint)(kernel.Width * c * sizeof(float));
             for (long r = first; r < first + count; r++)
             {
                 long n = r / positions, oh = r % positions / OutWidth, ow = r % OutWidth;
                 float* image = input + n * height * width * c;
+                long left = ow * kernel.StrideColumns - kernel.PadColumns;
+                // A kernel row wholly inside the image is one run of kw·C values (the taps are neighbours in memory).
+                bool inside = left >= 0 && left + kernel.Width <= width;
                 for (long i = 0; i < kernel.Height; i++)
                 {
                     long ih = oh * kernel.StrideRows - kernel.PadRows + i;
+                    if (inside && ih >= 0 && ih < height)
+                    {
+                        Buffer.MemoryCopy(image + (ih * width + left) * c, into, rowBytes, rowBytes);
+                        into += kernel.Width * c;
+                        continue;
+                    }
+
                     for (long j = 0; j < kernel.Width; j++, into += c)
                     {
-                        long iw = ow * kernel.StrideColumns - kernel.PadColumns + j;
+                        long iw = left + j;
                         if (ih < 0 || ih >= height || iw < 0 || iw >= width) NativeMemory.Clear(into, runBytes);
                         else Buffer.MemoryCopy(image + (ih * width + iw) * c, into, runBytes, runBytes);
                     }

@@ -227,17 +227,17 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// </summary>
     public Tensor Forward(Tensor input, bool relu)
     {
-        if (input.dim() != 4 || input.shape[1] != inChannels)
+        if (input.dim() != 4 || input.size(1) != inChannels)
             throw new ArgumentException($"The convolution takes batches of {inChannels}-channel images; got a tensor of shape [{string.Join(", ", input.shape)}].", nameof(input));
         if (input.dtype != ScalarType.Float32 || input.device_type != DeviceType.CPU)
             throw new ArgumentException($"The convolution takes float32 tensors on the CPU; got {input.dtype} on {input.device}.", nameof(input));
-        var grid = new Grid(input.shape[0], input.shape[2], input.shape[3], inChannels, rows, columns);
+        var grid = new Grid(input.size(0), input.size(2), input.size(3), inChannels, rows, columns);
         if (grid.OutHeight < 1 || grid.OutWidth < 1)
-            throw new ArgumentException($"A {input.shape[2]}×{input.shape[3]} input is smaller than the {rows.Kernel}×{columns.Kernel} kernel.", nameof(input));
-        using var scope = NewDisposeScope();
-        var output = empty([grid.Batch, grid.OutHeight, grid.OutWidth, outChannels]);
-        var nhwc = MemoryFormat.ToChannelsLast(input).permute(0, 2, 3, 1);
-        float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
+            throw new ArgumentException($"A {input.size(2)}×{input.size(3)} input is smaller than the {rows.Kernel}×{columns.Kernel} kernel.", nameof(input));
+        var output = MemoryFormat.EmptyChannelsLast(grid.Batch, outChannels, grid.OutHeight, grid.OutWidth);
+        if (grid.Tiles == 0) return output;
+        using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
+        float* source = TensorData.ChannelsLastFloats(converted ?? input), target = TensorData.ChannelsLastFloats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
         int positions = rows.Size * columns.Size;
         // Every core gets a share, even where all the tiles would fit in one chunk.
         int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
@@ -268,7 +268,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
                 }
             }
         });
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        return output;
     }
 
     /// <summary>Frees the transformed weights.</summary>

@@ -30,4 +30,36 @@ public class MemoryFormatTests
 
         foreach (var v in values) v.Dispose();
     }
+
+    [Fact]
+    public void Channels_last_is_told_from_the_strides_alone_and_batch_slices_keep_it()
+    {
+        using var nchw = randn(3, 5, 4, 6);
+        using var channelsLast = MemoryFormat.ToChannelsLast(nchw);
+        using var slice = channelsLast.narrow(0, 1, 2);
+        using var columnSlice = channelsLast.narrow(3, 1, 3);
+        using var nhwc = nchw.permute(0, 2, 3, 1).contiguous();
+        Assert.False(MemoryFormat.IsChannelsLast(nchw));
+        Assert.True(MemoryFormat.IsChannelsLast(channelsLast));
+        Assert.True(MemoryFormat.IsChannelsLast(slice));
+        Assert.False(MemoryFormat.IsChannelsLast(columnSlice));
+        Assert.False(MemoryFormat.IsChannelsLast(nhwc));
+        using var made = MemoryFormat.EmptyChannelsLast(2, 7, 3, 5);
+        Assert.Equal([2L, 7, 3, 5], made.shape);
+        Assert.Equal(MemoryFormat.ChannelsLastStrides(made.shape), made.stride());
+    }
+
+    [Fact]
+    public unsafe void The_address_of_a_channels_last_slice_is_that_of_its_first_value()
+    {
+        using var channelsLast = MemoryFormat.ToChannelsLast(arange(2 * 3 * 4 * 5, ScalarType.Float32).view(2, 3, 4, 5));
+        using var second = channelsLast.narrow(0, 1, 1);
+        float* first = TensorData.ChannelsLastFloats(second);
+        // In N×H×W×C order: the second image's first pixel, channels 0, 1, 2.
+        Assert.Equal(second[0, 0, 0, 0].item<float>(), first[0]);
+        Assert.Equal(second[0, 1, 0, 0].item<float>(), first[1]);
+        Assert.Equal(second[0, 0, 0, 1].item<float>(), first[3]);
+        using var nchw = randn(1, 3, 4, 5);
+        Assert.Throws<ArgumentException>(() => (long)TensorData.ChannelsLastFloats(nchw));
+    }
 }

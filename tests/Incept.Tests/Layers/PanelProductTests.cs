@@ -81,6 +81,12 @@ public class PanelProductTests
             using var actual = product!.Pointwise(raw, relu: true);
             Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
             Assert.True(RelativeError(actual, expected) < 1e-5, $"relative error {RelativeError(actual, expected)}");
+            // A channels-last batch slice (the fast engine's passes) is read from its own first image.
+            using var channelsLast = MemoryFormat.ToChannelsLast(raw);
+            using var slice = channelsLast.narrow(0, 1, 2);
+            using var sliced = product.Pointwise(slice, relu: true);
+            using var expectedSlice = expected.narrow(0, 1, 2);
+            Assert.True(RelativeError(sliced, expectedSlice) < 1e-5, $"relative error {RelativeError(sliced, expectedSlice)}");
         }
     }
 

@@ -6,8 +6,9 @@ using TorchSharp;
 namespace Incept.Layers;
 
 /// <summary>
-/// Runs a job in parts side by side on libtorch's own OpenMP threads, so that each core works through its share from
-/// start to end, libtorch and MKL calls included, without handing over between parallel regions inside a part.
+/// Runs a job in parts side by side on libtorch's own OpenMP threads, each thread claiming the next part left as it
+/// finishes one, so that each core works through its parts from start to end, libtorch and MKL calls included, without
+/// handing over between parallel regions inside a part.
 /// </summary>
 /// <remarks>
 /// The parts run in one OpenMP parallel region opened through libgomp's <c>GOMP_parallel</c>, the entry point that
@@ -20,8 +21,46 @@ internal static unsafe class CpuTeam
 {
     private static readonly Native? Omp = Native.Find();
 
+    // Inside a Pass on this thread: the number of threads the jobs run on (libtorch is on one thread meanwhile).
+    [ThreadStatic]
+    private static int passThreads;
+
     /// <summary>How many parts <see cref="Run"/> runs side by side on the calling thread: libtorch's thread count there.</summary>
-    public static int Size => Omp is null ? 1 : Math.Max(1, torch.get_num_threads());
+    public static int Size => passThreads > 0 ? passThreads : Omp is null ? 1 : Math.Max(1, torch.get_num_threads());
+
+    /// <summary>
+    /// Until disposed, the jobs run on this thread go to <see cref="OwnTeam"/>'s workers instead of OpenMP's, with as
+    /// many threads in all as libtorch had, and libtorch itself runs on this thread alone (its OpenMP threads would
+    /// otherwise spin, after each of its own calls, on the cores the workers need). Null, changing nothing, inside
+    /// another pass or where libtorch has one thread. libtorch's thread count is process-wide in part (MKL's): another
+    /// thread calling libtorch meanwhile runs on one thread too.
+    /// </summary>
+    public static IDisposable? Pass()
+    {
+        if (passThreads > 0) return null;
+        int threads = Math.Max(1, torch.get_num_threads());
+        if (threads == 1) return null;
+        passThreads = threads;
+        torch.set_num_threads(1);
+        return new PassScope(threads);
+    }
+
+    private sealed class PassScope(int threads) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (passThreads == 0) return;
+            passThreads = 0;
+            torch.set_num_threads(threads);
+        }
+    }
+
+    /// <summary>
+    /// How many parts a job is cut into per thread where its work allows: the threads claim parts as they finish their
+    /// last, so a core that the system takes away for a while (another process, a virtual machine's neighbour) leaves
+    /// its remaining parts to the others instead of holding up the whole job with a fixed share.
+    /// </summary>
+    public const int PartsPerThread = 4;
 
     /// <summary>
     /// Calls <paramref name="part"/> once for every index below <paramref name="parts"/>, side by side where the team has
@@ -30,6 +69,12 @@ internal static unsafe class CpuTeam
     public static void Run(int parts, Action<int> part)
     {
         ArgumentNullException.ThrowIfNull(part);
+        if (passThreads > 1)
+        {
+            OwnTeam.Run(parts, passThreads, part);
+            return;
+        }
+
         if (parts <= 1 || Omp is null || Omp.InParallel())
         {
             for (int i = 0; i < parts; i++) part(i);
@@ -40,7 +85,7 @@ internal static unsafe class CpuTeam
         var handle = GCHandle.Alloc(job);
         try
         {
-            Omp.Parallel(&Enter, (void*)GCHandle.ToIntPtr(handle), (uint)parts);
+            Omp.Parallel(&Enter, (void*)GCHandle.ToIntPtr(handle), (uint)Math.Min(parts, Size));
         }
         finally
         {
@@ -50,15 +95,15 @@ internal static unsafe class CpuTeam
         job.Failure?.Throw();
     }
 
-    // Runs on every thread of the region: the thread numbered i takes parts i, i + threads, ...
+    // Runs on every thread of the region: each thread claims the next part not yet taken until none is left.
     [UnmanagedCallersOnly]
     private static void Enter(void* data)
     {
         var job = (Job)GCHandle.FromIntPtr((IntPtr)data).Target!;
         try
         {
-            int threads = Math.Max(1, job.Omp.Threads());
-            for (int i = job.Omp.ThreadNumber(); i < job.Parts; i += threads) job.Part(i);
+            for (int i = Interlocked.Increment(ref job.Claimed) - 1; i < job.Parts; i = Interlocked.Increment(ref job.Claimed) - 1)
+                job.Part(i);
         }
         catch (Exception e)
         {
@@ -72,18 +117,15 @@ internal static unsafe class CpuTeam
         public readonly Action<int> Part = part;
         public readonly int Parts = parts;
         public readonly Native Omp = omp;
+        public int Claimed;
         public ExceptionDispatchInfo? Failure;
     }
 
     /// <summary>libgomp's entry points, found through libtorch's CPU library, which links them.</summary>
-    private sealed class Native(IntPtr parallel, IntPtr threadNumber, IntPtr threads, IntPtr inParallel)
+    private sealed class Native(IntPtr parallel, IntPtr inParallel)
     {
         public void Parallel(delegate* unmanaged<void*, void> body, void* data, uint count)
             => ((delegate* unmanaged<delegate* unmanaged<void*, void>, void*, uint, uint, void>)parallel)(body, data, count, 0);
-
-        public int ThreadNumber() => ((delegate* unmanaged<int>)threadNumber)();
-
-        public int Threads() => ((delegate* unmanaged<int>)threads)();
 
         public bool InParallel() => ((delegate* unmanaged<int>)inParallel)() != 0;
 
@@ -91,10 +133,8 @@ internal static unsafe class CpuTeam
         {
             if (!LibTorchSwitches.TryGetLibrary(out var handle)) return null;
             return NativeLibrary.TryGetExport(handle, "GOMP_parallel", out var parallel)
-                && NativeLibrary.TryGetExport(handle, "omp_get_thread_num", out var number)
-                && NativeLibrary.TryGetExport(handle, "omp_get_num_threads", out var count)
                 && NativeLibrary.TryGetExport(handle, "omp_in_parallel", out var inParallel)
-                ? new Native(parallel, number, count, inParallel)
+                ? new Native(parallel, inParallel)
                 : null;
         }
     }

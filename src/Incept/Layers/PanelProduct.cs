@@ -115,8 +115,9 @@ internal sealed unsafe class PanelProduct : IDisposable
         // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
         if (panelCount >= cores && (blocks <= chunk || Outputs >= rows))
         {
-            // Few rows (the weights are the larger matrix): each core reads its share of the panels.
-            CpuTeam.Run(cores, part => job.Run(panelCount * part / cores, panelCount * (part + 1) / cores, 0, blocks, chunk));
+            // Few rows (the weights are the larger matrix): the cores share out the panels.
+            int parts = (int)Math.Min(panelCount, cores * CpuTeam.PartsPerThread);
+            CpuTeam.Run(parts, part => job.Run(panelCount * part / parts, panelCount * (part + 1) / parts, 0, blocks, chunk));
         }
         else
         {
@@ -124,11 +125,19 @@ internal sealed unsafe class PanelProduct : IDisposable
         }
     }
 
-    // Many rows: each core takes an equal share of the blocks of rows, a chunk at a time (shares of whole chunks left
-    // one core with 3 of inception_resnet_v2's 5 chunks of 17×17 rows at batch 1).
+    // Many rows: the cores share out the blocks of rows, in parts of a chunk each where there are enough chunks, else in
+    // equal smaller parts (whole chunks left one core with 3 of inception_resnet_v2's 5 chunks of 17×17 rows at batch 1).
     private static void ShareRows(Job job, long panelCount, long blocks, long chunk)
     {
-        int parts = (int)Math.Min(CpuTeam.Size, blocks);
+        long chunks = (blocks + chunk - 1) / chunk;
+        int wanted = CpuTeam.Size * CpuTeam.PartsPerThread;
+        if (chunks >= wanted)
+        {
+            CpuTeam.Run((int)chunks, part => job.Run(0, panelCount, part * chunk, Math.Min(blocks, (part + 1) * chunk), chunk));
+            return;
+        }
+
+        int parts = (int)Math.Min(wanted, blocks);
         CpuTeam.Run(parts, part => job.Run(0, panelCount, blocks * part / parts, blocks * (part + 1) / parts, chunk));
     }
 

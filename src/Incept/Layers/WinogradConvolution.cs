@@ -239,9 +239,12 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
         float* source = TensorData.ChannelsLastFloats(converted ?? input), target = TensorData.ChannelsLastFloats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
         int positions = rows.Size * columns.Size;
-        // Every core gets a share, even where all the tiles would fit in one chunk.
-        int parts = (int)Math.Clamp(grid.Tiles / 16, 1, CpuTeam.Size);
-        long chunk = Math.Min(ChunkTiles(positions, inChannels, outChannels), (grid.Tiles + parts - 1) / parts);
+        // A chunk per part where there are enough chunks; else the tiles in equal parts (several per core, of 16 tiles at
+        // least), even where all of them would fit in one chunk.
+        long fullChunk = ChunkTiles(positions, inChannels, outChannels), chunks = (grid.Tiles + fullChunk - 1) / fullChunk;
+        int wanted = CpuTeam.Size * CpuTeam.PartsPerThread;
+        int parts = chunks >= wanted ? (int)chunks : (int)Math.Clamp(grid.Tiles / 16, 1, wanted);
+        long chunk = Math.Min(fullChunk, (grid.Tiles + parts - 1) / parts);
         long valueCount = positions * chunk * inChannels, productCount = positions * chunk * outChannels;
         // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
         CpuTeam.Run(parts, part =>

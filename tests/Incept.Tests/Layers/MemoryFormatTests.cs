@@ -52,7 +52,8 @@ public class MemoryFormatTests
     [Fact]
     public unsafe void The_address_of_a_channels_last_slice_is_that_of_its_first_value()
     {
-        using var channelsLast = MemoryFormat.ToChannelsLast(arange(2 * 3 * 4 * 5, ScalarType.Float32).view(2, 3, 4, 5));
+        using var values = tensor(Enumerable.Range(0, 2 * 3 * 4 * 5).Select(i => (float)i).ToArray()).view(2, 3, 4, 5);
+        using var channelsLast = MemoryFormat.ToChannelsLast(values);
         using var second = channelsLast.narrow(0, 1, 1);
         float* first = TensorData.ChannelsLastFloats(second);
         // In N×H×W×C order: the second image's first pixel, channels 0, 1, 2.

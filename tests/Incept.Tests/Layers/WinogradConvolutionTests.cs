@@ -171,18 +171,30 @@ public class WinogradConvolutionTests
     /// reads it: a use-after-free that crashed a training run. So the parts create no TorchSharp tensor at all, which
     /// TorchSharp's per-thread counts show on every thread of the team.
     /// </summary>
-    [Fact]
-    public void The_parts_create_no_TorchSharp_tensors_on_the_teams_threads()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_parts_create_no_TorchSharp_tensors_on_the_teams_threads(bool inPass)
     {
         if (!WideVectors.Fast || CpuTeam.Size < 2) return;
-        int parts = CpuTeam.Size;
-        var threads = new int[parts];
-        var created = new long[parts];
-        void Count() => CpuTeam.Run(parts, part =>
+        int caller = Environment.CurrentManagedThreadId;
+        // Each thread's count of the tensors it made, by thread; part 0 waits until another thread has a part, so that
+        // both the caller and a thread of the team are seen.
+        Dictionary<int, long> Count()
         {
-            threads[part] = Environment.CurrentManagedThreadId;
-            created[part] = DisposeScopeManager.Statistics.CreatedOutsideScopeCount + DisposeScopeManager.Statistics.CreatedInScopeCount;
-        });
+            var counts = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
+            int others = 0;
+            CpuTeam.Run(8, part =>
+            {
+                int thread = Environment.CurrentManagedThreadId;
+                counts[thread] = DisposeScopeManager.Statistics.CreatedOutsideScopeCount + DisposeScopeManager.Statistics.CreatedInScopeCount;
+                if (thread != caller) Interlocked.Increment(ref others);
+                var waited = System.Diagnostics.Stopwatch.StartNew();
+                while (part == 0 && Volatile.Read(ref others) == 0 && waited.ElapsedMilliseconds < 5000) Thread.SpinWait(100);
+            });
+            Assert.True(counts.Keys.Any(t => t != caller), "no thread of the team took a part");
+            return new Dictionary<int, long>(counts);
+        }
 
         using var conv = nn.Conv2d(16, 32, 3L, padding: 1L);
         WinogradConvolution? winograd = null;
@@ -190,24 +202,25 @@ public class WinogradConvolutionTests
         using (winograd)
         using (var scope = NewDisposeScope())
         using (inference_mode())
+        using (inPass ? CpuTeam.Pass() : null)
         {
-            // 2 × 16 × 16 outputs are 32 tiles of 4×4: enough for one part per thread.
+            // 2 × 16 × 16 outputs are 32 tiles of 4×4: enough for a part per thread.
             var input = MemoryFormat.ToChannelsLast(randn(2, 16, 16, 16));
-            Count();
-            var before = ((int[])threads.Clone(), (long[])created.Clone());
+            var before = Count();
             for (int i = 0; i < 3; i++) winograd!.Forward(input, relu: true);
-            Count();
-            // Part 0 runs on the caller, which made the output; the others on the team's own threads.
-            Assert.Equal(before.Item1, threads);
-            Assert.Equal(before.Item2[1..], created[1..]);
-            var afterForward = (long[])created.Clone();
+            var after = Count();
+            // The team's threads made no tensor in the forward passes' parts (the caller made the outputs).
+            foreach (var (thread, count) in after.Where(kv => kv.Key != caller && before.ContainsKey(kv.Key)))
+                Assert.Equal(before[thread], count);
             // The counts are live: a tensor made in a part shows up in its thread's count.
-            CpuTeam.Run(parts, part =>
+            var made = new System.Collections.Concurrent.ConcurrentBag<(long Before, long After)>();
+            CpuTeam.Run(8, part =>
             {
-                using var made = zeros(1);
+                long start = DisposeScopeManager.Statistics.CreatedOutsideScopeCount + DisposeScopeManager.Statistics.CreatedInScopeCount;
+                using var tensor = zeros(1);
+                made.Add((start, DisposeScopeManager.Statistics.CreatedOutsideScopeCount + DisposeScopeManager.Statistics.CreatedInScopeCount));
             });
-            Count();
-            Assert.All(Enumerable.Range(0, parts), p => Assert.Equal(afterForward[p] + 1, created[p]));
+            Assert.All(made, m => Assert.Equal(m.Before + 1, m.After));
         }
     }
 

@@ -96,12 +96,6 @@ public sealed record BenchmarkOptions
     /// </summary>
     public bool Panels { get; init; } = true;
 
-    /// <summary>
-    /// Run the fast engine's own kernels on Incept's worker threads (<see cref="FastTorchOptions.OwnThreads"/>); false
-    /// runs them on libtorch's OpenMP threads.
-    /// </summary>
-    public bool OwnThreads { get; init; } = true;
-
     /// <summary>Untimed iterations first.</summary>
     public int Warmup { get; init; } = 3;
 
@@ -218,7 +212,7 @@ public static class Benchmark
         else
         {
             // As in `incept predict`, the fast and ONNX engines keep their own copy of the weights and the model goes.
-            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16, Winograd = options.Winograd, Panels = options.Panels, OwnThreads = options.OwnThreads }, releaseModel: true);
+            using var engine = CreateEngine(options.Engine, spec, model, size, new FastTorchOptions { BFloat16 = options.BFloat16, Winograd = options.Winograd, Panels = options.Panels }, releaseModel: true);
             engineName = engine.Name;
             times = Time(() => engine.Run(input).Dispose(), options);
         }

@@ -72,17 +72,6 @@ public sealed record FastTorchOptions
     /// </summary>
     public bool Panels { get; init; } = true;
 
-    /// <summary>
-    /// Run Incept's own kernels (Winograd's method, the panel product, the pooling kernel) on Incept's worker threads
-    /// during a pass, with libtorch on the calling thread alone meanwhile (see <see cref="Layers.CpuTeam.Pass"/>): the
-    /// caller and the workers claim a layer's parts as they go and the caller never waits for a worker that has not
-    /// started, where OpenMP's threads (off) end every layer at a barrier that each of them must reach, so that a core
-    /// the system takes away for a while holds up the whole pass. On a busy 2-core virtual machine, 1.2–2× faster than
-    /// off; the same speed on a quiet one (docs/benchmarks.md). libtorch's thread count is partly process-wide (MKL's):
-    /// while a pass runs, libtorch calls on other threads run on one thread too. On by default.
-    /// </summary>
-    public bool OwnThreads { get; init; } = true;
-
     /// <summary>The pass size chosen when libtorch convolves without oneDNN: 8 images.</summary>
     public const int DefaultImagesPerPass = 8;
 }
@@ -213,7 +202,7 @@ public sealed class FastTorchEngine : IInferenceEngine
             var x = input.device_type == DeviceType.CPU ? input : input.cpu();
             if (Options.BFloat16) x = x.to(ScalarType.BFloat16);
             if (Options.ChannelsLast && x.dim() == 4) x = MemoryFormat.ToChannelsLast(x);
-            using (Options.OwnThreads ? Layers.CpuTeam.Pass() : null) logits = Forward(x);
+            logits = Forward(x);
             if (Options.BFloat16) logits = logits.to(ScalarType.Float32);
         }
 

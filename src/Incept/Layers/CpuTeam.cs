@@ -21,39 +21,8 @@ internal static unsafe class CpuTeam
 {
     private static readonly Native? Omp = Native.Find();
 
-    // Inside a Pass on this thread: the number of threads the jobs run on (libtorch is on one thread meanwhile).
-    [ThreadStatic]
-    private static int passThreads;
-
     /// <summary>How many parts <see cref="Run"/> runs side by side on the calling thread: libtorch's thread count there.</summary>
-    public static int Size => passThreads > 0 ? passThreads : Omp is null ? 1 : Math.Max(1, torch.get_num_threads());
-
-    /// <summary>
-    /// Until disposed, the jobs run on this thread go to <see cref="OwnTeam"/>'s workers instead of OpenMP's, with as
-    /// many threads in all as libtorch had, and libtorch itself runs on this thread alone (its OpenMP threads would
-    /// otherwise spin, after each of its own calls, on the cores the workers need). Null, changing nothing, inside
-    /// another pass or where libtorch has one thread. libtorch's thread count is process-wide in part (MKL's): another
-    /// thread calling libtorch meanwhile runs on one thread too.
-    /// </summary>
-    public static IDisposable? Pass()
-    {
-        if (passThreads > 0) return null;
-        int threads = Math.Max(1, torch.get_num_threads());
-        if (threads == 1) return null;
-        passThreads = threads;
-        torch.set_num_threads(1);
-        return new PassScope(threads);
-    }
-
-    private sealed class PassScope(int threads) : IDisposable
-    {
-        public void Dispose()
-        {
-            if (passThreads == 0) return;
-            passThreads = 0;
-            torch.set_num_threads(threads);
-        }
-    }
+    public static int Size => Omp is null ? 1 : Math.Max(1, torch.get_num_threads());
 
     /// <summary>
     /// How many parts a job is cut into per thread where its work allows: the threads claim parts as they finish their
@@ -69,12 +38,6 @@ internal static unsafe class CpuTeam
     public static void Run(int parts, Action<int> part)
     {
         ArgumentNullException.ThrowIfNull(part);
-        if (passThreads > 1)
-        {
-            OwnTeam.Run(parts, passThreads, part);
-            return;
-        }
-
         if (parts <= 1 || Omp is null || Omp.InParallel())
         {
             for (int i = 0; i < parts; i++) part(i);

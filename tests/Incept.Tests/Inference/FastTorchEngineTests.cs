@@ -219,37 +219,6 @@ public class FastTorchEngineTests
         }
     }
 
-    [Theory]
-    [InlineData("googlenet")]
-    [InlineData("inception_resnet_v2")]
-    public void Own_worker_threads_and_openmp_threads_give_the_same_logits(string name)
-    {
-        var spec = ModelRegistry.Get(name);
-        manual_seed(13);
-        using var model = ModelFactory.Create(spec, new ModelConfig { Width = 0.25, NumClasses = 8, SmallInput = true });
-        RandomiseBatchNorms(model, 14, size: 40);
-        model.eval();
-        using var input = randn(3, 3, 40, 40);
-        using var expected = EvalLogits(model, input);
-        int before = get_num_threads();
-        try
-        {
-            set_num_threads(2);
-            using var own = FastTorchEngine.Create(spec, model, new FastTorchOptions { OwnThreads = true });
-            using var openMp = FastTorchEngine.Create(spec, model, new FastTorchOptions { OwnThreads = false });
-            using var a = own.Run(input);
-            Assert.Equal(2, get_num_threads());
-            using var b = openMp.Run(input);
-            Assert.True(RelativeError(a, expected) < 1e-4, $"own threads: relative error {RelativeError(a, expected)}");
-            // Each output value is computed by the same code whichever thread runs its part.
-            Assert.True(a.equal(b).all().item<bool>(), $"own and OpenMP threads differ by {RelativeError(a, b)}");
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
-    }
-
     [Fact]
     public void Each_option_alone_keeps_the_logits_and_the_source_model_is_untouched()
     {

@@ -5,18 +5,16 @@ using static TorchSharp.torch;
 namespace Incept.Tests.Layers;
 
 /// <summary>
-/// The teams Incept's kernels run on: every part exactly once, on no more threads than libtorch has, failures rethrown
-/// on the caller; inside a pass, on Incept's own workers with libtorch on one thread, its thread count restored after.
+/// The team Incept's kernels run on: every part exactly once, claimed by the threads as they come free, on no more
+/// threads than libtorch has; failures rethrown on the caller.
 /// </summary>
 public class CpuTeamTests
 {
     [Theory]
-    [InlineData(false, 1)]
-    [InlineData(false, 37)]
-    [InlineData(true, 1)]
-    [InlineData(true, 2)]
-    [InlineData(true, 37)]
-    public void Every_part_runs_once_on_at_most_the_team_s_threads(bool inPass, int parts)
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(37)]
+    public void Every_part_runs_once_on_at_most_libtorch_s_threads(int parts)
     {
         int before = get_num_threads();
         try
@@ -24,54 +22,14 @@ public class CpuTeamTests
             set_num_threads(2);
             var runs = new int[parts];
             var threads = new ConcurrentDictionary<int, bool>();
-            using (inPass ? CpuTeam.Pass() : null)
+            CpuTeam.Run(parts, i =>
             {
-                Assert.Equal(2, CpuTeam.Size);
-                // Inside a pass libtorch itself runs on the caller's thread alone.
-                Assert.Equal(inPass ? 1 : 2, get_num_threads());
-                CpuTeam.Run(parts, i =>
-                {
-                    Interlocked.Increment(ref runs[i]);
-                    threads[Environment.CurrentManagedThreadId] = true;
-                    Thread.SpinWait(2000);
-                });
-            }
-
+                Interlocked.Increment(ref runs[i]);
+                threads[Environment.CurrentManagedThreadId] = true;
+                Thread.SpinWait(2000);
+            });
             Assert.All(runs, count => Assert.Equal(1, count));
             Assert.InRange(threads.Count, 1, Math.Min(2, parts));
-            Assert.Equal(2, get_num_threads());
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
-    }
-
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void A_failing_part_is_rethrown_on_the_caller_after_the_others_ran(bool inPass)
-    {
-        int before = get_num_threads();
-        try
-        {
-            set_num_threads(2);
-            int ran = 0;
-            using (inPass ? CpuTeam.Pass() : null)
-            {
-                var e = Assert.Throws<InvalidOperationException>(() => CpuTeam.Run(8, i =>
-                {
-                    Interlocked.Increment(ref ran);
-                    if (i == 3) throw new InvalidOperationException("part 3");
-                }));
-                Assert.Equal("part 3", e.Message);
-                // The team is usable again after a failure.
-                int after = 0;
-                CpuTeam.Run(4, _ => Interlocked.Increment(ref after));
-                Assert.Equal(4, after);
-            }
-
-            Assert.Equal(8, ran);
         }
         finally
         {
@@ -80,22 +38,56 @@ public class CpuTeamTests
     }
 
     [Fact]
-    public void A_pass_inside_a_pass_or_on_one_thread_changes_nothing()
+    public void A_thread_held_up_in_one_part_leaves_the_other_parts_to_the_rest()
     {
         int before = get_num_threads();
         try
         {
-            set_num_threads(1);
-            Assert.Null(CpuTeam.Pass());
             set_num_threads(2);
-            using (var outer = CpuTeam.Pass())
+            if (CpuTeam.Size < 2) return;
+            // Part 0 waits until the other thread has run every other part: with fixed shares (parts i, i + 2, ...) it
+            // would wait for parts 2, 4, 6 that only its own thread would run, and time out.
+            var done = new int[8];
+            int others = 0, seenBeforeTimeout = -1;
+            CpuTeam.Run(8, i =>
             {
-                Assert.NotNull(outer);
-                Assert.Null(CpuTeam.Pass());
-                Assert.Equal(2, CpuTeam.Size);
-            }
+                if (i == 0)
+                {
+                    var waited = System.Diagnostics.Stopwatch.StartNew();
+                    while (Volatile.Read(ref others) < 7 && waited.ElapsedMilliseconds < 5000) Thread.SpinWait(100);
+                    seenBeforeTimeout = Volatile.Read(ref others);
+                }
+                else
+                {
+                    Interlocked.Increment(ref others);
+                }
 
-            Assert.Equal(2, get_num_threads());
+                done[i] = 1;
+            });
+            Assert.All(done, d => Assert.Equal(1, d));
+            Assert.Equal(7, seenBeforeTimeout);
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
+    }
+
+    [Fact]
+    public void A_failing_part_is_rethrown_on_the_caller_after_the_others_ran()
+    {
+        int before = get_num_threads();
+        try
+        {
+            set_num_threads(2);
+            int ran = 0;
+            var e = Assert.Throws<InvalidOperationException>(() => CpuTeam.Run(8, i =>
+            {
+                Interlocked.Increment(ref ran);
+                if (i == 3) throw new InvalidOperationException("part 3");
+            }));
+            Assert.Equal("part 3", e.Message);
+            Assert.Equal(8, ran);
         }
         finally
         {

@@ -32,6 +32,20 @@ internal static unsafe class CpuTeam
     public const int PartsPerThread = 4;
 
     /// <summary>
+    /// How many parts to cut <paramref name="units"/> equal units of work into: <see cref="PartsPerThread"/> per thread,
+    /// or <paramref name="minimum"/> where that is more, never more than the units, and a multiple of the thread count
+    /// where there are enough units, so that equal parts end together (3 parts on 2 threads leave one thread idle for a
+    /// third of the job).
+    /// </summary>
+    public static int PartsFor(long units, long minimum = 0)
+    {
+        int size = Size;
+        long parts = Math.Min(units, Math.Max(minimum, (long)size * PartsPerThread));
+        if (parts > size) parts -= parts % size;
+        return (int)Math.Clamp(parts, 1, int.MaxValue);
+    }
+
+    /// <summary>
     /// Calls <paramref name="part"/> once for every index below <paramref name="parts"/>, side by side where the team has
     /// room; returns when all have, rethrowing the first exception one of them threw.
     /// </summary>

@@ -116,7 +116,7 @@ internal sealed unsafe class PanelProduct : IDisposable
         if (panelCount >= cores && (blocks <= chunk || Outputs >= rows))
         {
             // Few rows (the weights are the larger matrix): the cores share out the panels.
-            int parts = (int)Math.Min(panelCount, cores * CpuTeam.PartsPerThread);
+            int parts = CpuTeam.PartsFor(panelCount);
             CpuTeam.Run(parts, part => job.Run(panelCount * part / parts, panelCount * (part + 1) / parts, 0, blocks, chunk));
         }
         else
@@ -125,19 +125,11 @@ internal sealed unsafe class PanelProduct : IDisposable
         }
     }
 
-    // Many rows: the cores share out the blocks of rows, in parts of a chunk each where there are enough chunks, else in
-    // equal smaller parts (whole chunks left one core with 3 of inception_resnet_v2's 5 chunks of 17×17 rows at batch 1).
+    // Many rows: the cores share out the blocks of rows in equal parts of at most a chunk each where there are enough
+    // chunks (whole chunks as parts left one core with 3 of inception_resnet_v2's 5 chunks of 17×17 rows at batch 1).
     private static void ShareRows(Job job, long panelCount, long blocks, long chunk)
     {
-        long chunks = (blocks + chunk - 1) / chunk;
-        int wanted = CpuTeam.Size * CpuTeam.PartsPerThread;
-        if (chunks >= wanted)
-        {
-            CpuTeam.Run((int)chunks, part => job.Run(0, panelCount, part * chunk, Math.Min(blocks, (part + 1) * chunk), chunk));
-            return;
-        }
-
-        int parts = (int)Math.Min(wanted, blocks);
+        int parts = CpuTeam.PartsFor(blocks, minimum: (blocks + chunk - 1) / chunk);
         CpuTeam.Run(parts, part => job.Run(0, panelCount, blocks * part / parts, blocks * (part + 1) / parts, chunk));
     }
 

@@ -104,7 +104,7 @@ internal static unsafe class Pooling
         float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output);
         var shape = new Shape(n, c, h, wd);
         long rows = n * w.OutHeight;
-        int parts = (int)Math.Clamp(rows, 1, CpuTeam.Size * CpuTeam.PartsPerThread);
+        int parts = CpuTeam.PartsFor(rows);
         // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
         CpuTeam.Run(parts, part =>
         {

@@ -239,11 +239,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
         float* source = TensorData.ChannelsLastFloats(converted ?? input), target = TensorData.ChannelsLastFloats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
         int positions = rows.Size * columns.Size;
-        // A chunk per part where there are enough chunks; else the tiles in equal parts (several per core, of 16 tiles at
-        // least), even where all of them would fit in one chunk.
-        long fullChunk = ChunkTiles(positions, inChannels, outChannels), chunks = (grid.Tiles + fullChunk - 1) / fullChunk;
-        int wanted = CpuTeam.Size * CpuTeam.PartsPerThread;
-        int parts = chunks >= wanted ? (int)chunks : (int)Math.Clamp(grid.Tiles / 16, 1, wanted);
+        // Equal parts of 16 tiles at least, several per core where the tiles allow, even where all of them would fit in
+        // one chunk; a part goes through its tiles a chunk at a time.
+        long fullChunk = ChunkTiles(positions, inChannels, outChannels);
+        int parts = CpuTeam.PartsFor(grid.Tiles / 16);
         long chunk = Math.Min(fullChunk, (grid.Tiles + parts - 1) / parts);
         long valueCount = positions * chunk * inChannels, productCount = positions * chunk * outChannels;
         // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.

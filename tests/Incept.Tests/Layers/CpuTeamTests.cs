@@ -37,6 +37,29 @@ public class CpuTeamTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 0, 1)]
+    [InlineData(1, 0, 1)]
+    [InlineData(3, 0, 2)]      // not 3 on 2 threads: one would idle for a third of the job
+    [InlineData(5, 0, 4)]
+    [InlineData(100, 0, 8)]    // 4 per thread
+    [InlineData(2091, 29, 28)] // at least the chunks, rounded down to a multiple of the threads
+    [InlineData(6, 29, 6)]
+    public void Parts_are_a_multiple_of_the_threads_where_the_work_allows(long units, long minimum, int expected)
+    {
+        int before = get_num_threads();
+        try
+        {
+            set_num_threads(2);
+            if (CpuTeam.Size != 2) return;
+            Assert.Equal(expected, CpuTeam.PartsFor(units, minimum));
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
+    }
+
     [Fact]
     public void A_thread_held_up_in_one_part_leaves_the_other_parts_to_the_rest()
     {

@@ -16,10 +16,8 @@ public class CpuTeamTests
     [InlineData(37)]
     public void Every_part_runs_once_on_at_most_libtorch_s_threads(int parts)
     {
-        int before = get_num_threads();
-        try
+        OnTwoThreads(() =>
         {
-            set_num_threads(2);
             var runs = new int[parts];
             var threads = new ConcurrentDictionary<int, bool>();
             CpuTeam.Run(parts, i =>
@@ -27,14 +25,10 @@ public class CpuTeamTests
                 Interlocked.Increment(ref runs[i]);
                 threads[Environment.CurrentManagedThreadId] = true;
                 Thread.SpinWait(2000);
-            });
-            Assert.All(runs, count => Assert.Equal(1, count));
-            Assert.InRange(threads.Count, 1, Math.Min(2, parts));
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
+        });
+        Assert.All(runs, count => Assert.Equal(1, count));
+        Assert.InRange(threads.Count, 1, Math.Min(2, parts));
+        });
     }
 
     [Theory]
@@ -47,26 +41,18 @@ public class CpuTeamTests
     [InlineData(6, 29, 6)]
     public void Parts_are_a_multiple_of_the_threads_where_the_work_allows(long units, long minimum, int expected)
     {
-        int before = get_num_threads();
-        try
+        OnTwoThreads(() =>
         {
-            set_num_threads(2);
             if (CpuTeam.Size != 2) return;
             Assert.Equal(expected, CpuTeam.PartsFor(units, minimum));
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
+        });
     }
 
     [Fact]
     public void A_thread_held_up_in_one_part_leaves_the_other_parts_to_the_rest()
     {
-        int before = get_num_threads();
-        try
+        OnTwoThreads(() =>
         {
-            set_num_threads(2);
             if (CpuTeam.Size < 2) return;
             // Part 0 waits until the other thread has run every other part: with fixed shares (parts i, i + 2, ...) it
             // would wait for parts 2, 4, 6 that only its own thread would run, and time out.
@@ -86,23 +72,17 @@ public class CpuTeamTests
                 }
 
                 done[i] = 1;
-            });
-            Assert.All(done, d => Assert.Equal(1, d));
-            Assert.Equal(7, seenBeforeTimeout);
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
+        });
+        Assert.All(done, d => Assert.Equal(1, d));
+        Assert.Equal(7, seenBeforeTimeout);
+        });
     }
 
     [Fact]
     public void A_failing_part_is_rethrown_on_the_caller_after_the_others_ran()
     {
-        int before = get_num_threads();
-        try
+        OnTwoThreads(() =>
         {
-            set_num_threads(2);
             int ran = 0;
             var e = Assert.Throws<InvalidOperationException>(() => CpuTeam.Run(8, i =>
             {
@@ -111,6 +91,17 @@ public class CpuTeamTests
             }));
             Assert.Equal("part 3", e.Message);
             Assert.Equal(8, ran);
+        });
+    }
+
+    // Runs `test` with libtorch on two threads (CI's cores), then puts the thread count back.
+    private static void OnTwoThreads(Action test)
+    {
+        int before = get_num_threads();
+        try
+        {
+            set_num_threads(2);
+            test();
         }
         finally
         {

@@ -347,6 +347,35 @@ internal sealed unsafe class PanelProduct : IDisposable
         }
     }
 
+    /// <summary>
+    /// y[r, j] = x[r, ·]·w[·, j], nothing added, for the <paramref name="rows"/> rows of <paramref name="x"/> (rows
+    /// <paramref name="ldx"/> apart) and weights already in panels ([outputs / 16][inputs][16], <paramref name="outputs"/> a
+    /// multiple of <see cref="Width"/>), on the calling thread: the products of Winograd's tile positions, whose
+    /// transformed weights are laid out so once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void MultiplyPanels(float* x, long rows, long ldx, float* panels, long inputs, long outputs, float* y, long ldy)
+    {
+        float* sums = stackalloc float[BlockRows * Width];
+        for (long column = 0; column < outputs; column += Width)
+        {
+            float* panel = panels + column * inputs;
+            for (long row = 0; row < rows; row += BlockRows)
+            {
+                long last = Math.Min(BlockRows, rows - row) - 1;
+                var source = x + row * ldx;
+                Kernel(source, source + Math.Min(1, last) * ldx, source + Math.Min(2, last) * ldx, source + Math.Min(3, last) * ldx,
+                    source + Math.Min(4, last) * ldx, source + Math.Min(5, last) * ldx, panel, inputs, sums);
+                var target = y + row * ldy + column;
+                for (long r = 0; r <= last; r++)
+                {
+                    Avx.Store(target + r * ldy, Avx.LoadVector256(sums + r * Width));
+                    Avx.Store(target + r * ldy + 8, Avx.LoadVector256(sums + r * Width + 8));
+                }
+            }
+        }
+    }
+
     // What happens to a block's sums as they are written: bias, then ReLU or residual + scale·(…).
     private readonly struct Epilogue(bool relu, float* residual, long ldr, float scale)
     {

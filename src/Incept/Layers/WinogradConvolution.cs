@@ -20,10 +20,14 @@ namespace Incept.Layers;
 /// <para>The products of a tile position become one matrix product per position over all tiles, <c>[tiles, C] ×
 /// [C, K]</c>, which MKL runs at the rate of an ordinary convolution's im2col products, so most of the saved
 /// multiplications are kept: for 3×3 with 4×4 tiles, 1.9–2.4× faster than libtorch's convolution per layer on a Zen 5
-/// core pair at batch 8 (1.4–2.2× with 2×2 tiles); for 1×7 and 7×1, 1.05–1.3×. The transforms are sums over 16
-/// channels at a time on the channels-last input and output, and the tiles go through in chunks whose transformed
-/// values (about <see cref="ChunkBytes"/>) stay in a core's cache between the transform, the product and the inverse
-/// transform. Each core takes its own run of chunks (<see cref="CpuTeam"/>).</para>
+/// core pair at batch 8 (1.4–2.2× with 2×2 tiles); for 1×7 and 7×1, 1.05–1.3×. Where Incept's panel product pays
+/// (<see cref="PanelProduct.Pays"/>: AVX2 without AVX-512) the transformed weights are laid out once in its panels
+/// instead and it runs the products, with no copy of the weights per call (MKL packs them on every call, which at batch 1
+/// costs as much as the arithmetic). The transforms are sums over 16 channels at a time on the channels-last input and
+/// output, and the tiles go through in chunks whose transformed values (about <see cref="ChunkBytes"/>) stay in a
+/// core's cache between the transform, the product and the inverse transform. Each core takes its own run of chunks
+/// (<see cref="CpuTeam"/>); a grid with too few tiles for that (batch 1's small grids) goes through in three steps
+/// shared among the cores instead: the input transform, the products by tile position, the output transform.</para>
 /// <para>The transforms are Cook–Toom's, built from the interpolation points 0, 1, −1, 2, −2, ½, −½ and ∞ (exact
 /// in binary). The transformed weights are computed once, in float64, and replace the weights: the fast engine frees
 /// a convolution's own weight once this class has taken it. The outputs differ from libtorch's by float32 rounding:
@@ -62,9 +66,11 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     private readonly Axis rows;
     private readonly Axis columns;
     private readonly Tiling tiling;
+    private readonly bool panels;
 
-    private WinogradConvolution(Tensor transformed, Tensor bias, long inChannels, long outChannels, Axis rows, Axis columns)
+    private WinogradConvolution(Tensor transformed, Tensor bias, long inChannels, long outChannels, Axis rows, Axis columns, bool panels = false)
     {
+        this.panels = panels;
         this.transformed = transformed;
         this.bias = bias;
         this.inChannels = inChannels;
@@ -129,9 +135,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
     /// <summary>
     /// Transforms <paramref name="conv"/>'s weights (a convolution this class <see cref="Takes"/>). The result does not
-    /// refer to the convolution: its weight may be freed afterwards.
+    /// refer to the convolution: its weight may be freed afterwards. <paramref name="panels"/> lays them out for Incept's
+    /// panel product (true) or MKL's batch (false); null chooses the panels where they pay (<see cref="PanelProduct.Pays"/>).
     /// </summary>
-    public static WinogradConvolution Prepare(Conv2d conv, int squareTile = SquareTile)
+    public static WinogradConvolution Prepare(Conv2d conv, int squareTile = SquareTile, bool? panels = null)
     {
         if (!Takes(conv)) throw new ArgumentException("Winograd's method does not take this convolution.", nameof(conv));
         if (squareTile is not (2 or 4)) throw new ArgumentOutOfRangeException(nameof(squareTile), squareTile, "A 3×3 kernel's tiles give 2×2 or 4×4 outputs.");
@@ -143,19 +150,29 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var _ = no_grad();
         var gRows = tensor(rows.Weight, [rows.Size, rows.Kernel], ScalarType.Float64);
         var gColumns = tensor(columns.Weight, [columns.Size, columns.Kernel], ScalarType.Float64).t();
-        var transformed = empty(rows.Size * columns.Size, inChannels, outChannels);
-        // U = G_rows·w·G_columnsᵀ per (out, in) pair, laid out as one matrix [in, out] per tile position; in float64, a
-        // block of output channels at a time so that the float64 copies stay small.
+        bool inPanels = panels ?? PanelProduct.Pays;
+        if (inPanels && !PanelProduct.Supported) throw new PlatformNotSupportedException("The panel product needs AVX2 with FMA.");
+        int positions = rows.Size * columns.Size;
+        const int width = PanelProduct.Width;
+        // One matrix [in, out] per tile position for MKL, or for Incept's panel product the same in panels of 16 output
+        // channels, [out / 16][in][16], written block by block so that no second copy of the layer is made.
+        var transformed = inPanels ? empty(positions, outChannels / width, inChannels, width) : empty(positions, inChannels, outChannels);
+        // U = G_rows·w·G_columnsᵀ per (out, in) pair; in float64, a block of output channels at a time so that the float64
+        // copies stay small.
         for (long first = 0; first < outChannels; first += ChannelBlock * 4)
         {
             using var block = NewDisposeScope();
             long count = Math.Min(ChannelBlock * 4, outChannels - first);
             var u = gRows.matmul(weight.narrow(0, first, count).to(ScalarType.Float64)).matmul(gColumns);
-            transformed.narrow(2, first, count).copy_(u.permute(2, 3, 1, 0).reshape(rows.Size * columns.Size, inChannels, count));
+            var perPosition = u.permute(2, 3, 1, 0).reshape(positions, inChannels, count);
+            if (inPanels)
+                transformed.narrow(1, first / width, count / width).copy_(perPosition.view(positions, inChannels, count / width, width).permute(0, 2, 1, 3));
+            else
+                transformed.narrow(2, first, count).copy_(perPosition);
         }
 
         var shift = conv.bias is { } b ? b.to(ScalarType.Float32).contiguous().clone() : zeros(outChannels);
-        return new WinogradConvolution(transformed.DetachFromDisposeScope(), shift.DetachFromDisposeScope(), inChannels, outChannels, rows, columns);
+        return new WinogradConvolution(transformed.DetachFromDisposeScope(), shift.DetachFromDisposeScope(), inChannels, outChannels, rows, columns, inPanels);
     }
 
     /// <summary>
@@ -239,10 +256,16 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
         float* source = TensorData.ChannelsLastFloats(converted ?? input), target = TensorData.ChannelsLastFloats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
         int positions = rows.Size * columns.Size;
+        int parts = CpuTeam.PartsFor(grid.Tiles / 16);
+        if (InPhases(grid.Tiles))
+        {
+            ForwardInPhases(grid, source, target, shift, weights, positions, relu);
+            return output;
+        }
+
         // Equal parts of 16 tiles at least, several per core where the tiles allow, even where all of them would fit in
         // one chunk; a part goes through its tiles a chunk at a time.
         long fullChunk = ChunkTiles(positions, inChannels, outChannels);
-        int parts = CpuTeam.PartsFor(grid.Tiles / 16);
         long chunk = Math.Min(fullChunk, (grid.Tiles + parts - 1) / parts);
         long valueCount = positions * chunk * inChannels, productCount = positions * chunk * outChannels;
         // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
@@ -253,24 +276,84 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             for (long start = first; start < end; start += chunk)
             {
                 long count = Math.Min(chunk, end - start);
-                switch (tiling)
-                {
-                    case Tiling.Square2: TransformInput<Square2Input>(source, buffer, grid, start, count, chunk); break;
-                    case Tiling.Square4 or Tiling.Square5: TransformInput<Square4Input>(source, buffer, grid, start, count, chunk); break;
-                    default: TransformInput<LineInput>(source, buffer, grid, start, count, chunk); break;
-                }
-
-                MklBatch.Multiply(positions, count, outChannels, inChannels, buffer, chunk * inChannels, inChannels, weights, products, chunk * outChannels);
-                switch (tiling)
-                {
-                    case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
-                    case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
-                    case Tiling.Square5: TransformSquare5Output(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
-                    default: TransformLineOutput(products, shift, target, grid, start, count, chunk, outChannels, relu); break;
-                }
+                TransformInput(source, buffer, grid, start, count, chunk);
+                Multiply(0, positions, count, buffer, chunk, weights, products);
+                TransformOutput(products, shift, target, grid, start, count, chunk, relu);
             }
         });
         return output;
+    }
+
+    /// <summary>
+    /// Whether a call with <paramref name="tiles"/> tiles goes through <see cref="ForwardInPhases"/>: weights in panels and
+    /// too few tiles for a part of 16 on every thread (with MKL's layout, where it was not measured, never).
+    /// </summary>
+    internal bool InPhases(long tiles) => panels && CpuTeam.PartsFor(tiles / 16) < CpuTeam.Size;
+
+    /// <summary>Whether the transformed weights are in panels for Incept's own product (else in MKL's layout).</summary>
+    internal bool InPanels => panels;
+
+    // Too few tiles for a part of 16 per thread (a small grid at batch 1): the tiles' inputs are transformed in parts,
+    // then the positions' products are shared out, then the outputs are transformed in parts, all through one store, so
+    // that both cores work on every step (a single part would leave one core idle, and MKL's threads for a few tiles cost
+    // more than they give).
+    private void ForwardInPhases(Grid grid, float* source, float* target, float* shift, float* weights, int positions, bool relu)
+    {
+        long tiles = grid.Tiles;
+        Scratch.ForThisThread(positions * tiles * inChannels, positions * tiles * outChannels, out float* values, out float* products);
+        int tileParts = CpuTeam.PartsFor(tiles);
+        // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
+        CpuTeam.Run(tileParts, part =>
+        {
+            long first = tiles * part / tileParts, end = tiles * (part + 1) / tileParts;
+            TransformInput(source, values + first * inChannels, grid, first, end - first, tiles);
+        });
+        int positionParts = CpuTeam.PartsFor(positions);
+        CpuTeam.Run(positionParts, part => Multiply(positions * part / positionParts, positions * (part + 1) / positionParts, tiles, values, tiles, weights, products));
+        CpuTeam.Run(tileParts, part =>
+        {
+            long first = tiles * part / tileParts, end = tiles * (part + 1) / tileParts;
+            TransformOutput(products + first * outChannels, shift, target, grid, first, end - first, tiles, relu);
+        });
+    }
+
+    private void TransformInput(float* source, float* values, Grid grid, long start, long count, long stride)
+    {
+        switch (tiling)
+        {
+            case Tiling.Square2: TransformInput<Square2Input>(source, values, grid, start, count, stride); break;
+            case Tiling.Square4 or Tiling.Square5: TransformInput<Square4Input>(source, values, grid, start, count, stride); break;
+            default: TransformInput<LineInput>(source, values, grid, start, count, stride); break;
+        }
+    }
+
+    private void TransformOutput(float* products, float* shift, float* target, Grid grid, long start, long count, long stride, bool relu)
+    {
+        switch (tiling)
+        {
+            case Tiling.Square2: TransformSquare2Output(products, shift, target, grid, start, count, stride, outChannels, relu); break;
+            case Tiling.Square4: TransformSquare4Output(products, shift, target, grid, start, count, stride, outChannels, relu); break;
+            case Tiling.Square5: TransformSquare5Output(products, shift, target, grid, start, count, stride, outChannels, relu); break;
+            default: TransformLineOutput(products, shift, target, grid, start, count, stride, outChannels, relu); break;
+        }
+    }
+
+    // The products of positions [first, end) for `count` tiles: values [positions][stride][in] · weights → products
+    // [positions][stride][out], by Incept's panel product where the weights are in panels, else by MKL's batch.
+    private void Multiply(int first, int end, long count, float* values, long stride, float* weights, float* products)
+    {
+        if (end <= first) return;
+        long matrix = inChannels * outChannels;
+        if (!panels)
+        {
+            MklBatch.Multiply(end - first, count, outChannels, inChannels, values + first * stride * inChannels, stride * inChannels, inChannels,
+                weights + first * matrix, products + first * stride * outChannels, stride * outChannels);
+            return;
+        }
+
+        for (int k = first; k < end; k++)
+            PanelProduct.MultiplyPanels(values + k * stride * inChannels, count, inChannels, weights + k * matrix, inChannels, outChannels,
+                products + k * stride * outChannels, outChannels);
     }
 
     /// <summary>Frees the transformed weights.</summary>

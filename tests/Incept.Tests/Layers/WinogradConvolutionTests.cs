@@ -35,7 +35,51 @@ public class WinogradConvolutionTests
         MemoryFormat.ToChannelsLast(conv);
         using var raw = randn(batch, cin, height, width);
         using var input = MemoryFormat.ToChannelsLast(raw);
-        AssertGivesLibtorchsOutput(conv, input);
+        // On two threads, where a small grid's few tiles go through in three shared steps and a large one in parts.
+        OnTwoThreads(() => AssertGivesLibtorchsOutput(conv, input));
+    }
+
+    [Fact]
+    public void The_shapes_take_both_the_stepwise_path_of_few_tiles_and_the_parts_of_many()
+    {
+        if (!WideVectors.Fast || !PanelProduct.Supported) return;
+        OnTwoThreads(() =>
+        {
+            var taken = new List<bool>();
+            foreach (var row in Shapes)
+            {
+                var (batch, cin, cout, height, width) = ((long)row[0], (long)row[1], (long)row[2], (long)row[3], (long)row[4]);
+                var (kh, kw, ph, pw) = ((long)row[5], (long)row[6], (long)row[7], (long)row[8]);
+                using var conv = nn.Conv2d(cin, cout, (kh, kw), padding: (ph, pw));
+                using var winograd = WinogradConvolution.Prepare(conv, panels: true);
+                long tileRows = kh == 1 ? 1 : 2, tileColumns = kw == 1 ? 1 : 2;
+                if (kh == 3 && kw == 3) (tileRows, tileColumns) = (WinogradConvolution.SquareTile, WinogradConvolution.SquareTile);
+                long outHeight = height + 2 * ph - kh + 1, outWidth = width + 2 * pw - kw + 1;
+                long tiles = batch * ((outHeight + tileRows - 1) / tileRows) * ((outWidth + tileColumns - 1) / tileColumns);
+                taken.Add(winograd.InPhases(tiles));
+            }
+
+            Assert.Contains(true, taken);
+            Assert.Contains(false, taken);
+            // MKL's layout keeps the parts (the stepwise path was measured with the panels only).
+            using var plain = nn.Conv2d(16, 16, 3L, padding: 1L);
+            using var mkl = WinogradConvolution.Prepare(plain, panels: false);
+            Assert.False(mkl.InPhases(1));
+        });
+    }
+
+    private static void OnTwoThreads(Action test)
+    {
+        int before = get_num_threads();
+        try
+        {
+            set_num_threads(2);
+            test();
+        }
+        finally
+        {
+            set_num_threads(before);
+        }
     }
 
     [Fact]
@@ -239,9 +283,13 @@ public class WinogradConvolutionTests
         using var expectedRelu = expected.relu();
         long kh = conv.weight!.shape[2], kw = conv.weight.shape[3];
         bool square = kh == 3 && kw == 3;
+        // Both layouts of the transformed weights: MKL's, and Incept's panels where the CPU runs the panel product.
+        bool[] layouts = PanelProduct.Supported ? [false, true] : [false];
+        foreach (bool panels in layouts)
         foreach (int tile in square ? new[] { 2, 4 } : new[] { WinogradConvolution.SquareTile })
         {
-            using var winograd = WinogradConvolution.Prepare(conv, tile);
+            using var winograd = WinogradConvolution.Prepare(conv, tile, panels);
+            Assert.Equal(panels, winograd.InPanels);
             Assert.Equal(square ? (tile, tile) : (kh == 1 ? 1 : 2, kw == 1 ? 1 : 2), winograd.TileOutputs);
             // 4×4 tiles round about ten times more than 2×2 ones (larger transform coefficients).
             double tolerance = tile == 4 && square ? 5e-5 : 1e-5;
@@ -252,7 +300,7 @@ public class WinogradConvolutionTests
                 Assert.Equal(reference.shape, actual.shape);
                 Assert.Equal(MemoryFormat.ChannelsLastStrides(reference.shape), actual.stride());
                 double error = (actual - reference).abs().max().item<float>() / reference.abs().max().item<float>();
-                Assert.True(error < tolerance, $"tile {tile}, relu {relu}: relative error {error}");
+                Assert.True(error < tolerance, $"panels {panels}, tile {tile}, relu {relu}: relative error {error}");
             }
         }
     }

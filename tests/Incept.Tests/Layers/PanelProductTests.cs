@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace Incept.Tests.Layers;
 
 /// <summary>
-/// The panel product gives libtorch's matrix product: for any number of rows (whole and cut blocks of six), any number of
+/// The panel product gives libtorch's matrix product: for any number of rows (blocks of six, and the four- and two-row
+/// kernels for the rows left over, whole or cut), any number of
 /// output channels (whole and cut panels of 16), with the ReLU or the scaled residual sum, shared among the cores by
 /// panels or by rows; and as a 1×1 convolution, in channels-last layout.
 /// </summary>
@@ -14,8 +15,11 @@ public class PanelProductTests
     public static TheoryData<long, long, long, bool, bool> Shapes => new()
     {
         // rows, inputs, outputs, bias, relu
-        { 1, 64, 32, true, true },        // a single row: the block repeats it
-        { 9, 40, 24, true, true },        // batch-1 3×3 grid; a cut panel of 8
+        { 1, 64, 32, true, true },        // a single row: the two-row kernel repeats it
+        { 2, 24, 16, true, true },        // exactly the two-row kernel
+        { 9, 40, 24, true, true },        // batch-1 3×3 grid: six rows, then three in the four-row kernel; a cut panel of 8
+        { 10, 32, 48, false, true },      // six rows and a whole four-row block
+        { 14, 20, 32, true, false },      // two blocks of six and two rows left
         { 13, 17, 16, false, false },     // odd inputs, one whole panel, two cut blocks
         { 64, 96, 200, true, true },      // more outputs than rows: split by panels
         { 600, 256, 40, true, false },    // many rows, few outputs: split by rows, several chunks

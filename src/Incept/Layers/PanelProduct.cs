@@ -262,9 +262,10 @@ internal sealed unsafe class PanelProduct : IDisposable
     /// <summary>
     /// <paramref name="input"/> + <paramref name="scale"/> · (the 1×1 convolution of <paramref name="branches"/> by these
     /// weights), channels-last: the close of an Inception-ResNet block, the input added as each block of output is
-    /// written. Both tensors are float32 on the CPU with the same batch and grid (made channels-last where they are not).
+    /// written; with <paramref name="relu"/>, the ReLU of that. Both tensors are float32 on the CPU with the same batch and
+    /// grid (made channels-last where they are not).
     /// </summary>
-    public Tensor PointwiseResidual(Tensor branches, Tensor input, float scale)
+    public Tensor PointwiseResidual(Tensor branches, Tensor input, float scale, bool relu = false)
     {
         ArgumentNullException.ThrowIfNull(branches);
         ArgumentNullException.ThrowIfNull(input);
@@ -280,7 +281,7 @@ internal sealed unsafe class PanelProduct : IDisposable
         {
             using var from = MemoryFormat.IsChannelsLast(branches) ? null : MemoryFormat.ToChannelsLast(branches);
             using var sum = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
-            Multiply(TensorData.ChannelsLastFloats(from ?? branches), rows, Inputs, TensorData.ChannelsLastFloats(output), Outputs, relu: false,
+            Multiply(TensorData.ChannelsLastFloats(from ?? branches), rows, Inputs, TensorData.ChannelsLastFloats(output), Outputs, relu,
                 TensorData.ChannelsLastFloats(sum ?? input), Outputs, scale);
         }
 

@@ -50,17 +50,19 @@ public static class Residual
     /// <summary>
     /// As <see cref="ProjectedSum(Conv2d, Tensor, double, Tensor, bool)"/>, with the projection's weights laid out in
     /// <paramref name="panels"/> where an inference copy has prepared them (<see cref="IProjectedResidual"/>): then the
-    /// panel product computes the sum, the input added as each block of output is written.
+    /// panel product computes the sum, the input added as each block of output is written. With <paramref name="relu"/>
+    /// the block's ReLU follows: as the panel product writes each block, else in place on the fresh sum.
     /// </summary>
-    internal static Tensor ProjectedSum(Conv2d projection, PanelProduct? panels, Tensor branches, double scale, Tensor input, bool fused)
+    internal static Tensor ProjectedSum(Conv2d projection, PanelProduct? panels, Tensor branches, double scale, Tensor input, bool fused, bool relu = false)
     {
         ArgumentNullException.ThrowIfNull(projection);
         ArgumentNullException.ThrowIfNull(branches);
         ArgumentNullException.ThrowIfNull(input);
-        if (panels is not null) return panels.PointwiseResidual(branches, input, (float)scale);
-        return fused && CanFuse(projection, branches, input)
+        if (panels is not null) return panels.PointwiseResidual(branches, input, (float)scale, relu);
+        var sum = fused && CanFuse(projection, branches, input)
             ? FusedProjectedSum(projection, branches, scale, input)
             : ScaledSum(projection.call(branches), scale, input);
+        return relu ? sum.relu_() : sum;
     }
 
     /// <summary>

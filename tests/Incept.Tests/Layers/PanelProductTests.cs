@@ -150,6 +150,11 @@ public class PanelProductTests
             using var actual = Residual.ProjectedSum(projection, product, branches, 0.2, input, fused: true);
             Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
             Assert.True(RelativeError(actual, expected) < 1e-5, $"relative error {RelativeError(actual, expected)}");
+            // The block's ReLU after the sum, applied as the product writes (the sum has values of both signs).
+            using var expectedRelu = expected.relu();
+            using var rectified = Residual.ProjectedSum(projection, product, branches, 0.2, input, fused: true, relu: true);
+            Assert.True(expected.min().item<float>() < 0);
+            Assert.True(RelativeError(rectified, expectedRelu) < 1e-5, $"relative error {RelativeError(rectified, expectedRelu)}");
         }
     }
 

@@ -54,9 +54,7 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProjec
         // N x 384 x 3 x 3
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        x = Residual.ProjectedSum(conv2d, projection, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded);
-        if (!NoReLU) x = x.relu_();
-        return x.MoveToOuterDisposeScope();
+        return Residual.ProjectedSum(conv2d, projection, x, Scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded, relu: !NoReLU).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

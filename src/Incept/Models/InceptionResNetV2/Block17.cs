@@ -50,7 +50,7 @@ public sealed class Block17 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProje
         // N x (192 + 192) x 17 x 17
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        return Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
+        return Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded, relu: true).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

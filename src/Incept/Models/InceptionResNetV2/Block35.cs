@@ -54,7 +54,7 @@ public sealed class Block35 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProje
         // N x (32 + 32 + 64) x 35 x 35
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        return Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded).relu_().MoveToOuterDisposeScope();
+        return Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded, relu: true).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

@@ -56,9 +56,7 @@ public sealed class Block8 : nn.Module<Tensor, Tensor>, IOnnxExportable, IProjec
         // N x (192 + 256) x 8 x 8
         // Projected back to the input's channels, scaled and added to it (in an inference copy, whose conv units are
         // folded, as one matrix product).
-        x = Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded);
-        if (relu) x = x.relu_();
-        return x.MoveToOuterDisposeScope();
+        return Residual.ProjectedSum(conv2d, projection, x, scale, input, fused: ((IConvBnUnit)branch0).BatchNormFolded, relu: relu).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

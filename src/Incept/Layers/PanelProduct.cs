@@ -584,7 +584,7 @@ internal sealed unsafe class PanelProduct : IDisposable
         public void Columns(float* input, long first, long count, float* into)
         {
             long c = kernel.Channels, positions = OutHeight * OutWidth;
-            nuint runBytes = (nuint)(c * sizeof(float)), rowBytes = (nuint)(kernel.Width * c * sizeof(float));
+            nuint runBytes = (nuint)(c * sizeof(float));
             for (long r = first; r < first + count; r++)
             {
                 long n = r / positions, oh = r % positions / OutWidth, ow = r % OutWidth;
@@ -597,7 +597,7 @@ internal sealed unsafe class PanelProduct : IDisposable
                     long ih = oh * kernel.StrideRows - kernel.PadRows + i;
                     if (inside && ih >= 0 && ih < height)
                     {
-                        Buffer.MemoryCopy(image + (ih * width + left) * c, into, rowBytes, rowBytes);
+                        Copy(image + (ih * width + left) * c, into, kernel.Width * c);
                         into += kernel.Width * c;
                         continue;
                     }
@@ -606,11 +606,31 @@ internal sealed unsafe class PanelProduct : IDisposable
                     {
                         long iw = left + j;
                         if (ih < 0 || ih >= height || iw < 0 || iw >= width) NativeMemory.Clear(into, runBytes);
-                        else Buffer.MemoryCopy(image + (ih * width + iw) * c, into, runBytes, runBytes);
+                        else Copy(image + (ih * width + iw) * c, into, c);
                     }
                 }
             }
         }
+    }
+
+    /// <summary>Runs of at most this many floats are copied by <see cref="Copy"/>'s own loop, longer ones by the runtime's copy.</summary>
+    public const long ShortRun = 64;
+
+    // Copies `count` floats: a short run (an image stem's kernel row of 7 taps × 3 channels is 21 floats) eight and then one
+    // at a time, which costs less than the general copy's fixed cost (inception_resnet_v1's stem 249 → 224 µs, inception_v3's
+    // 505 → 470 µs at batch 1); a long one by Buffer.MemoryCopy.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy(float* from, float* to, long count)
+    {
+        if (count > ShortRun)
+        {
+            Buffer.MemoryCopy(from, to, count * sizeof(float), count * sizeof(float));
+            return;
+        }
+
+        long i = 0;
+        for (; i + 8 <= count; i += 8) Avx.Store(to + i, Avx.LoadVector256(from + i));
+        for (; i < count; i++) to[i] = from[i];
     }
 
     // Each thread's store for the windows it copies, kept between calls (freed with the thread).

@@ -97,11 +97,11 @@ internal static unsafe class Pooling
 
     private static Tensor Run(Tensor input, Window w, bool average, bool countPadding)
     {
-        long n = input.shape[0], c = input.shape[1], h = input.shape[2], wd = input.shape[3];
-        using var scope = NewDisposeScope();
-        var output = empty([n, w.OutHeight, w.OutWidth, c]);
-        var nhwc = input.permute(0, 2, 3, 1);
-        float* source = TensorData.Floats(nhwc), target = TensorData.Floats(output);
+        // Sizes one by one and the data addresses directly: TorchSharp's shape arrays and permuted views cost a few
+        // microseconds per call, as long as a small pool itself at batch 1.
+        long n = input.size(0), c = input.size(1), h = input.size(2), wd = input.size(3);
+        var output = MemoryFormat.EmptyChannelsLast(n, c, w.OutHeight, w.OutWidth);
+        float* source = TensorData.ChannelsLastFloats(input), target = TensorData.ChannelsLastFloats(output);
         var shape = new Shape(n, c, h, wd);
         long rows = n * w.OutHeight;
         int parts = CpuTeam.PartsFor(rows);
@@ -116,7 +116,7 @@ internal static unsafe class Pooling
             }
         });
         Interlocked.Increment(ref fastCount);
-        return output.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        return output;
     }
 
     // One output row (image, output row) of every channel.
@@ -213,7 +213,7 @@ internal static unsafe class Pooling
             if (input.dim() != 4 || kernel is not { Length: 1 or 2 } || stride is not { Length: 1 or 2 } || padding is not { Length: 1 or 2 }) return null;
             long kh = kernel[0], kw = kernel[^1], sh = stride[0], sw = stride[^1], ph = padding[0], pw = padding[^1];
             if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0 || 2 * ph > kh || 2 * pw > kw) return null;
-            long outHeight = OutputSize(input.shape[2], kh, sh, ph, ceilMode), outWidth = OutputSize(input.shape[3], kw, sw, pw, ceilMode);
+            long outHeight = OutputSize(input.size(2), kh, sh, ph, ceilMode), outWidth = OutputSize(input.size(3), kw, sw, pw, ceilMode);
             if (outHeight < 1 || outWidth < 1) return null;
             return new Window(kh, kw, sh, sw, ph, pw, outHeight, outWidth);
         }

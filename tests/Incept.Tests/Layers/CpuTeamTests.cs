@@ -16,7 +16,7 @@ public class CpuTeamTests
     [InlineData(37)]
     public void Every_part_runs_once_on_at_most_libtorch_s_threads(int parts)
     {
-        OnTwoThreads(() =>
+        TwoThreads.Run(() =>
         {
             var runs = new int[parts];
             var threads = new ConcurrentDictionary<int, bool>();
@@ -41,7 +41,7 @@ public class CpuTeamTests
     [InlineData(6, 29, 6)]
     public void Parts_are_a_multiple_of_the_threads_where_the_work_allows(long units, long minimum, int expected)
     {
-        OnTwoThreads(() =>
+        TwoThreads.Run(() =>
         {
             if (CpuTeam.Size != 2) return;
             Assert.Equal(expected, CpuTeam.PartsFor(units, minimum));
@@ -51,7 +51,7 @@ public class CpuTeamTests
     [Fact]
     public void A_thread_held_up_in_one_part_leaves_the_other_parts_to_the_rest()
     {
-        OnTwoThreads(() =>
+        TwoThreads.Run(() =>
         {
             if (CpuTeam.Size < 2) return;
             // Part 0 waits until the other thread has run every other part: with fixed shares (parts i, i + 2, ...) it
@@ -81,7 +81,7 @@ public class CpuTeamTests
     [Fact]
     public void A_failing_part_is_rethrown_on_the_caller_after_the_others_ran()
     {
-        OnTwoThreads(() =>
+        TwoThreads.Run(() =>
         {
             int ran = 0;
             var e = Assert.Throws<InvalidOperationException>(() => CpuTeam.Run(8, i =>
@@ -92,20 +92,5 @@ public class CpuTeamTests
             Assert.Equal("part 3", e.Message);
             Assert.Equal(8, ran);
         });
-    }
-
-    // Runs `test` with libtorch on two threads (CI's cores), then puts the thread count back.
-    private static void OnTwoThreads(Action test)
-    {
-        int before = get_num_threads();
-        try
-        {
-            set_num_threads(2);
-            test();
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
     }
 }

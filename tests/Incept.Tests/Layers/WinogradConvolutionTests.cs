@@ -36,14 +36,14 @@ public class WinogradConvolutionTests
         using var raw = randn(batch, cin, height, width);
         using var input = MemoryFormat.ToChannelsLast(raw);
         // On two threads, where a small grid's few tiles go through in three shared steps and a large one in parts.
-        OnTwoThreads(() => AssertGivesLibtorchsOutput(conv, input));
+        TwoThreads.Run(() => AssertGivesLibtorchsOutput(conv, input));
     }
 
     [Fact]
     public void The_shapes_take_both_the_stepwise_path_of_few_tiles_and_the_parts_of_many()
     {
         if (!WideVectors.Fast || !PanelProduct.Supported) return;
-        OnTwoThreads(() =>
+        TwoThreads.Run(() =>
         {
             var taken = new List<bool>();
             foreach (var row in Shapes)
@@ -66,20 +66,6 @@ public class WinogradConvolutionTests
             using var mkl = WinogradConvolution.Prepare(plain, panels: false);
             Assert.False(mkl.InPhases(1));
         });
-    }
-
-    private static void OnTwoThreads(Action test)
-    {
-        int before = get_num_threads();
-        try
-        {
-            set_num_threads(2);
-            test();
-        }
-        finally
-        {
-            set_num_threads(before);
-        }
     }
 
     [Fact]

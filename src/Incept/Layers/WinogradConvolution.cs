@@ -256,7 +256,6 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var converted = MemoryFormat.IsChannelsLast(input) ? null : MemoryFormat.ToChannelsLast(input);
         float* source = TensorData.ChannelsLastFloats(converted ?? input), target = TensorData.ChannelsLastFloats(output), shift = TensorData.Floats(bias), weights = TensorData.Floats(transformed);
         int positions = rows.Size * columns.Size;
-        int parts = CpuTeam.PartsFor(grid.Tiles / 16);
         if (InPhases(grid.Tiles))
         {
             ForwardInPhases(grid, source, target, shift, weights, positions, relu);
@@ -265,6 +264,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
         // Equal parts of 16 tiles at least, several per core where the tiles allow, even where all of them would fit in
         // one chunk; a part goes through its tiles a chunk at a time.
+        int parts = CpuTeam.PartsFor(grid.Tiles / 16);
         long fullChunk = ChunkTiles(positions, inChannels, outChannels);
         long chunk = Math.Min(fullChunk, (grid.Tiles + parts - 1) / parts);
         long valueCount = positions * chunk * inChannels, productCount = positions * chunk * outChannels;

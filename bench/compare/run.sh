@@ -18,7 +18,8 @@
 # (avx512_bf16 or amx_bf16 in /proc/cpuinfo); elsewhere libtorch emulates it and they only cost time.
 # Every configuration runs once per round, and the rounds run one after the other, so that a slow spell of the
 # machine (a virtual machine's neighbours, say) lands in one round of a few configurations rather than in every
-# measurement of one; the report gives the median over rounds. Batch-1 inference times 4 × N iterations, since
+# measurement of one; the report gives the median over rounds (the figures of record), and beside them a table of the
+# same comparisons by each configuration's fastest pass. Batch-1 inference times 4 × N iterations, since
 # one of them takes only milliseconds. Every process, Incept's and PyTorch's, also warms up for at least
 # --warmup-seconds (default 2) before timing, so that its first second (the .NET runtime compiling, allocators
 # growing) is not what a short batch-1 configuration measures.
@@ -53,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds="$2"; shift 2 ;;
     --bf16) bf16="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -19,7 +19,8 @@ public class WinogradConvolutionTests
         { 2, 16, 32, 11, 9, 7, 1, 3, 0, false },    // and 7×1
         { 1, 16, 16, 8, 8, 1, 5, 0, 2, true },      // 1×5 on 8×8
         { 3, 16, 16, 8, 7, 5, 1, 2, 0, true },      // 5×1 with an odd number of rows
-        { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, the last tile cut
+        { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, one whole tile of F(3, 7)
+        { 1, 16, 16, 4, 10, 1, 7, 0, 0, false },    // 4 columns out: the second tile cut to one output
         { 1, 32, 32, 6, 6, 3, 3, 0, 0, false },     // exactly one 4×4 tile
         { 2, 16, 32, 13, 10, 3, 3, 1, 1, true },    // 4×4 tiles cut by one row and by two columns
         { 2, 48, 64, 11, 9, 5, 5, 2, 2, true },     // inception_v3's 5×5 (F(2×2, 5×5)) on odd sides
@@ -52,8 +53,7 @@ public class WinogradConvolutionTests
                 var (kh, kw, ph, pw) = ((long)row[5], (long)row[6], (long)row[7], (long)row[8]);
                 using var conv = nn.Conv2d(cin, cout, (kh, kw), padding: (ph, pw));
                 using var winograd = WinogradConvolution.Prepare(conv, panels: true);
-                long tileRows = kh == 1 ? 1 : 2, tileColumns = kw == 1 ? 1 : 2;
-                if (kh == 3 && kw == 3) (tileRows, tileColumns) = (WinogradConvolution.SquareTile, WinogradConvolution.SquareTile);
+                var (tileRows, tileColumns) = winograd.TileOutputs;
                 long outHeight = height + 2 * ph - kh + 1, outWidth = width + 2 * pw - kw + 1;
                 long tiles = batch * ((outHeight + tileRows - 1) / tileRows) * ((outWidth + tileColumns - 1) / tileColumns);
                 taken.Add(winograd.InPhases(tiles));
@@ -174,7 +174,7 @@ public class WinogradConvolutionTests
             Assert.True(WinogradConvolution.Replace(conv, ref winograd));
             using (winograd) return winograd!.TileOutputs;
         }).ToArray();
-        Assert.Equal([(4, 4), (4, 4), (2, 2), (1, 2)], tiles);
+        Assert.Equal([(4, 4), (4, 4), (2, 2), (1, WinogradConvolution.LineTile)], tiles);
     }
 
     [Fact]
@@ -276,9 +276,11 @@ public class WinogradConvolutionTests
         {
             using var winograd = WinogradConvolution.Prepare(conv, tile, panels);
             Assert.Equal(panels, winograd.InPanels);
-            Assert.Equal(square ? (tile, tile) : (kh == 1 ? 1 : 2, kw == 1 ? 1 : 2), winograd.TileOutputs);
-            // 4×4 tiles round about ten times more than 2×2 ones (larger transform coefficients).
-            double tolerance = tile == 4 && square ? 5e-5 : 1e-5;
+            // Along a line kernel of 7, F(3, 7); of 5 (and for 5×5 kernels), F(2, 5).
+            int Line(long k) => k == 1 ? 1 : k == 7 ? WinogradConvolution.LineTile : 2;
+            Assert.Equal(square ? (tile, tile) : (Line(kh), Line(kw)), winograd.TileOutputs);
+            // 4×4 tiles and F(3, 7) round about ten times more than 2×2 tiles and F(2, 5) (larger transform coefficients).
+            double tolerance = tile == 4 && square || kh == 7 || kw == 7 ? 5e-5 : 1e-5;
             foreach (bool relu in new[] { false, true })
             {
                 using var actual = winograd.Forward(input, relu);

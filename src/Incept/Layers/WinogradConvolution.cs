@@ -620,7 +620,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         public static void Apply(Vector512<float>* d, float* into, long plane, Grid grid)
         {
             var line = grid.Rows.Size > 1 ? grid.Rows : grid.Columns;
-            if (line.Size == 8) Line7Input(d, into, plane);
+            if (line.IsF27) Line7Input(d, into, plane);
             else for (int k = 0; k < line.Size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane);
         }
     }
@@ -644,10 +644,11 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             {
                 for (int k = 0; k < line.Size; k++) m[k] = Vector512.Load(from + k * plane + c);
                 var offset = Vector512.Load(shift + c);
-                if (line.Size == 8) Line7Output(m);
+                bool byHand = line.IsF27;
+                if (byHand) Line7Output(m);
                 for (int i = 0; i < inside; i++)
                 {
-                    var y = (line.Size == 8 ? m[i] : line.OutputTransform.Apply(i, m)) + offset;
+                    var y = (byHand ? m[i] : line.OutputTransform.Apply(i, m)) + offset;
                     if (relu) y = Vector512.Max(y, Vector512<float>.Zero);
                     Vector512.Store(y, first + i * step + c);
                 }
@@ -782,6 +783,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
         /// <summary>Aᵀ, Outputs × Size.</summary>
         public SparseRows OutputTransform { get; }
+
+        /// <summary>Whether this is F(2, 7), whose transforms are written out by hand (F(3, 6) has as many points).</summary>
+        public bool IsF27 => Outputs == 2 && Kernel == 7;
 
         /// <summary>
         /// The axis for a kernel <paramref name="kernel"/> long: the identity for 1, F(<paramref name="squareTile"/>, 3)

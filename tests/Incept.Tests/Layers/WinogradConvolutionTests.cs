@@ -21,6 +21,7 @@ public class WinogradConvolutionTests
         { 3, 16, 16, 8, 7, 5, 1, 2, 0, true },      // 5×1 with an odd number of rows
         { 2, 16, 16, 5, 9, 1, 7, 0, 0, true },      // 1×7 without padding: 3 columns out, one whole tile of F(3, 7)
         { 1, 16, 16, 4, 10, 1, 7, 0, 0, false },    // 4 columns out: the second tile cut to one output
+        { 1, 16, 16, 9, 6, 6, 1, 2, 0, true },      // 6×1: F(3, 6) has F(2, 7)'s eight points but not its transforms
         { 1, 32, 32, 6, 6, 3, 3, 0, 0, false },     // exactly one 4×4 tile
         { 2, 16, 32, 13, 10, 3, 3, 1, 1, true },    // 4×4 tiles cut by one row and by two columns
         { 2, 48, 64, 11, 9, 5, 5, 2, 2, true },     // inception_v3's 5×5 (F(2×2, 5×5)) on odd sides
@@ -276,8 +277,8 @@ public class WinogradConvolutionTests
         {
             using var winograd = WinogradConvolution.Prepare(conv, tile, panels);
             Assert.Equal(panels, winograd.InPanels);
-            // Along a line kernel of 7, F(3, 7); of 5 (and for 5×5 kernels), F(2, 5).
-            int Line(long k) => k == 1 ? 1 : k == 7 ? WinogradConvolution.LineTile : 2;
+            // Along a line kernel of 6 or 7, F(3, ·); of 5 (and for 5×5 kernels), F(2, 5).
+            int Line(long k) => k == 1 ? 1 : k == 5 ? 2 : WinogradConvolution.LineTile;
             Assert.Equal(square ? (tile, tile) : (Line(kh), Line(kw)), winograd.TileOutputs);
             // 4×4 tiles and F(3, 7) round about ten times more than 2×2 tiles and F(2, 5) (larger transform coefficients).
             double tolerance = tile == 4 && square || kh == 7 || kw == 7 ? 5e-5 : 1e-5;

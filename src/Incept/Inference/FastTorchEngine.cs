@@ -52,9 +52,9 @@ public sealed record FastTorchOptions
     /// Compute stride-1 convolutions by Winograd's minimal filtering where the CPU has 256-bit or 512-bit vectors, the
     /// weights are float32 (not with <see cref="BFloat16"/>), the BatchNorms are folded and both channel counts are
     /// multiples of 16: 3×3 kernels by F(4×4, 3×3) (4× fewer multiplications; F(2×2, 3×3), 2.25×, for layers with more
-    /// than 256×256 channels), 5×5 by F(2×2, 5×5), and 1×7 and 7×1 by F(2, 7). 1.9–2.4× faster per 3×3 layer on a Zen 5
+    /// than 256×256 channels), 5×5 by F(2×2, 5×5), and 1×7 and 7×1 by F(3, 7). 1.9–2.4× faster per 3×3 layer on a Zen 5
     /// core pair at batch 8. The transformed weights replace the layers' own, so the copy grows by the difference only
-    /// (36/9, 16/9, 36/25 and 8/7 of the layers' weights). The outputs differ from libtorch's by float32 rounding. On
+    /// (36/9, 16/9, 36/25 and 9/7 of the layers' weights). The outputs differ from libtorch's by float32 rounding. On
     /// by default; off leaves every convolution to libtorch.
     /// </summary>
     public bool Winograd { get; init; } = true;

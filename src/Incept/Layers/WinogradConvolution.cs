@@ -631,6 +631,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     {
         bool alongRows = grid.Rows.Size > 1;
         var line = alongRows ? grid.Rows : grid.Columns;
+        bool byHand = line.IsF27;
         var m = stackalloc Vector512<float>[line.Size];
         long plane = stride * channels, step = (alongRows ? grid.OutWidth : 1) * channels;
         for (long t = 0; t < count; t++)
@@ -644,7 +645,6 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             {
                 for (int k = 0; k < line.Size; k++) m[k] = Vector512.Load(from + k * plane + c);
                 var offset = Vector512.Load(shift + c);
-                bool byHand = line.IsF27;
                 if (byHand) Line7Output(m);
                 for (int i = 0; i < inside; i++)
                 {

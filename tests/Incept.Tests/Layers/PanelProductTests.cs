@@ -24,6 +24,7 @@ public class PanelProductTests
         { 64, 96, 200, true, true },      // more outputs than rows: split by panels
         { 600, 256, 40, true, false },    // many rows, few outputs: split by rows, several chunks
         { 2500, 24, 48, false, true },    // very short rows: large chunks
+        { 38, 64, 32, true, true },       // more than FewRows (the kernels without prefetching), two rows left for the two-row kernel
         { 5, 3, 5, true, true },          // fewer outputs than a vector
     };
 

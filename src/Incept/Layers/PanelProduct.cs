@@ -388,8 +388,7 @@ internal sealed unsafe class PanelProduct : IDisposable
     // A block of `count` rows (1 to 6, `ldx` apart) times one panel; the sums go to `sums` ([count][16]). Five or six rows
     // take the six-row kernel, three or four the four-row one and one or two the two-row one, each repeating its block's
     // last row where the rows fall short: a 3×3 grid's nine rows cost 6 + 4 rows of work instead of 6 + 6, a 2×2 grid of
-    // Winograd tiles 4 instead of 6.
-    // With `ahead` 0 the kernels are the ones without a prefetch instruction.
+    // Winograd tiles 4 instead of 6. With `ahead` 0 the kernels run in their form without a prefetch instruction.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Block(float* source, long ldx, int count, float* panel, long inputs, long ahead, float* sums)
     {
@@ -397,6 +396,7 @@ internal sealed unsafe class PanelProduct : IDisposable
         else Block<NoPrefetch>(source, ldx, count, panel, inputs, 0, sums);
     }
 
+    // The block by the kernels compiled for one prefetch policy (see IWeightFetch).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Block<TFetch>(float* source, long ldx, int count, float* panel, long inputs, long ahead, float* sums)
         where TFetch : struct, IWeightFetch

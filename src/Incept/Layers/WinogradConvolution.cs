@@ -613,7 +613,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         x[3 * step] = b + Vector512.Create(8f) * e + x5;
     }
 
-    // F(m, n) along one axis (the other is 1 wide): Bᵀ·d, by hand for F(2, 7) (8 points), from the sparse rows otherwise.
+    // F(m, n) along one axis (the other is 1 wide): Bᵀ·d, by hand for F(2, 7) and F(3, 7), from the sparse rows otherwise.
     private struct LineInput : ITileInput
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -621,6 +621,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         {
             var line = grid.Rows.Size > 1 ? grid.Rows : grid.Columns;
             if (line.IsF27) Line7Input(d, into, plane);
+            else if (line.IsF37) Line37Input(d, into, plane);
             else for (int k = 0; k < line.Size; k++) Vector512.Store(line.InputTransform.Apply(k, d), into + k * plane);
         }
     }
@@ -631,7 +632,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     {
         bool alongRows = grid.Rows.Size > 1;
         var line = alongRows ? grid.Rows : grid.Columns;
-        bool byHand = line.IsF27;
+        bool f27 = line.IsF27, f37 = line.IsF37, byHand = f27 || f37;
         var m = stackalloc Vector512<float>[line.Size];
         long plane = stride * channels, step = (alongRows ? grid.OutWidth : 1) * channels;
         for (long t = 0; t < count; t++)
@@ -645,7 +646,8 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             {
                 for (int k = 0; k < line.Size; k++) m[k] = Vector512.Load(from + k * plane + c);
                 var offset = Vector512.Load(shift + c);
-                if (byHand) Line7Output(m);
+                if (f27) Line7Output(m);
+                else if (f37) Line37Output(m);
                 for (int i = 0; i < inside; i++)
                 {
                     var y = (byHand ? m[i] : line.OutputTransform.Apply(i, m)) + offset;
@@ -656,12 +658,34 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         }
     }
 
-    // Bᵀ of F(2, 7) on 0, 1, −1, 2, −2, ½, −½, ∞ (Axis.CookToom(2, 7)): rows 1–6 pair up as e ± o, an even-position
-    // part and an odd-position one.
+    // Bᵀ of F(2, 7) on 0, 1, −1, 2, −2, ½, −½, ∞ (Axis.CookToom(2, 7)).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Line7Input(Vector512<float>* x, float* y, long plane)
     {
-        Vector512<float> x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3], x4 = x[4], x5 = x[5], x6 = x[6], x7 = x[7];
+        Line7Finite(x[0], x[1], x[2], x[3], x[4], x[5], x[6], y, plane);
+        Vector512.Store(Line7Last(x[1], x[3], x[5], x[7]), y + 7 * plane);
+    }
+
+    // Bᵀ of F(3, 7) on 0, 1, −1, 2, −2, ½, −½, ¼, ∞ (Axis.CookToom(3, 7)). Each row is a polynomial's coefficients: for a
+    // point p of F(2, 7)'s seven and for ∞, (x − ¼) times F(2, 7)'s row, so those rows are F(2, 7)'s applied to the
+    // differences x[t + 1] − ¼·x[t]; the row of ¼ itself is F(2, 7)'s row of ∞ on x.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Line37Input(Vector512<float>* x, float* y, long plane)
+    {
+        var quarter = Vector512.Create(0.25f);
+        Vector512<float> x1 = x[1], x3 = x[3], x5 = x[5], x7 = x[7];
+        Vector512<float> d0 = x1 - quarter * x[0], d1 = x[2] - quarter * x1, d2 = x3 - quarter * x[2], d3 = x[4] - quarter * x3;
+        Vector512<float> d4 = x5 - quarter * x[4], d5 = x[6] - quarter * x5, d6 = x7 - quarter * x[6], d7 = x[8] - quarter * x7;
+        Line7Finite(d0, d1, d2, d3, d4, d5, d6, y, plane);
+        Vector512.Store(Line7Last(x1, x3, x5, x7), y + 7 * plane);
+        Vector512.Store(Line7Last(d1, d3, d5, d7), y + 8 * plane);
+    }
+
+    // The rows of F(2, 7)'s Bᵀ for the points 0, ±1, ±2, ±½, each the coefficients of the product of (x − p) over the
+    // other six: the rows of ±p pair up as e ± o, an even-position part and an odd-position one.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Line7Finite(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, Vector512<float> x4, Vector512<float> x5, Vector512<float> x6, float* y, long plane)
+    {
         var c21 = Vector512.Create(21f / 4);
         var c17 = Vector512.Create(17f / 4);
         var c5 = Vector512.Create(5f);
@@ -682,8 +706,12 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         o = (x1 + x1) - c52 * x3 + half * x5;
         Vector512.Store(e + o, y + 5 * plane);
         Vector512.Store(e - o, y + 6 * plane);
-        Vector512.Store(x7 - x1 + c21 * (x3 - x5), y + 7 * plane);
     }
+
+    // The row of x(x² − 1)(x² − 4)(x² − ¼), F(2, 7)'s row of ∞, on the odd positions that it reads.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Line7Last(Vector512<float> x1, Vector512<float> x3, Vector512<float> x5, Vector512<float> x7)
+        => x7 - x1 + Vector512.Create(21f / 4) * (x3 - x5);
 
     // Aᵀ of F(2, 7): the two outputs replace m[0] and m[1].
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -692,6 +720,17 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         Vector512<float> a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4], e = m[5] + m[6], f = m[5] - m[6];
         m[0] = m[0] + a + c + e;
         m[1] = b + (d + d) + Vector512.Create(0.5f) * f + m[7];
+    }
+
+    // Aᵀ of F(3, 7), the powers 0 to 2 of each point and ∞ in the last: the three outputs replace m[0] to m[2].
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Line37Output(Vector512<float>* m)
+    {
+        Vector512<float> a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4], e = m[5] + m[6], f = m[5] - m[6], q = m[7];
+        var quarter = Vector512.Create(0.25f);
+        m[0] = m[0] + a + c + e + q;
+        m[1] = b + (d + d) + Vector512.Create(0.5f) * f + quarter * q;
+        m[2] = a + Vector512.Create(4f) * c + quarter * e + Vector512.Create(1f / 16) * q + m[8];
     }
 
     /// <summary>
@@ -786,6 +825,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
         /// <summary>Whether this is F(2, 7), whose transforms are written out by hand (F(3, 6) has as many points).</summary>
         public bool IsF27 => Outputs == 2 && Kernel == 7;
+
+        /// <summary>Whether this is F(3, 7) on <see cref="Points"/>, whose transforms are written out by hand too.</summary>
+        public bool IsF37 => Outputs == 3 && Kernel == 7;
 
         /// <summary>
         /// The axis for a kernel <paramref name="kernel"/> long: the identity for 1, F(<paramref name="squareTile"/>, 3)

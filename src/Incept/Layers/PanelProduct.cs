@@ -454,25 +454,50 @@ internal sealed unsafe class PanelProduct : IDisposable
     {
         var a0 = Vector256<float>.Zero;
         Vector256<float> b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-        float* w = panel, end = panel + inputs * Width;
-        while (w < end)
+        Vector256<float> wa, wb, v;
+        float* w = panel;
+        long k = 0;
+        for (long whole = inputs & ~3L; k < whole; k += 4, w += 4 * Width)
         {
             TFetch.Ahead(w + ahead);
-            var wa = Avx.LoadVector256(w);
-            var wb = Avx.LoadVector256(w + 8);
-            w += Width;
-            var v = Vector256.Create(*x0++);
-            a0 = Fma.MultiplyAdd(v, wa, a0);
-            b0 = Fma.MultiplyAdd(v, wb, b0);
-            v = Vector256.Create(*x1++);
-            a1 = Fma.MultiplyAdd(v, wa, a1);
-            b1 = Fma.MultiplyAdd(v, wb, b1);
-            v = Vector256.Create(*x2++);
-            a2 = Fma.MultiplyAdd(v, wa, a2);
-            b2 = Fma.MultiplyAdd(v, wb, b2);
-            v = Vector256.Create(*x3++);
-            a3 = Fma.MultiplyAdd(v, wa, a3);
-            b3 = Fma.MultiplyAdd(v, wb, b3);
+            wa = Avx.LoadVector256(w);
+            wb = Avx.LoadVector256(w + 8);
+            v = Vector256.Create(x0[k]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            TFetch.Ahead(w + 16 + ahead);
+            wa = Avx.LoadVector256(w + 16);
+            wb = Avx.LoadVector256(w + 24);
+            v = Vector256.Create(x0[k + 1]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 1]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k + 1]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k + 1]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            TFetch.Ahead(w + 32 + ahead);
+            wa = Avx.LoadVector256(w + 32);
+            wb = Avx.LoadVector256(w + 40);
+            v = Vector256.Create(x0[k + 2]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 2]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k + 2]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k + 2]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            TFetch.Ahead(w + 48 + ahead);
+            wa = Avx.LoadVector256(w + 48);
+            wb = Avx.LoadVector256(w + 56);
+            v = Vector256.Create(x0[k + 3]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 3]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k + 3]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k + 3]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+        }
+
+        for (; k < inputs; k++, w += Width)
+        {
+            TFetch.Ahead(w + ahead);
+            wa = Avx.LoadVector256(w);
+            wb = Avx.LoadVector256(w + 8);
+            v = Vector256.Create(x0[k]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
         }
 
         Avx.Store(sums, a0);
@@ -492,19 +517,40 @@ internal sealed unsafe class PanelProduct : IDisposable
     {
         var a0 = Vector256<float>.Zero;
         Vector256<float> b0 = a0, a1 = a0, b1 = a0;
-        float* w = panel, end = panel + inputs * Width;
-        while (w < end)
+        Vector256<float> wa, wb, v;
+        float* w = panel;
+        long k = 0;
+        for (long whole = inputs & ~3L; k < whole; k += 4, w += 4 * Width)
         {
             TFetch.Ahead(w + ahead);
-            var wa = Avx.LoadVector256(w);
-            var wb = Avx.LoadVector256(w + 8);
-            w += Width;
-            var v = Vector256.Create(*x0++);
-            a0 = Fma.MultiplyAdd(v, wa, a0);
-            b0 = Fma.MultiplyAdd(v, wb, b0);
-            v = Vector256.Create(*x1++);
-            a1 = Fma.MultiplyAdd(v, wa, a1);
-            b1 = Fma.MultiplyAdd(v, wb, b1);
+            wa = Avx.LoadVector256(w);
+            wb = Avx.LoadVector256(w + 8);
+            v = Vector256.Create(x0[k]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            TFetch.Ahead(w + 16 + ahead);
+            wa = Avx.LoadVector256(w + 16);
+            wb = Avx.LoadVector256(w + 24);
+            v = Vector256.Create(x0[k + 1]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 1]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            TFetch.Ahead(w + 32 + ahead);
+            wa = Avx.LoadVector256(w + 32);
+            wb = Avx.LoadVector256(w + 40);
+            v = Vector256.Create(x0[k + 2]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 2]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            TFetch.Ahead(w + 48 + ahead);
+            wa = Avx.LoadVector256(w + 48);
+            wb = Avx.LoadVector256(w + 56);
+            v = Vector256.Create(x0[k + 3]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 3]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+        }
+
+        for (; k < inputs; k++, w += Width)
+        {
+            TFetch.Ahead(w + ahead);
+            wa = Avx.LoadVector256(w);
+            wb = Avx.LoadVector256(w + 8);
+            v = Vector256.Create(x0[k]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
         }
 
         Avx.Store(sums, a0);
@@ -516,38 +562,70 @@ internal sealed unsafe class PanelProduct : IDisposable
     // A block of six rows times one panel, in twelve accumulators; the sums go to `sums` ([6][16]). Written out for
     // exactly six rows, since .NET keeps the accumulators in registers only in such straight code (a version generic
     // in the row count, its unused rows removed by the compiler, kept them on the stack); a shorter block repeats its
-    // last row.
+    // last row. The rows are read at one index, four inputs a turn, so that the loop's own instructions are few beside
+    // its multiply-adds. Stepping seven pointers every input ran as fast on a quiet core, but in this VM's slow spells
+    // (the host's; as if another thread shared the core's front end) it lost a third to a half of its rate where this
+    // form loses a tenth to a fifth (see docs/benchmarks.md, eighteenth session).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel<TFetch>(float* x0, float* x1, float* x2, float* x3, float* x4, float* x5, float* panel, long inputs, long ahead, float* sums)
         where TFetch : struct, IWeightFetch
     {
         var a0 = Vector256<float>.Zero;
         Vector256<float> b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0;
-        float* w = panel, end = panel + inputs * Width;
-        while (w < end)
+        Vector256<float> wa, wb, v;
+        float* w = panel;
+        long k = 0;
+        for (long whole = inputs & ~3L; k < whole; k += 4, w += 4 * Width)
         {
             TFetch.Ahead(w + ahead);
-            var wa = Avx.LoadVector256(w);
-            var wb = Avx.LoadVector256(w + 8);
-            w += Width;
-            var v = Vector256.Create(*x0++);
-            a0 = Fma.MultiplyAdd(v, wa, a0);
-            b0 = Fma.MultiplyAdd(v, wb, b0);
-            v = Vector256.Create(*x1++);
-            a1 = Fma.MultiplyAdd(v, wa, a1);
-            b1 = Fma.MultiplyAdd(v, wb, b1);
-            v = Vector256.Create(*x2++);
-            a2 = Fma.MultiplyAdd(v, wa, a2);
-            b2 = Fma.MultiplyAdd(v, wb, b2);
-            v = Vector256.Create(*x3++);
-            a3 = Fma.MultiplyAdd(v, wa, a3);
-            b3 = Fma.MultiplyAdd(v, wb, b3);
-            v = Vector256.Create(*x4++);
-            a4 = Fma.MultiplyAdd(v, wa, a4);
-            b4 = Fma.MultiplyAdd(v, wb, b4);
-            v = Vector256.Create(*x5++);
-            a5 = Fma.MultiplyAdd(v, wa, a5);
-            b5 = Fma.MultiplyAdd(v, wb, b5);
+            wa = Avx.LoadVector256(w);
+            wb = Avx.LoadVector256(w + 8);
+            v = Vector256.Create(x0[k]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            v = Vector256.Create(x4[k]); a4 = Fma.MultiplyAdd(v, wa, a4); b4 = Fma.MultiplyAdd(v, wb, b4);
+            v = Vector256.Create(x5[k]); a5 = Fma.MultiplyAdd(v, wa, a5); b5 = Fma.MultiplyAdd(v, wb, b5);
+            TFetch.Ahead(w + 16 + ahead);
+            wa = Avx.LoadVector256(w + 16);
+            wb = Avx.LoadVector256(w + 24);
+            v = Vector256.Create(x0[k + 1]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 1]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k + 1]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k + 1]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            v = Vector256.Create(x4[k + 1]); a4 = Fma.MultiplyAdd(v, wa, a4); b4 = Fma.MultiplyAdd(v, wb, b4);
+            v = Vector256.Create(x5[k + 1]); a5 = Fma.MultiplyAdd(v, wa, a5); b5 = Fma.MultiplyAdd(v, wb, b5);
+            TFetch.Ahead(w + 32 + ahead);
+            wa = Avx.LoadVector256(w + 32);
+            wb = Avx.LoadVector256(w + 40);
+            v = Vector256.Create(x0[k + 2]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 2]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k + 2]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k + 2]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            v = Vector256.Create(x4[k + 2]); a4 = Fma.MultiplyAdd(v, wa, a4); b4 = Fma.MultiplyAdd(v, wb, b4);
+            v = Vector256.Create(x5[k + 2]); a5 = Fma.MultiplyAdd(v, wa, a5); b5 = Fma.MultiplyAdd(v, wb, b5);
+            TFetch.Ahead(w + 48 + ahead);
+            wa = Avx.LoadVector256(w + 48);
+            wb = Avx.LoadVector256(w + 56);
+            v = Vector256.Create(x0[k + 3]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k + 3]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k + 3]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k + 3]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            v = Vector256.Create(x4[k + 3]); a4 = Fma.MultiplyAdd(v, wa, a4); b4 = Fma.MultiplyAdd(v, wb, b4);
+            v = Vector256.Create(x5[k + 3]); a5 = Fma.MultiplyAdd(v, wa, a5); b5 = Fma.MultiplyAdd(v, wb, b5);
+        }
+
+        for (; k < inputs; k++, w += Width)
+        {
+            TFetch.Ahead(w + ahead);
+            wa = Avx.LoadVector256(w);
+            wb = Avx.LoadVector256(w + 8);
+            v = Vector256.Create(x0[k]); a0 = Fma.MultiplyAdd(v, wa, a0); b0 = Fma.MultiplyAdd(v, wb, b0);
+            v = Vector256.Create(x1[k]); a1 = Fma.MultiplyAdd(v, wa, a1); b1 = Fma.MultiplyAdd(v, wb, b1);
+            v = Vector256.Create(x2[k]); a2 = Fma.MultiplyAdd(v, wa, a2); b2 = Fma.MultiplyAdd(v, wb, b2);
+            v = Vector256.Create(x3[k]); a3 = Fma.MultiplyAdd(v, wa, a3); b3 = Fma.MultiplyAdd(v, wb, b3);
+            v = Vector256.Create(x4[k]); a4 = Fma.MultiplyAdd(v, wa, a4); b4 = Fma.MultiplyAdd(v, wb, b4);
+            v = Vector256.Create(x5[k]); a5 = Fma.MultiplyAdd(v, wa, a5); b5 = Fma.MultiplyAdd(v, wb, b5);
         }
 
         Avx.Store(sums, a0);

@@ -21,6 +21,7 @@ public class PanelProductTests
         { 10, 32, 48, false, true },      // six rows and a whole four-row block
         { 14, 20, 32, true, false },      // two blocks of six and two rows left
         { 13, 17, 16, false, false },     // odd inputs, one whole panel, two cut blocks
+        { 10, 34, 24, true, false },      // inputs not a multiple of four: the six- and the four-row kernel end on two single steps
         { 64, 96, 200, true, true },      // more outputs than rows: split by panels
         { 600, 256, 40, true, false },    // many rows, few outputs: split by rows, several chunks
         { 2500, 24, 48, false, true },    // very short rows: large chunks

@@ -410,11 +410,23 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         int size = grid.Rows.Size * grid.Columns.Size;
         var d = stackalloc Vector512<float>[size];
         var at = stackalloc long[size];
-        long channels = grid.Channels, plane = stride * channels;
+        long channels = grid.Channels, plane = stride * channels, rowStep = grid.Width * channels;
         for (long t = 0; t < count; t++)
         {
-            TileOffsets(grid, start + t, at);
             float* into = values + t * channels;
+            if (typeof(T) == typeof(Square4Input))
+            {
+                // A 6×6 tile wholly inside the image (most of them, on all but small grids) is read where it lies.
+                var (n, top, left) = grid.Origin(start + t);
+                if (top >= 0 && left >= 0 && top + grid.Rows.Size <= grid.Height && left + grid.Columns.Size <= grid.Width)
+                {
+                    float* corner = source + ((n * grid.Height + top) * grid.Width + left) * channels;
+                    for (long c = 0; c < channels; c += ChannelBlock) Square4Input.ApplyInPlace(corner + c, rowStep, channels, d, into + c, plane);
+                    continue;
+                }
+            }
+
+            TileOffsets(grid, start + t, at);
             for (long c = 0; c < channels; c += ChannelBlock)
             {
                 for (int k = 0; k < size; k++) d[k] = at[k] >= 0 ? Vector512.Load(source + at[k] + c) : Vector512<float>.Zero;
@@ -503,14 +515,32 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             for (int b = 0; b < 6; b++) Square4Line(d + b, 6, (float*)(d + b), 6 * ChannelBlock);
             for (int a = 0; a < 6; a++) Square4Line(d + 6 * a, 1, into + 6 * a * plane, plane);
         }
+
+        // As Apply for a tile wholly inside the image, read where it lies (its top-left value at `corner`, rows `rowStep`
+        // floats apart and positions `columnStep`): down the columns straight from the image into d, then along d's rows.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void ApplyInPlace(float* corner, long rowStep, long columnStep, Vector512<float>* d, float* into, long plane)
+        {
+            for (int b = 0; b < 6; b++) Square4Line(corner + b * columnStep, rowStep, (float*)(d + b), 6 * ChannelBlock);
+            for (int a = 0; a < 6; a++) Square4Line(d + 6 * a, 1, into + 6 * a * plane, plane);
+        }
     }
 
     // Bᵀ of F(4, 3) on 0, 1, −1, 2, −2, ∞ (Axis.CookToom(4, 3)) applied to six vectors x[0], x[step], …; the results go
     // to y, y + outStep, … (floats apart; all six are read first, so y may be x itself).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Square4Line(Vector512<float>* x, int step, float* y, long outStep)
+        => Square4Line(x[0], x[step], x[2 * step], x[3 * step], x[4 * step], x[5 * step], y, outStep);
+
+    // The same on six vectors of 16 floats at x, x + step, … (floats apart).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Square4Line(float* x, long step, float* y, long outStep)
+        => Square4Line(Vector512.Load(x), Vector512.Load(x + step), Vector512.Load(x + 2 * step), Vector512.Load(x + 3 * step),
+            Vector512.Load(x + 4 * step), Vector512.Load(x + 5 * step), y, outStep);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Square4Line(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, Vector512<float> x4, Vector512<float> x5, float* y, long outStep)
     {
-        Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
         var four = Vector512.Create(4f);
         var five = Vector512.Create(5f);
         Vector512<float> p = x4 - four * x2, q = four * x1 - x3, r = x4 - x2, s = (x3 - x1) + (x3 - x1);
@@ -537,9 +567,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             float* from = products + t * channels;
             for (long c = 0; c < channels; c += ChannelBlock)
             {
-                for (int k = 0; k < 36; k++) m[k] = Vector512.Load(from + k * plane + c);
-                // Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1], down the columns, then along the rows.
-                for (int b = 0; b < 6; b++) Square4Output(m + b, 6);
+                // Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1], down the columns (read where the products
+                // lie), then along the rows.
+                for (int b = 0; b < 6; b++) Square4Output(from + b * plane + c, 6 * plane, m + b, 6);
                 var offset = Vector512.Load(shift + c);
                 for (int r = 0; r < rowsInside; r++)
                 {
@@ -602,15 +632,24 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     // Aᵀ of F(4, 3) applied in place to six vectors x[0], x[step], …: the four results replace the first four.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Square4Output(Vector512<float>* x, int step)
+        => Square4Output(x[0], x[step], x[2 * step], x[3 * step], x[4 * step], x[5 * step], x, step);
+
+    // The same on six vectors of 16 floats at x, x + step, … (floats apart), the four results to y[0], y[yStep], ….
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Square4Output(float* x, long step, Vector512<float>* y, int yStep)
+        => Square4Output(Vector512.Load(x), Vector512.Load(x + step), Vector512.Load(x + 2 * step), Vector512.Load(x + 3 * step),
+            Vector512.Load(x + 4 * step), Vector512.Load(x + 5 * step), y, yStep);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Square4Output(Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, Vector512<float> x4, Vector512<float> x5, Vector512<float>* y, int step)
     {
-        Vector512<float> x0 = x[0], x1 = x[step], x2 = x[2 * step], x3 = x[3 * step], x4 = x[4 * step], x5 = x[5 * step];
         Vector512<float> a = x1 + x2, b = x1 - x2, c = x3 + x4, e = x3 - x4;
-        x[0] = x0 + a + c;
-        x[step] = b + e + e;
-        x[2 * step] = a + Vector512.Create(4f) * c;
-        x[3 * step] = b + Vector512.Create(8f) * e + x5;
+        y[0] = x0 + a + c;
+        y[step] = b + e + e;
+        y[2 * step] = a + Vector512.Create(4f) * c;
+        y[3 * step] = b + Vector512.Create(8f) * e + x5;
     }
 
     // F(m, n) along one axis (the other is 1 wide): Bᵀ·d, by hand for F(2, 7) and F(3, 7), from the sparse rows otherwise.

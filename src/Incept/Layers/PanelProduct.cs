@@ -564,8 +564,8 @@ internal sealed unsafe class PanelProduct : IDisposable
     // in the row count, its unused rows removed by the compiler, kept them on the stack); a shorter block repeats its
     // last row. The rows are read at one index, four inputs a turn, so that the loop's own instructions are few beside
     // its multiply-adds. Stepping seven pointers every input ran as fast on a quiet core, but in this VM's slow spells
-    // (the host's; as if another thread shared the core's front end) it lost a third to a half of its rate where this
-    // form loses a tenth to a fifth (see docs/benchmarks.md, eighteenth session).
+    // (the host's; as if another thread shared the core's front end) it lost a quarter to a half of its rate where this
+    // form loses at most a fifth (see docs/benchmarks.md, eighteenth session).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel<TFetch>(float* x0, float* x1, float* x2, float* x3, float* x4, float* x5, float* panel, long inputs, long ahead, float* sums)
         where TFetch : struct, IWeightFetch

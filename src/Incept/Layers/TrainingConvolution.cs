@@ -16,25 +16,17 @@ internal static class TrainingConvolution
     {
         ArgumentNullException.ThrowIfNull(conv);
         if (!conv.training) return conv.call(input);
-        if (winograd && TakesWinograd(conv, input)) return WinogradTraining.Forward(conv, input);
+        if (winograd && WinogradTraining.Applies(conv, input)) return WinogradTraining.Forward(conv, input);
         return OwnKernelsPay && Pointwise.Applies(conv, input) ? Pointwise.Forward(conv, input) : conv.call(input);
     }
 
     /// <summary>
-    /// Whether a unit that trains with Winograd's method computes <paramref name="conv"/> on <paramref name="input"/> so:
-    /// where <see cref="WinogradTraining"/> applies, and beside oneDNN only for layers of enough work
-    /// (<see cref="WinogradTraining.BeatsOneDnn"/>).
-    /// </summary>
-    internal static bool TakesWinograd(Conv2d conv, Tensor input)
-        => WinogradTraining.Applies(conv, input) && (OwnKernelsPay || WinogradTraining.BeatsOneDnn(conv, input));
-
-    /// <summary>
-    /// Whether a training step's convolutions gain from all of Incept's own kernels here (Winograd's method, where
+    /// Whether a training step's convolutions gain from Incept's own kernels here (Winograd's method, where
     /// <see cref="WinogradTraining.Use"/> turns it on, and 1×1 convolutions as one product): where libtorch convolves
     /// without oneDNN, as im2col and an MKL product image by image, which is what they avoid. Where libtorch uses oneDNN
-    /// its 1×1 convolutions are as fast (AVX2 VM, 2026-12-07: inception_v3 with aux heads at batch 16 2.90–3.42 images/s
-    /// with Incept's 1×1 product against 2.83–3.25 without, the README model 8 % slower with it), so only the larger
-    /// layers' Winograd path is taken there (<see cref="WinogradTraining.Pays"/>, <see cref="WinogradTraining.BeatsOneDnn"/>).
+    /// its own kernels were as fast or faster and kept the peak lower (AVX2 VM, 2026-12-06: inception_v3 with aux heads at
+    /// batch 16 3.51–3.71 images/s with libtorch's convolutions against 3.14–3.15 with both of Incept's; googlenet 12.4–13.3
+    /// against 13.6–13.8 at 100 MiB more peak memory).
     /// </summary>
     public static bool OwnKernelsPay => Runtime.TorchRuntime.OneDnnInUse != true;
 

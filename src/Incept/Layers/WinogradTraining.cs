@@ -43,47 +43,14 @@ internal static class WinogradTraining
     internal static bool SeesHooks => ModuleHooks.Seen;
 
     /// <summary>
-    /// The fewest multiply-accumulates per image of a layer that this class computes where libtorch convolves with
-    /// oneDNN (<see cref="BeatsOneDnn"/>). Between the README model's largest 3×3 layers (googlenet at width 0.25 on
-    /// 28-pixel images: about 5 million, where oneDNN's training step was faster) and the smallest layers taken in the
-    /// 224- and 299-pixel models (googlenet's 14×14 layers: 35 million).
-    /// </summary>
-    public const long MinOneDnnMacsPerImage = 20_000_000;
-
-    /// <summary>
-    /// Whether <see cref="Use"/> turns the path on: where libtorch convolves without oneDNN
-    /// (<see cref="TrainingConvolution.OwnKernelsPay"/>), and beside oneDNN on CPUs with AVX2 but not AVX-512
-    /// (<see cref="PanelProduct.Pays"/>), where it was measured: there the layers of enough work
-    /// (<see cref="BeatsOneDnn"/>) made inception_v3's step with aux heads at batch 16 10–25 % faster than oneDNN's
-    /// (3.4–3.5 against 2.8–3.3 images/s, alternated; docs/benchmarks.md, 2026-12-07), and googlenet's 10–25 %.
-    /// </summary>
-    public static bool Pays => TrainingConvolution.OwnKernelsPay || PanelProduct.Pays;
-
-    /// <summary>
-    /// Whether a layer that this class <see cref="Applies">takes</see> goes through it in a training step: always where
-    /// libtorch convolves without oneDNN, and beside oneDNN only with at least <see cref="MinOneDnnMacsPerImage"/>
-    /// multiply-accumulates per image, since the per-call work (the weights transformed twice, the autograd node) does
-    /// not pay back on small layers there.
-    /// </summary>
-    public static bool BeatsOneDnn(Conv2d conv, Tensor input)
-    {
-        ArgumentNullException.ThrowIfNull(conv);
-        ArgumentNullException.ThrowIfNull(input);
-        var weight = conv.weight!;
-        long outHeight = input.shape[2] + 2 * (conv.padding?[0] ?? 0) - weight.shape[2] + 1;
-        long outWidth = input.shape[3] + 2 * (conv.padding?[1] ?? 0) - weight.shape[3] + 1;
-        return outHeight * outWidth * weight.shape[0] * weight.shape[1] * weight.shape[2] * weight.shape[3] >= MinOneDnnMacsPerImage;
-    }
-
-    /// <summary>
     /// Turns Winograd training on or off for every conv unit of <paramref name="model"/> (see
-    /// <see cref="IConvBnUnit.TrainsWithWinograd"/>): on only where asked and where it <see cref="Pays"/>; returns how
-    /// many units there are.
+    /// <see cref="IConvBnUnit.TrainsWithWinograd"/>): on only where asked and where Incept's training kernels pay
+    /// (<see cref="TrainingConvolution.OwnKernelsPay"/>); returns how many units there are.
     /// </summary>
     public static int Use(Models.InceptionModel model, bool on = true)
     {
         ArgumentNullException.ThrowIfNull(model);
-        bool winograd = on && Pays;
+        bool winograd = on && TrainingConvolution.OwnKernelsPay;
         int count = 0;
         foreach (var unit in model.ConvBnUnits())
         {
@@ -137,7 +104,8 @@ internal static class WinogradTraining
         Interlocked.Increment(ref forwardCount);
         // TorchSharp 0.107 keeps, beside each output of a custom autograd function, an uninitialised tensor of its size
         // (to make zero gradients from, which this function does not ask for) until the graph is freed. Made in this
-        // scope, it is freed on return (inception_v3's training step at batch 16 peaked about 6 MiB lower so).
+        // scope, it is freed on return (inception_v3's training step at batch 16, the path forced on beside oneDNN, peaked
+        // about 6 MiB lower so).
         using var scope = NewDisposeScope();
         return Function.apply(input, conv.weight!, conv.bias, geometry).MoveToOuterDisposeScope();
     }

@@ -128,7 +128,8 @@ public class WinogradTrainingTests
         unit.train();
         // BatchNorm's shift well above its outputs' spread, so that no output lies within rounding of the ReLU's edge: one
         // that fell on the other side in one path only would move the whole weight gradient by about 10⁻³.
-        using (no_grad()) unit.Bn!.bias!.fill_(8.0);
+        using (var shift = 8.0.ToScalar())
+        using (no_grad()) unit.Bn!.bias!.fill_(shift);
         using var raw = randn(4, 64, 28, 28);
         using var input = MemoryFormat.ToChannelsLast(raw);
         using var upstream = MemoryFormat.ToChannelsLast(randn(4, 128, 28, 28));

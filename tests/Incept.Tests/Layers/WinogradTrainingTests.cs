@@ -185,6 +185,28 @@ public class WinogradTrainingTests
     }
 
     [Fact]
+    public void A_call_leaves_only_its_output_and_its_backward_only_the_gradients_in_the_callers_scope()
+    {
+        if (!WideVectors.Fast) return;
+        manual_seed(46);
+        using var conv = nn.Conv2d(16, 16, 3, padding: 1, bias: false);
+        MemoryFormat.ToChannelsLast(conv);
+        using var raw = randn(2, 16, 28, 28);
+        using var input = MemoryFormat.ToChannelsLast(raw).requires_grad_(true);
+        using var scope = NewDisposeScope();
+        var upstream = MemoryFormat.ToChannelsLast(randn(2, 16, 28, 28));
+
+        // TorchSharp's custom functions keep a tensor the size of each output for zero gradients, which this function
+        // does not ask for, and wrap the output gradient in a handle of the caller's scope: neither may stay there.
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var output = WinogradTraining.Forward(conv, input);
+        Assert.Equal(before + 1, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        long beforeBackward = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        output.backward([upstream]);
+        Assert.Equal(beforeBackward + 2, DisposeScopeManager.Statistics.ThreadTotalLiveCount);   // input and weight gradients
+    }
+
+    [Fact]
     public void Training_steps_with_the_path_leave_no_tensors_behind()
     {
         if (!WideVectors.Fast) return;

@@ -7,7 +7,8 @@ namespace Incept.Layers;
 /// <summary>
 /// The convolution of a conv unit (conv → BatchNorm → ReLU) in a training step: by Winograd's method where the unit asks
 /// for it and <see cref="WinogradTraining"/> applies, a 1×1 convolution as one matrix product over the whole batch where
-/// <see cref="Pointwise"/> applies, else the module's own call.
+/// <see cref="Pointwise"/> applies, an image stem as matrix products where <see cref="Stem"/> applies, else the module's
+/// own call.
 /// </summary>
 internal static class TrainingConvolution
 {
@@ -17,6 +18,7 @@ internal static class TrainingConvolution
         ArgumentNullException.ThrowIfNull(conv);
         if (!conv.training) return conv.call(input);
         if (winograd && WinogradTraining.Applies(conv, input)) return WinogradTraining.Forward(conv, input);
+        if (OwnKernelsPay && Stem.Applies(conv, input)) return Stem.Forward(conv, input);
         return OwnKernelsPay && Pointwise.Applies(conv, input) ? Pointwise.Forward(conv, input) : conv.call(input);
     }
 
@@ -73,6 +75,122 @@ internal static class TrainingConvolution
                 product = product.add(bias, one);
             }
             return product.view(n, h, w, k).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>
+    /// An image stem in a training step (a convolution of at most <see cref="ProductConvolution.MaxFewChannels"/> input
+    /// channels that need no gradient, such as googlenet's 7×7 and inception_v3's 3×3 layer on the RGB batch), as
+    /// matrix products over a strided view of the input's windows, recorded as one autograd function.
+    /// </summary>
+    /// <remarks>
+    /// libtorch without oneDNN unfolds a channels-last input window by window in runs of C numbers, three for an RGB
+    /// image, for the forward pass and again for the weight gradient. Here each window row of <c>kw·C</c> numbers is one
+    /// contiguous run of the padded NHWC input, so the columns of a few images come from one strided copy
+    /// (<see cref="ProductConvolution"/>), for the forward pass and again for the weight gradient; only the input, which
+    /// the step holds anyway, is saved, not the columns. The input gradient is not computed: the path is taken only for
+    /// inputs that need none.
+    /// </remarks>
+    internal static class Stem
+    {
+        /// <summary>Columns of about this many bytes are built at a time.</summary>
+        public const long ColumnBudgetBytes = 16L << 20;
+
+        /// <summary>
+        /// Whether <see cref="Forward"/> computes <paramref name="conv"/> on <paramref name="input"/>: a float32 CPU
+        /// convolution with a kernel larger than 1×1, zero padding, no dilation or groups and no hooks, whose weight
+        /// records a gradient, on a 4-d channels-last float32 CPU input of at most
+        /// <see cref="ProductConvolution.MaxFewChannels"/> channels that records none.
+        /// </summary>
+        public static bool Applies(Conv2d conv, Tensor input)
+        {
+            ArgumentNullException.ThrowIfNull(conv);
+            ArgumentNullException.ThrowIfNull(input);
+            var weight = conv.weight;
+            if (weight is null || weight.dim() != 4 || weight.dtype != ScalarType.Float32 || weight.device_type != DeviceType.CPU) return false;
+            if (weight.shape[2] == 1 && weight.shape[3] == 1) return false;
+            if (input.dim() != 4 || input.dtype != ScalarType.Float32 || input.device_type != DeviceType.CPU) return false;
+            if (input.shape[1] != weight.shape[1] || input.shape[1] > ProductConvolution.MaxFewChannels) return false;
+            if (conv.groups != 1 || conv.padding_type is not null || conv.padding_mode != PaddingModes.Zeros || conv.dilation.Any(d => d != 1)) return false;
+            if (!is_grad_enabled() || !weight.requires_grad || input.requires_grad) return false;
+            return MemoryFormat.IsChannelsLast(input) && !ModuleHooks.Any(conv);
+        }
+
+        /// <summary><paramref name="conv"/> applied to <paramref name="input"/> (where it <see cref="Applies"/>), channels-last.</summary>
+        public static Tensor Forward(Conv2d conv, Tensor input)
+        {
+            ArgumentNullException.ThrowIfNull(conv);
+            // TorchSharp 0.107 keeps, beside the output of a custom autograd function, an uninitialised tensor of its size
+            // until the graph is freed; made in this scope, it is freed on return (see WinogradTraining.Forward).
+            using var scope = NewDisposeScope();
+            return Function.apply(input, conv.weight!, conv.bias, conv).MoveToOuterDisposeScope();
+        }
+
+        /// <summary>
+        /// The weight gradient [K, C, kh, kw] (channels-last) of <paramref name="conv"/> from its <paramref name="input"/>
+        /// and <paramref name="outputGradient"/>, the columns rebuilt a few images at a time.
+        /// </summary>
+        internal static Tensor WeightGradient(Conv2d conv, Tensor input, Tensor outputGradient)
+        {
+            using var scope = NewDisposeScope();
+            var weight = conv.weight!;
+            long batch = input.shape[0], channels = input.shape[1];
+            long outChannels = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3];
+            long sh = conv.stride[0], sw = conv.stride[1], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
+            var nhwc = input.permute(0, 2, 3, 1);
+            if (ph != 0 || pw != 0) nhwc = nn.functional.pad(nhwc, [0, 0, pw, pw, ph, ph]).contiguous();
+            long height = nhwc.shape[1], width = nhwc.shape[2];
+            long outH = outputGradient.shape[2], outW = outputGradient.shape[3], rowsPerImage = outH * outW;
+            long columnsPerRow = kh * kw * channels;
+            var gradientRows = outputGradient.permute(0, 2, 3, 1).reshape(batch * rowsPerImage, outChannels);
+            long images = Math.Clamp(ColumnBudgetBytes / (rowsPerImage * columnsPerRow * sizeof(float)), 1, batch);
+            long[] windowShape = [0, outH, outW, kh, kw, channels];
+            long[] windowStrides = [height * width * channels, sh * width * channels, sw * channels, width * channels, channels, 1];
+            // [K, kh·kw·C]: the columns' order (kh, kw, C).
+            var gradient = zeros(outChannels, columnsPerRow);
+            for (long start = 0; start < batch; start += images)
+            {
+                long count = Math.Min(images, batch - start);
+                using var _ = NewDisposeScope();
+                windowShape[0] = count;
+                var columns = nhwc.as_strided(windowShape, windowStrides, nhwc.storage_offset() + start * windowStrides[0])
+                    .reshape(count * rowsPerImage, columnsPerRow);
+                gradient.addmm_(gradientRows.narrow(0, start * rowsPerImage, count * rowsPerImage).t(), columns, 1f, 1f);
+            }
+
+            return gradient.view(outChannels, kh, kw, channels).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        }
+
+        private sealed class Function : autograd.SingleTensorFunction<Function>
+        {
+            private const string ConvKey = "conv", BiasKey = "bias";
+
+            public override string Name => "StemConvolutionBackward";
+
+            public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+            {
+                var input = (Tensor)vars[0];
+                var conv = (Conv2d)vars[3];
+                ctx.set_materialize_grads(false);
+                ctx.save_for_backward([input]);
+                ctx.save_data(ConvKey, conv);
+                ctx.save_data(BiasKey, vars[2] is Tensor);
+                return ProductConvolution.Forward(conv, input, ColumnBudgetBytes);
+            }
+
+            public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
+            {
+                if (grad_output is null || grad_output.IsInvalid) return [null!, null!, null!, null!];
+                // TorchSharp wraps the output gradient in a handle of the scope around backward() (the step's), which
+                // would hold it to the step's end; libtorch keeps its own reference for as long as it needs it.
+                using var gradientHandle = grad_output;
+                using var scope = NewDisposeScope();
+                var conv = (Conv2d)ctx.get_data(ConvKey);
+                var input = ctx.get_saved_variables()[0];
+                var weightGradient = WeightGradient(conv, input, grad_output).MoveToOuterDisposeScope();
+                var biasGradient = (bool)ctx.get_data(BiasKey) ? grad_output.sum([0, 2, 3]).MoveToOuterDisposeScope() : null;
+                return [null!, weightGradient, biasGradient!, null!];
+            }
         }
     }
 }

@@ -96,6 +96,11 @@ internal static class TrainingConvolution
         /// <summary>Columns of about this many bytes are built at a time.</summary>
         public const long ColumnBudgetBytes = 16L << 20;
 
+        private static long forwardCount;
+
+        /// <summary>How many times <see cref="Forward"/> has run in this process (for tests and diagnostics).</summary>
+        internal static long ForwardCount => Interlocked.Read(ref forwardCount);
+
         /// <summary>
         /// Whether <see cref="Forward"/> computes <paramref name="conv"/> on <paramref name="input"/>: a float32 CPU
         /// convolution with a kernel larger than 1×1, zero padding, no dilation or groups and no hooks, whose weight
@@ -120,6 +125,7 @@ internal static class TrainingConvolution
         public static Tensor Forward(Conv2d conv, Tensor input)
         {
             ArgumentNullException.ThrowIfNull(conv);
+            Interlocked.Increment(ref forwardCount);
             // TorchSharp 0.107 keeps, beside the output of a custom autograd function, an uninitialised tensor of its size
             // until the graph is freed; made in this scope, it is freed on return (see WinogradTraining.Forward).
             using var scope = NewDisposeScope();

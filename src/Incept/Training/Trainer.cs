@@ -79,7 +79,7 @@ public static class Trainer
             cancellation.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             manual_seed(DataLoader.SampleSeed(options.Seed, epoch, -2));
-            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, bf16, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, progress, options.OnStep, cancellation);
+            var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, bf16, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, options.ChannelsLast, progress, options.OnStep, cancellation);
             ema?.Swap(model);
             try
             {
@@ -213,7 +213,7 @@ public static class Trainer
 
     private static (double Loss, double Top1, double ImagesPerSecond, double LearningRate) TrainEpoch(
         InceptionModel model, BFloat16Compute? bf16, optim.Optimizer optimizer, LearningRateSchedule schedule, ExponentialMovingAverage? ema, Plan plan,
-        DataLoader loader, int epoch, Device device, IProgress<TrainProgress>? progress, Action<TrainStep>? onStep, CancellationToken cancellation)
+        DataLoader loader, int epoch, Device device, bool channelsLast, IProgress<TrainProgress>? progress, Action<TrainStep>? onStep, CancellationToken cancellation)
     {
         model.train();
         int steps = loader.BatchCount;
@@ -230,6 +230,9 @@ public static class Trainer
                 schedule.Apply(optimizer, epoch, step, steps);
                 lr = optimizer.ParamGroups.First().LearningRate;
                 var x = batch.Images.to(device);
+                // The batch in the model's layout: the image stem's own path (TrainingConvolution.Stem) takes only a
+                // channels-last input, and libtorch would otherwise convert it inside the first convolution.
+                if (channelsLast && x.dim() == 4) x = MemoryFormat.ToChannelsLast(x);
                 var y = batch.Labels.to(device);
                 optimizer.zero_grad();
                 ModelOutput output;

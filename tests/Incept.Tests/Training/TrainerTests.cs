@@ -82,6 +82,7 @@ public sealed class TrainerTests : IDisposable
     {
         var data = TinyFashionMnist(64, 32);
         var layouts = new List<bool>();
+        long stems = Incept.Layers.TrainingConvolution.Stem.ForwardCount;
         var result = Trainer.Run(Options("layout", 1) with
         {
             OnStep = s => layouts.Add(s.Model.modules().OfType<TorchSharp.Modules.Conv2d>()
@@ -90,6 +91,8 @@ public sealed class TrainerTests : IDisposable
         }, data);
         Assert.NotEmpty(layouts);
         Assert.All(layouts, Assert.True);
+        // The batches are laid out channels-last too, so the grey image stem takes its own path where that pays.
+        Assert.Equal(Incept.Layers.TrainingConvolution.OwnKernelsPay, Incept.Layers.TrainingConvolution.Stem.ForwardCount > stems);
 
         using var saved = SafeTensors.Read(result.Weights);
         Assert.All(saved.Tensors.Values, t => Assert.True(t.is_contiguous()));

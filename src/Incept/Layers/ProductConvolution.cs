@@ -66,35 +66,21 @@ internal static class ProductConvolution
         long sh = conv.stride[0], sw = conv.stride[1];
         long ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
 
-        // NHWC with the padding added (a copy only where there is padding).
-        var nhwc = input.permute(0, 2, 3, 1);
-        if (ph != 0 || pw != 0) nhwc = nn.functional.pad(nhwc, [0, 0, pw, pw, ph, ph]).contiguous();
-        long height = nhwc.shape[1], width = nhwc.shape[2];
-        long outH = (height - kh) / sh + 1, outW = (width - kw) / sw + 1;
-        if (outH <= 0 || outW <= 0) return conv.call(input).MoveToOuterDisposeScope();
+        var windows = new Windows(input, kh, kw, sh, sw, ph, pw);
+        if (windows.OutHeight <= 0 || windows.OutWidth <= 0) return conv.call(input).MoveToOuterDisposeScope();
 
         // Columns in (kh, kw, C) order, so the weight is the same permutation of [out, C, kh, kw].
         var weightRows = weight.permute(0, 2, 3, 1).reshape(outChannels, kh * kw * channels).t();
-        long rowsPerImage = outH * outW, columnsPerRow = kh * kw * channels;
+        long rowsPerImage = windows.RowsPerImage, outH = windows.OutHeight, outW = windows.OutWidth;
         // A 1×1 convolution with stride 1 reads its columns straight from the input: nothing to budget.
         bool inputIsColumns = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-        long columnBytes = rowsPerImage * columnsPerRow * input.ElementSize;
-        long images = budgetBytes > 0 && !inputIsColumns ? Math.Clamp(budgetBytes / columnBytes, 1, batch) : batch;
-
-        long[] windowShape = [0, outH, outW, kh, kw, channels];
-        long[] windowStrides = [height * width * channels, sh * width * channels, sw * channels, width * channels, channels, 1];
-        Tensor Columns(long start, long count)
-        {
-            windowShape[0] = count;
-            var windows = nhwc.as_strided(windowShape, windowStrides, nhwc.storage_offset() + start * windowStrides[0]);
-            return windows.reshape(count * rowsPerImage, columnsPerRow);
-        }
+        long images = budgetBytes > 0 && !inputIsColumns ? windows.ImagesWithin(budgetBytes) : batch;
 
         Tensor output;
         if (images == batch)
         {
             // One product: the bias is its starting value.
-            var columns = Columns(0, batch);
+            var columns = windows.Columns(0, batch);
             output = conv.bias is null ? columns.mm(weightRows) : addmm(conv.bias, columns, weightRows, 1f, 1f);
         }
         else
@@ -107,11 +93,62 @@ internal static class ProductConvolution
                 var rows = output.narrow(0, start * rowsPerImage, count * rowsPerImage);
                 if (conv.bias is null) rows.zero_();
                 else rows.copy_(conv.bias.expand(rows.shape));
-                rows.addmm_(Columns(start, count), weightRows, 1f, 1f);
+                rows.addmm_(windows.Columns(start, count), weightRows, 1f, 1f);
             }
         }
 
         return output.view(batch, outH, outW, outChannels).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The windows of a convolution over a channels-last input, as matrix rows: the input in NHWC layout with the padding
+    /// added (a copy only where there is padding), where each window row of <c>kw·C</c> numbers is contiguous, so that
+    /// the columns of a run of images, in (kh, kw, C) order, are one strided copy. The caller keeps the input alive.
+    /// </summary>
+    internal sealed class Windows
+    {
+        private readonly Tensor nhwc;
+        private readonly long[] shape;
+        private readonly long[] strides;
+
+        /// <summary>The windows of a <paramref name="kh"/> × <paramref name="kw"/> kernel with the given stride and zero padding over <paramref name="input"/>.</summary>
+        public Windows(Tensor input, long kh, long kw, long sh, long sw, long ph, long pw)
+        {
+            nhwc = input.permute(0, 2, 3, 1);
+            if (ph != 0 || pw != 0) nhwc = nn.functional.pad(nhwc, [0, 0, pw, pw, ph, ph]).contiguous();
+            long channels = input.shape[1], height = nhwc.shape[1], width = nhwc.shape[2];
+            OutHeight = (height - kh) / sh + 1;
+            OutWidth = (width - kw) / sw + 1;
+            ColumnsPerRow = kh * kw * channels;
+            ElementSize = input.ElementSize;
+            shape = [0, OutHeight, OutWidth, kh, kw, channels];
+            strides = [height * width * channels, sh * width * channels, sw * channels, width * channels, channels, 1];
+        }
+
+        /// <summary>Output rows and columns (either is 0 or less where the kernel does not fit).</summary>
+        public long OutHeight { get; }
+
+        /// <inheritdoc cref="OutHeight"/>
+        public long OutWidth { get; }
+
+        /// <summary>Output positions, and so rows of columns, per image.</summary>
+        public long RowsPerImage => OutHeight * OutWidth;
+
+        /// <summary>Numbers per row of columns: kh · kw · C.</summary>
+        public long ColumnsPerRow { get; }
+
+        private long ElementSize { get; }
+
+        /// <summary>How many images' columns fit in <paramref name="budgetBytes"/> (at least one, at most the batch).</summary>
+        public long ImagesWithin(long budgetBytes)
+            => Math.Clamp(budgetBytes / Math.Max(RowsPerImage * ColumnsPerRow * ElementSize, 1), 1, nhwc.shape[0]);
+
+        /// <summary>The columns [count · rows per image, kh · kw · C] of images [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>).</summary>
+        public Tensor Columns(long start, long count)
+        {
+            shape[0] = count;
+            return nhwc.as_strided(shape, strides, nhwc.storage_offset() + start * strides[0]).reshape(count * RowsPerImage, ColumnsPerRow);
+        }
     }
 
     /// <summary>The output positions per image of <paramref name="conv"/> on <paramref name="input"/>.</summary>

@@ -142,26 +142,17 @@ internal static class TrainingConvolution
             var weight = conv.weight!;
             long batch = input.shape[0], channels = input.shape[1];
             long outChannels = weight.shape[0], kh = weight.shape[2], kw = weight.shape[3];
-            long sh = conv.stride[0], sw = conv.stride[1], ph = conv.padding?[0] ?? 0, pw = conv.padding?[1] ?? 0;
-            var nhwc = input.permute(0, 2, 3, 1);
-            if (ph != 0 || pw != 0) nhwc = nn.functional.pad(nhwc, [0, 0, pw, pw, ph, ph]).contiguous();
-            long height = nhwc.shape[1], width = nhwc.shape[2];
-            long outH = outputGradient.shape[2], outW = outputGradient.shape[3], rowsPerImage = outH * outW;
-            long columnsPerRow = kh * kw * channels;
+            var windows = new ProductConvolution.Windows(input, kh, kw, conv.stride[0], conv.stride[1], conv.padding?[0] ?? 0, conv.padding?[1] ?? 0);
+            long rowsPerImage = windows.RowsPerImage;
             var gradientRows = outputGradient.permute(0, 2, 3, 1).reshape(batch * rowsPerImage, outChannels);
-            long images = Math.Clamp(ColumnBudgetBytes / (rowsPerImage * columnsPerRow * sizeof(float)), 1, batch);
-            long[] windowShape = [0, outH, outW, kh, kw, channels];
-            long[] windowStrides = [height * width * channels, sh * width * channels, sw * channels, width * channels, channels, 1];
+            long images = windows.ImagesWithin(ColumnBudgetBytes);
             // [K, kh·kw·C]: the columns' order (kh, kw, C).
-            var gradient = zeros(outChannels, columnsPerRow);
+            var gradient = zeros(outChannels, windows.ColumnsPerRow);
             for (long start = 0; start < batch; start += images)
             {
                 long count = Math.Min(images, batch - start);
                 using var _ = NewDisposeScope();
-                windowShape[0] = count;
-                var columns = nhwc.as_strided(windowShape, windowStrides, nhwc.storage_offset() + start * windowStrides[0])
-                    .reshape(count * rowsPerImage, columnsPerRow);
-                gradient.addmm_(gradientRows.narrow(0, start * rowsPerImage, count * rowsPerImage).t(), columns, 1f, 1f);
+                gradient.addmm_(gradientRows.narrow(0, start * rowsPerImage, count * rowsPerImage).t(), windows.Columns(start, count), 1f, 1f);
             }
 
             return gradient.view(outChannels, kh, kw, channels).permute(0, 3, 1, 2).MoveToOuterDisposeScope();

@@ -62,8 +62,8 @@ public sealed record FastTorchOptions
     /// <summary>
     /// Compute the convolutions that Winograd's method does not take (1×1 layers, strided and 1×3 or 3×1 kernels, image
     /// stems) and the Inception-ResNet blocks' projections with their residual sums as Incept's own matrix product,
-    /// where the CPU has AVX2 with FMA but not AVX-512 (<see cref="Layers.PanelProduct.Pays"/>; not measured against
-    /// libtorch's 512-bit products), the weights are float32 (not with <see cref="BFloat16"/>) and the BatchNorms are
+    /// where the CPU has AVX2 with FMA (<see cref="Layers.PanelProduct.Pays"/>; 512-bit kernels where it has AVX-512, not
+    /// yet measured against oneDNN's AVX-512 kernels, only against MKL's), the weights are float32 (not with <see cref="BFloat16"/>) and the BatchNorms are
     /// folded: the weights are laid out once in panels of 16 output channels (see <see cref="Layers.PanelProduct"/>),
     /// where libtorch would copy them into its own layout on every call. The gain is largest at batch 1, where the last
     /// stages' small grids multiply a few dozen rows by the largest weights (docs/benchmarks.md). The panels replace the

@@ -19,10 +19,11 @@ namespace Incept.Layers;
 /// output channels next to each other for each input channel, zero-padded where the output channels do not fill the
 /// last panel. A block of up to six rows is multiplied by one panel in 256-bit registers (six rows × two vectors of
 /// eight channels, twelve accumulators), each step broadcasting one input value per row and reading the panel's next 16
-/// weights, so neither matrix is copied. The outputs differ from libtorch's by float32 rounding (another order of the
+/// weights, so neither matrix is copied. On CPUs with AVX-512 the kernels of <c>PanelProduct.Wide.cs</c> take two panels at
+/// a time in 512-bit registers instead. The outputs differ from libtorch's by float32 rounding (another order of the
 /// sums).
 /// </remarks>
-internal sealed unsafe class PanelProduct : IDisposable
+internal sealed unsafe partial class PanelProduct : IDisposable
 {
     /// <summary>Output channels per panel: two 256-bit vectors of float32.</summary>
     public const int Width = 16;
@@ -48,15 +49,39 @@ internal sealed unsafe class PanelProduct : IDisposable
         Outputs = outputs;
     }
 
+    /// <summary>
+    /// Whether this product runs the 512-bit kernels (two panels at a time): by default where the CPU has them
+    /// (<see cref="WideSupported"/>); false runs the 256-bit ones, as on AVX2 machines, to compare the two.
+    /// </summary>
+    public bool Wide
+    {
+        get => wide;
+        set
+        {
+            if (value && !WideSupported) throw new PlatformNotSupportedException("The 512-bit panel kernels need AVX-512.");
+            wide = value;
+        }
+    }
+
+    private bool wide = WideSupported;
+
     /// <summary>Whether the CPU runs the kernel: 256-bit vectors with fused multiply-add.</summary>
     public static bool Supported { get; } = Avx.IsSupported && Fma.IsSupported;
 
     /// <summary>
-    /// Whether the fast engine uses the kernel by default: CPUs with AVX2 but not AVX-512, where it was measured. On an
-    /// AVX-512 CPU libtorch's products run 512-bit vectors (MKL's AVX-512 path, see <c>docs/quirks.md</c>) and this
-    /// 256-bit kernel has not been measured against them.
+    /// Whether the fast engine uses the panel product by default for the convolutions Winograd's method does not take:
+    /// wherever the CPU runs it, on AVX2 machines in 256-bit registers and on AVX-512 ones in 512-bit registers
+    /// (<see cref="WideSupported"/>). Measured against libtorch's products (MKL's AVX-512 path) on a Zen 5 core pair, the
+    /// 512-bit kernels made the fast engine 4–32 % faster (docs/benchmarks.md, twenty-first session).
     /// </summary>
-    public static bool Pays { get; } = Supported && !Avx512F.IsSupported;
+    public static bool Pays { get; } = Supported;
+
+    /// <summary>
+    /// Whether Winograd's tile products run on the panel product by default rather than MKL's batch: on AVX2 machines
+    /// only. On the Zen 5 core pair MKL's AVX-512 batch was as fast or faster there (the tile products are many rows by
+    /// small weights, where packing the weights costs MKL little).
+    /// </summary>
+    public static bool PaysForTiles { get; } = Supported && !WideSupported;
 
     /// <summary>The length of a row of the input (the weights' inputs).</summary>
     public long Inputs { get; }
@@ -116,8 +141,10 @@ internal sealed unsafe class PanelProduct : IDisposable
         if (panelCount >= cores && (blocks <= chunk || Outputs >= rows))
         {
             // Few rows (the weights are the larger matrix): the cores share out the panels.
-            int parts = CpuTeam.PartsFor(panelCount);
-            CpuTeam.Run(parts, part => job.Run(panelCount * part / parts, panelCount * (part + 1) / parts, 0, blocks, chunk));
+            // The 512-bit kernels take two panels at a time: the parts begin at even panels.
+            long step = Wide ? 2 : 1, units = (panelCount + step - 1) / step;
+            int parts = CpuTeam.PartsFor(units);
+            CpuTeam.Run(parts, part => job.Run(Math.Min(panelCount, step * (units * part / parts)), Math.Min(panelCount, step * (units * (part + 1) / parts)), 0, blocks, chunk));
         }
         else
         {
@@ -311,8 +338,9 @@ internal sealed unsafe class PanelProduct : IDisposable
         {
             long inputs = owner.Inputs, outputs = owner.Outputs;
             var epilogue = new Epilogue(relu, residual, ldr, scale);
-            float* sums = stackalloc float[BlockRows * Width];
+            float* sums = stackalloc float[2 * BlockRows * Width];
             long ahead = AheadFor(rows);
+            bool wide = owner.Wide;
             for (long chunkStart = firstBlock; chunkStart < endBlock; chunkStart += chunk)
             {
                 long chunkEnd = Math.Min(endBlock, chunkStart + chunk);
@@ -327,19 +355,28 @@ internal sealed unsafe class PanelProduct : IDisposable
                     window.Columns(x, firstRow, count, rowsFrom);
                 }
 
-                for (long p = firstPanel; p < endPanel; p++)
+                for (long p = firstPanel; p < endPanel; p += wide && p + 1 < endPanel ? 2 : 1)
                 {
                     float* panel = panels + p * inputs * Width;
                     long column = p * Width;
-                    int columns = (int)Math.Min(Width, outputs - column);
+                    bool pair = wide && p + 1 < endPanel;
                     for (long block = chunkStart; block < chunkEnd; block++)
                     {
                         long row = block * BlockRows;
                         int count = (int)Math.Min(BlockRows, rows - row);
-                        Block(rowsFrom + (row - firstRow) * ldx, ldx, count, panel, inputs, ahead, sums);
-                        var target = y + row * ldy + column;
-                        var sum = epilogue.At(row, column);
-                        for (int r = 0; r < count; r++) Store(sums + r * Width, target + r * ldy, bias + column, columns, sum, r);
+                        float* source = rowsFrom + (row - firstRow) * ldx;
+                        if (pair) BlockPair(source, ldx, count, panel, inputs, ahead, sums, sums + BlockRows * Width);
+                        else if (wide) BlockWide(source, ldx, count, panel, inputs, ahead, sums);
+                        else Block(source, ldx, count, panel, inputs, ahead, sums);
+                        for (long q = 0; q < (pair ? 2 : 1); q++)
+                        {
+                            long at = column + q * Width;
+                            int columns = (int)Math.Min(Width, outputs - at);
+                            var target = y + row * ldy + at;
+                            var sum = epilogue.At(row, at);
+                            float* from = sums + q * BlockRows * Width;
+                            for (int r = 0; r < count; r++) Store(from + r * Width, target + r * ldy, bias + at, columns, sum, r);
+                        }
                     }
                 }
             }
@@ -353,24 +390,33 @@ internal sealed unsafe class PanelProduct : IDisposable
     /// transformed weights are laid out so once.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void MultiplyPanels(float* x, long rows, long ldx, float* panels, long inputs, long outputs, float* y, long ldy)
+    internal static void MultiplyPanels(float* x, long rows, long ldx, float* panels, long inputs, long outputs, float* y, long ldy, bool wide)
     {
-        float* sums = stackalloc float[BlockRows * Width];
+        if (wide && !WideSupported) throw new PlatformNotSupportedException("The 512-bit panel kernels need AVX-512.");
+        float* sums = stackalloc float[2 * BlockRows * Width];
         long ahead = AheadFor(rows);
         for (long column = 0; column < outputs; column += Width)
         {
             float* panel = panels + column * inputs;
+            bool pair = wide && column + Width < outputs;
             for (long row = 0; row < rows; row += BlockRows)
             {
-                long last = Math.Min(BlockRows, rows - row) - 1;
-                Block(x + row * ldx, ldx, (int)last + 1, panel, inputs, ahead, sums);
+                int count = (int)Math.Min(BlockRows, rows - row);
+                if (pair) BlockPair(x + row * ldx, ldx, count, panel, inputs, ahead, sums, sums + BlockRows * Width);
+                else if (wide) BlockWide(x + row * ldx, ldx, count, panel, inputs, ahead, sums);
+                else Block(x + row * ldx, ldx, count, panel, inputs, ahead, sums);
                 var target = y + row * ldy + column;
-                for (long r = 0; r <= last; r++)
+                for (long r = 0; r < count; r++)
                 {
                     Avx.Store(target + r * ldy, Avx.LoadVector256(sums + r * Width));
                     Avx.Store(target + r * ldy + 8, Avx.LoadVector256(sums + r * Width + 8));
+                    if (!pair) continue;
+                    Avx.Store(target + r * ldy + Width, Avx.LoadVector256(sums + (BlockRows + r) * Width));
+                    Avx.Store(target + r * ldy + Width + 8, Avx.LoadVector256(sums + (BlockRows + r) * Width + 8));
                 }
             }
+
+            if (pair) column += Width;
         }
     }
 

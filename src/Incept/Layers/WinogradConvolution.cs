@@ -21,7 +21,7 @@ namespace Incept.Layers;
 /// [C, K]</c>, which MKL runs at the rate of an ordinary convolution's im2col products, so most of the saved
 /// multiplications are kept: for 3×3 with 4×4 tiles, 1.9–2.4× faster than libtorch's convolution per layer on a Zen 5
 /// core pair at batch 8 (1.4–2.2× with 2×2 tiles); for 1×7 and 7×1, 1.05–1.3×. Where Incept's panel product pays
-/// (<see cref="PanelProduct.Pays"/>: AVX2 without AVX-512) the transformed weights are laid out once in its panels
+/// (<see cref="PanelProduct.PaysForTiles"/>: AVX2 without AVX-512) the transformed weights are laid out once in its panels
 /// instead and it runs the products, with no copy of the weights per call (MKL packs them on every call, which at batch 1
 /// costs as much as the arithmetic). The transforms are sums over 16 channels at a time on the channels-last input and
 /// output, and the tiles go through in chunks whose transformed values (about <see cref="ChunkBytes"/>) stay in a
@@ -146,7 +146,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// <summary>
     /// Transforms <paramref name="conv"/>'s weights (a convolution this class <see cref="Takes"/>). The result does not
     /// refer to the convolution: its weight may be freed afterwards. <paramref name="panels"/> lays them out for Incept's
-    /// panel product (true) or MKL's batch (false); null chooses the panels where they pay (<see cref="PanelProduct.Pays"/>).
+    /// panel product (true) or MKL's batch (false); null chooses the panels where they pay (<see cref="PanelProduct.PaysForTiles"/>).
     /// </summary>
     public static WinogradConvolution Prepare(Conv2d conv, int squareTile = SquareTile, bool? panels = null)
     {
@@ -160,7 +160,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         using var _ = no_grad();
         var gRows = tensor(rows.Weight, [rows.Size, rows.Kernel], ScalarType.Float64);
         var gColumns = tensor(columns.Weight, [columns.Size, columns.Kernel], ScalarType.Float64).t();
-        bool inPanels = panels ?? PanelProduct.Pays;
+        bool inPanels = panels ?? PanelProduct.PaysForTiles;
         if (inPanels && !PanelProduct.Supported) throw new PlatformNotSupportedException("The panel product needs AVX2 with FMA.");
         int positions = rows.Size * columns.Size;
         const int width = PanelProduct.Width;
@@ -363,7 +363,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
 
         for (int k = first; k < end; k++)
             PanelProduct.MultiplyPanels(values + k * stride * inChannels, count, inChannels, weights + k * matrix, inChannels, outChannels,
-                products + k * stride * outChannels, outChannels);
+                products + k * stride * outChannels, outChannels, PanelProduct.WideSupported);
     }
 
     /// <summary>Frees the transformed weights.</summary>

@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace Incept.Tests.Layers;
 
 /// <summary>
-/// The panel product gives libtorch's matrix product: for any number of rows (blocks of six, and the four- and two-row
-/// kernels for the rows left over, whole or cut), any number of
+/// The panel product gives libtorch's matrix product, with its 256-bit kernels and (on AVX-512) its 512-bit ones: for any
+/// number of rows (blocks of six, and the shorter kernels for the rows left over, whole or cut), any number of
 /// output channels (whole and cut panels of 16), with the ReLU or the scaled residual sum, shared among the cores by
 /// panels or by rows; and as a 1×1 convolution, in channels-last layout.
 /// </summary>
@@ -29,14 +29,34 @@ public class PanelProductTests
         { 5, 3, 5, true, true },          // fewer outputs than a vector
     };
 
+    // Every shape with the 256-bit kernels and, where the CPU has AVX-512, the 512-bit ones (two panels at a time, the
+    // last of an odd number alone; six-row and three-row blocks).
+    public static TheoryData<long, long, long, bool, bool, bool> ShapesByKernel
+    {
+        get
+        {
+            var data = new TheoryData<long, long, long, bool, bool, bool>();
+            foreach (var wide in new[] { false, true })
+                foreach (var row in Shapes)
+                    data.Add((long)row[0], (long)row[1], (long)row[2], (bool)row[3], (bool)row[4], wide);
+            return data;
+        }
+    }
+
+    private static void SkipUnlessRuns(bool wide)
+    {
+        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        Skip.If(wide && !PanelProduct.WideSupported, "the CPU has no AVX-512");
+    }
+
     private static double RelativeError(Tensor actual, Tensor expected)
         => (actual - expected).abs().max().item<float>() / Math.Max(1e-12, expected.abs().max().item<float>());
 
     [SkippableTheory]
-    [MemberData(nameof(Shapes))]
-    public unsafe void Gives_the_matrix_product_with_bias_and_relu(long rows, long inputs, long outputs, bool bias, bool relu)
+    [MemberData(nameof(ShapesByKernel))]
+    public unsafe void Gives_the_matrix_product_with_bias_and_relu(long rows, long inputs, long outputs, bool bias, bool relu, bool wide)
     {
-        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        SkipUnlessRuns(wide);
         manual_seed(41);
         using var x = randn(rows, inputs);
         using var w = randn(outputs, inputs);
@@ -44,17 +64,20 @@ public class PanelProductTests
         using var expectedRaw = b is null ? x.mm(w.t()) : x.mm(w.t()).Plus(b);
         using var expected = relu ? expectedRaw.relu() : expectedRaw.clone();
         using var product = PanelProduct.From(w, b);
+        product.Wide = wide;
         using var y = empty(rows, outputs).Plus(double.NaN);
         product.Multiply(TensorData.Floats(x), rows, inputs, TensorData.Floats(y), outputs, relu);
         Assert.True(RelativeError(y, expected) < 1e-5, $"relative error {RelativeError(y, expected)}");
     }
 
     [SkippableTheory]
-    [InlineData(7L, 0.17f)]
-    [InlineData(200L, 1.0f)]
-    public unsafe void Adds_the_scaled_product_to_the_residual(long rows, float scale)
+    [InlineData(7L, 0.17f, false)]
+    [InlineData(200L, 1.0f, false)]
+    [InlineData(7L, 0.17f, true)]
+    [InlineData(200L, 1.0f, true)]
+    public unsafe void Adds_the_scaled_product_to_the_residual(long rows, float scale, bool wide)
     {
-        Skip.IfNot(PanelProduct.Supported, "the CPU has no AVX2 with FMA");
+        SkipUnlessRuns(wide);
         manual_seed(42);
         using var x = randn(rows, 48);
         using var w = randn(40, 48);
@@ -62,6 +85,7 @@ public class PanelProductTests
         using var residual = randn(rows, 40);
         using var expected = x.mm(w.t()).Plus(b).Times(scale).Plus(residual);
         using var product = PanelProduct.From(w, b);
+        product.Wide = wide;
         using var y = empty(rows, 40);
         product.Multiply(TensorData.Floats(x), rows, 48, TensorData.Floats(y), 40, relu: false, TensorData.Floats(residual), 40, scale);
         Assert.True(RelativeError(y, expected) < 1e-5, $"relative error {RelativeError(y, expected)}");
@@ -158,6 +182,35 @@ public class PanelProductTests
             Assert.True(expected.min().item<float>() < 0);
             Assert.True(RelativeError(rectified, expectedRelu) < 1e-5, $"relative error {RelativeError(rectified, expectedRelu)}");
         }
+    }
+
+    [SkippableTheory]
+    [InlineData(4L, 32L, 48L, false)]     // a 2×2 grid of Winograd tiles; three panels
+    [InlineData(4L, 32L, 48L, true)]      // a pair of panels, then the last alone
+    [InlineData(50L, 17L, 64L, true)]     // odd inputs (the pair kernel's single last step), blocks of six and two rows
+    [InlineData(9L, 64L, 32L, true)]      // six rows and three: both pair kernels
+    public unsafe void Multiplies_weights_already_in_panels(long rows, long inputs, long outputs, bool wide)
+    {
+        SkipUnlessRuns(wide);
+        manual_seed(46);
+        using var x = randn(rows, inputs);
+        using var w = randn(inputs, outputs);
+        using var expected = x.mm(w);
+        // [outputs / 16][inputs][16], as Winograd's transformed weights are laid out.
+        using var panels = w.reshape(inputs, outputs / PanelProduct.Width, PanelProduct.Width).permute(1, 0, 2).contiguous();
+        using var y = empty(rows, outputs).Plus(double.NaN);
+        PanelProduct.MultiplyPanels(TensorData.Floats(x), rows, inputs, TensorData.Floats(panels), inputs, outputs, TensorData.Floats(y), outputs, wide);
+        Assert.True(RelativeError(y, expected) < 1e-5, $"relative error {RelativeError(y, expected)}");
+    }
+
+    [Fact]
+    public void The_wide_kernels_are_refused_without_avx512()
+    {
+        using var w = randn(8, 6);
+        using var product = PanelProduct.From(w, null);
+        Assert.Equal(PanelProduct.WideSupported, product.Wide);
+        if (PanelProduct.WideSupported) return;
+        Assert.Throws<PlatformNotSupportedException>(() => product.Wide = true);
     }
 
     [Fact]

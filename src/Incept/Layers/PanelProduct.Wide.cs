@@ -13,7 +13,12 @@ namespace Incept.Layers;
 internal sealed unsafe partial class PanelProduct
 {
     /// <summary>Whether the CPU runs the 512-bit kernels (AVX-512 Foundation).</summary>
-    public static bool WideSupported { get; } = Avx512F.IsSupported;
+    /// <remarks>
+    /// Read from the CPU on every call, not kept in a static field: the other part of this class reads it in its own
+    /// static initialisers, and C# leaves the order of initialisers in different files of a partial class open (kept in
+    /// a field, it read as false there).
+    /// </remarks>
+    public static bool WideSupported => Avx512F.IsSupported;
 
     // A block of `count` rows (1 to 6, `ldx` apart) times the two panels at `panel` and `panel + inputs·16`; the sums go to
     // `first` and `second` ([count][16] each). Four to six rows take the six-row kernel, one to three the three-row one,

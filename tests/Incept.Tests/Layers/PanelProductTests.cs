@@ -204,6 +204,15 @@ public class PanelProductTests
     }
 
     [Fact]
+    public void The_defaults_follow_the_cpu()
+    {
+        Assert.Equal(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, PanelProduct.WideSupported);
+        Assert.Equal(PanelProduct.Supported, PanelProduct.Pays);
+        // Winograd's tile products go to the panels on 256-bit machines only.
+        Assert.Equal(PanelProduct.Supported && !System.Runtime.Intrinsics.X86.Avx512F.IsSupported, PanelProduct.PaysForTiles);
+    }
+
+    [Fact]
     public void The_wide_kernels_are_refused_without_avx512()
     {
         using var w = randn(8, 6);

@@ -693,6 +693,16 @@ internal sealed unsafe partial class PanelProduct : IDisposable
     private static void Store(float* sums, float* y, float* bias, int columns, Epilogue epilogue, int row)
     {
         float* residual = epilogue.Residual is null ? null : epilogue.Residual + row * epilogue.Ldr;
+        if (columns == Width && Avx512F.IsSupported)
+        {
+            // The same operations on one 512-bit vector: half the instructions of the two 256-bit halves below.
+            var v = Avx512F.Add(Avx512F.LoadVector512(sums), Avx512F.LoadVector512(bias));
+            if (residual is not null) v = Avx512F.FusedMultiplyAdd(v, Vector512.Create(epilogue.Scale), Avx512F.LoadVector512(residual));
+            if (epilogue.Relu) v = Avx512F.Max(v, Vector512<float>.Zero);
+            Avx512F.Store(y, v);
+            return;
+        }
+
         if (columns == Width)
         {
             var a = Avx.Add(Avx.LoadVector256(sums), Avx.LoadVector256(bias));

@@ -693,7 +693,7 @@ internal sealed unsafe partial class PanelProduct : IDisposable
     private static void Store(float* sums, float* y, float* bias, int columns, Epilogue epilogue, int row)
     {
         float* residual = epilogue.Residual is null ? null : epilogue.Residual + row * epilogue.Ldr;
-        if (columns == Width && Avx512F.IsSupported)
+        if (columns == Width && WideSupported)
         {
             // The same operations on one 512-bit vector: half the instructions of the two 256-bit halves below.
             var v = Avx512F.Add(Avx512F.LoadVector512(sums), Avx512F.LoadVector512(bias));

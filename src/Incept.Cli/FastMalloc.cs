@@ -46,6 +46,11 @@ internal sealed record MallocRelaunch(MallocKind Kind, string Variable, string V
 /// pages make glibc's faults cheaper (+9–13 %). Either is chosen when the process starts (a preload and a glibc tunable
 /// are read then), so the command starts itself again with it, replacing its own process image before it has done
 /// anything: the process id, standard streams, signals and exit code stay those of the one process.</para>
+/// <para>The training commands (<c>train</c>, <c>reproduce</c>, <c>bench --mode train</c>) relaunched with tcmalloc
+/// also run with .NET's profile-guided recompilation off and recompilation starting without delay
+/// (<c>DOTNET_TieredPGO=0</c>, <c>DOTNET_TC_CallCountingDelayMs=0</c>, unless set): the runtime's recompiling then ends in
+/// the first steps instead of taking part of the heap's freed spans later, which raised googlenet's training peak by
+/// 50–100 MiB.</para>
 /// <para><c>INCEPT_MALLOC</c> chooses: <c>auto</c> (the default, as is any other value: tcmalloc, else huge pages),
 /// <c>hugepages</c> or <c>system</c> (no relaunch; <c>INCEPT_HUGE_PAGES=0</c>, the older switch, means the same).
 /// Nothing happens off Linux, for the quick commands (listing models, help), or when the process already runs with a
@@ -79,6 +84,15 @@ internal static class FastMalloc
     // speed (docs/benchmarks.md, ninth session). The relaunch keeps freed memory unless the user has set the rate.
     private static readonly (string, string) KeepFreedMemory = ("TCMALLOC_RELEASE_RATE", "0");
 
+    // With tcmalloc, a training step's peak crept up by about 50 MiB at a time while .NET's tiered compilation was still
+    // recompiling methods in the background (googlenet, batch 16, aux heads: after steps 7 and 30): the heap grew, so
+    // something the runtime kept had taken part of a span that a large tensor had used. Without the profile-guided tier
+    // (one recompilation per hot method instead of two) and with recompilation starting at once rather than after 100
+    // ms without new methods, the recompiling is done in the first steps, before the step's large tensors have their
+    // places, and the peak stays where those steps put it, at the same speed (docs/benchmarks.md, twenty-third session).
+    // Only for the training commands: inference keeps the profile-guided code, which ran a few per cent faster there.
+    private static readonly (string, string)[] SettleCompilation = [("DOTNET_TieredPGO", "0"), ("DOTNET_TC_CallCountingDelayMs", "0")];
+
     private static readonly string[] LibraryFolders =
         ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"];
 
@@ -102,6 +116,17 @@ internal static class FastMalloc
                 ? MallocKind.HugePages : MallocKind.System;
         }
     }
+
+    /// <summary>
+    /// Whether .NET's profile-guided recompilation (dynamic PGO) is on in this process, as <c>incept bench</c> reports it:
+    /// off where <c>DOTNET_TieredPGO</c> or <c>DOTNET_TieredCompilation</c> (or their older <c>COMPlus_</c> names) is 0, as
+    /// in the relaunch of a training command, or where the runtime configuration turns either off.
+    /// </summary>
+    public static bool DynamicPgo => Knob("TieredPGO", "System.Runtime.TieredPGO") && Knob("TieredCompilation", "System.Runtime.TieredCompilation");
+
+    private static bool Knob(string name, string property) =>
+        (Environment.GetEnvironmentVariable("DOTNET_" + name) ?? Environment.GetEnvironmentVariable("COMPlus_" + name)) is not "0"
+        && AppContext.GetData(property) is not (false or "false" or "False");
 
     /// <summary>The name <c>incept bench</c> reports for <paramref name="kind"/>.</summary>
     public static string Describe(MallocKind kind) => kind switch
@@ -129,12 +154,31 @@ internal static class FastMalloc
 
         if (tcmalloc is not null && choice is not "hugepages")
         {
-            return new MallocRelaunch(MallocKind.TcMalloc, "LD_PRELOAD", string.IsNullOrEmpty(preload) ? tcmalloc : tcmalloc + ":" + preload,
-                QuietLargeAllocations, KeepFreedMemory);
+            var value = string.IsNullOrEmpty(preload) ? tcmalloc : tcmalloc + ":" + preload;
+            (string, string)[] extra = [QuietLargeAllocations, KeepFreedMemory, .. Trains(args) ? SettleCompilation : []];
+            return new MallocRelaunch(MallocKind.TcMalloc, "LD_PRELOAD", value, extra);
         }
 
         if (!KernelAllows(thpSetting)) return null;
         return new MallocRelaunch(MallocKind.HugePages, "GLIBC_TUNABLES", string.IsNullOrEmpty(tunables) ? Tunable : tunables + ":" + Tunable);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="args"/> run training steps: <c>train</c>, <c>reproduce</c>, and <c>bench</c> with
+    /// <c>--mode train</c> (also written <c>--mode=train</c> or <c>--mode:train</c>).
+    /// </summary>
+    internal static bool Trains(string[] args)
+    {
+        if (args.Length == 0) return false;
+        if (args[0] is "train" or "reproduce") return true;
+        if (args[0] != "bench") return false;
+        for (int i = 1; i < args.Length; i++)
+        {
+            if (args[i] is "--mode=train" or "--mode:train") return true;
+            if (args[i] == "--mode" && i + 1 < args.Length && args[i + 1] == "train") return true;
+        }
+
+        return false;
     }
 
     /// <summary>Whether <paramref name="tunables"/> (a GLIBC_TUNABLES value) turns malloc's huge pages on.</summary>

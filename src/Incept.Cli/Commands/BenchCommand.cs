@@ -75,6 +75,7 @@ internal static class BenchCommand
                     gemm_fraction = r.MatrixProductFraction is { } share ? Math.Round(share, 4) : (double?)null,
                     cpu = r.Machine.CpuModel, cores = r.Machine.Cores, ghz = r.Machine.Ghz, vector_isa = r.Machine.VectorIsa,
                     avx512 = r.Machine.HasAvx512, avx512_bf16 = r.Machine.HasAvx512Bf16, malloc = FastMalloc.Describe(FastMalloc.Current), malloc_huge_pages = FastMalloc.Current == MallocKind.HugePages,
+                    dynamic_pgo = FastMalloc.DynamicPgo,
                     onednn = TorchRuntime.OneDnnInUse, convolution_check = TorchRuntime.ConvolutionCheck is { } check ? (check.Passed ? "passed" : "failed") : "not run",
                     mkl_avx512 = MklOutcomeName(TorchRuntime.Mkl), mkl_code_path = MklDispatch.CodePath,
                 }, CommonOptions.JsonLine));
@@ -95,6 +96,7 @@ internal static class BenchCommand
             if (r.MatrixProductGflops is { } product)
                 table.AddRow("share of measured matrix product", string.Create(c, $"{r.MatrixProductFraction:P1} of {product:0} GFLOP/s"));
             table.AddRow("C allocator", FastMalloc.Describe(FastMalloc.Current));
+            table.AddRow(".NET dynamic PGO", FastMalloc.DynamicPgo ? "on" : "off");
             table.AddRow("libtorch convolutions", TorchRuntime.OneDnnInUse == false ? "without oneDNN" : "oneDNN");
             table.AddRow("MKL AVX-512 path", MklOutcomeName(TorchRuntime.Mkl));
             InceptCli.Console(output).Write(table);

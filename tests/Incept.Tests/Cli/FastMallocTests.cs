@@ -30,6 +30,30 @@ public sealed class FastMallocTests
         Assert.Equal(MallocKind.TcMalloc, Plan(["eval"], Env(("INCEPT_MALLOC", "auto")), thp: "always madvise [never]")?.Kind);
     }
 
+    [Theory]
+    [InlineData("train", true)]
+    [InlineData("reproduce fig", true)]
+    [InlineData("bench --model googlenet --mode train --aux", true)]
+    [InlineData("bench --mode=train", true)]
+    [InlineData("bench --mode:train", true)]
+    [InlineData("bench --model googlenet", false)]
+    [InlineData("bench --mode infer --model train", false)]
+    [InlineData("predict photo.jpg", false)]
+    [InlineData("eval --weights w.safetensors", false)]
+    public void Training_commands_are_relaunched_with_compilation_settled_early_and_inference_keeps_dynamic_pgo(string command, bool trains)
+    {
+        var args = command.Split(' ');
+        Assert.Equal(trains, FastMalloc.Trains(args));
+        var plan = Plan(args, Env());
+        Assert.Equal(MallocKind.TcMalloc, plan?.Kind);
+        Assert.Equal(trains, plan!.Extra.Contains(("DOTNET_TieredPGO", "0")));
+        Assert.Equal(trains, plan.Extra.Contains(("DOTNET_TC_CallCountingDelayMs", "0")));
+        // The allocator's own settings come either way.
+        Assert.Contains(("TCMALLOC_RELEASE_RATE", "0"), plan.Extra);
+        // Measured with tcmalloc only: glibc's huge pages come without it.
+        Assert.Empty(Plan(args, Env(), tcmalloc: null)!.Extra);
+    }
+
     [Fact]
     public void Without_tcmalloc_or_when_asked_heavy_commands_get_huge_pages_added_to_any_tunables()
     {
@@ -86,6 +110,9 @@ public sealed class FastMallocTests
     private static string Malloc(string output) =>
         JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement.GetProperty("malloc").GetString()!;
 
+    private static bool DynamicPgo(string output) =>
+        JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement.GetProperty("dynamic_pgo").GetBoolean();
+
     private static (int Code, string Out, string Err) RunWith(string? malloc, params string[] args)
     {
         var start = Incept(args);
@@ -100,6 +127,12 @@ public sealed class FastMallocTests
         var on = RunWith(null, TinyBench);
         Assert.True(on.Code == 0, on.Err);
         Assert.Equal("tcmalloc", Malloc(on.Out));
+        // Inference keeps .NET's profile-guided recompilation; a training step runs without it (see FastMalloc).
+        Assert.True(DynamicPgo(on.Out));
+        var training = RunWith(null, [.. TinyBench, "--mode", "train"]);
+        Assert.True(training.Code == 0, training.Err);
+        Assert.Equal("tcmalloc", Malloc(training.Out));
+        Assert.False(DynamicPgo(training.Out));
 
         var off = RunWith("system", TinyBench);
         Assert.True(off.Code == 0, off.Err);

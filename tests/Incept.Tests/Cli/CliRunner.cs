@@ -18,7 +18,7 @@ internal static class CliRunner
 
     /// <summary>
     /// How to start <c>incept <paramref name="args"/></c> as its own process (dotnet and the built incept.dll), without
-    /// the allocator settings the test host may have inherited.
+    /// the allocator and compiler settings the test host may have inherited (the relaunch sets them itself).
     /// </summary>
     public static ProcessStartInfo Process(params string[] args)
     {
@@ -31,6 +31,11 @@ internal static class CliRunner
         start.Environment.Remove(FastMalloc.OldSwitch);
         start.Environment.Remove(InceptCli.OneDnnSwitch);
         start.Environment.Remove(InceptCli.MklSwitch);
+        foreach (var prefix in new[] { "DOTNET_", "COMPlus_" })
+        {
+            foreach (var knob in new[] { "TieredPGO", "TieredCompilation", "TC_CallCountingDelayMs" }) start.Environment.Remove(prefix + knob);
+        }
+
         return start;
     }
 

@@ -91,7 +91,7 @@ internal static class FastMalloc
     // ms without new methods, the recompiling is done in the first steps, before the step's large tensors have their
     // places, and the peak stays where those steps put it, at the same speed (docs/benchmarks.md, twenty-third session).
     // Only for the training commands: inference keeps the profile-guided code, which ran a few per cent faster there.
-    private static readonly (string, string)[] SettleCompilation = [("DOTNET_TieredPGO", "0"), ("DOTNET_TC_CallCountingDelayMs", "0")];
+    internal static readonly (string Name, string Value)[] SettleCompilation = [("DOTNET_TieredPGO", "0"), ("DOTNET_TC_CallCountingDelayMs", "0")];
 
     private static readonly string[] LibraryFolders =
         ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"];

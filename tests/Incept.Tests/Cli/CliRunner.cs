@@ -31,9 +31,10 @@ internal static class CliRunner
         start.Environment.Remove(FastMalloc.OldSwitch);
         start.Environment.Remove(InceptCli.OneDnnSwitch);
         start.Environment.Remove(InceptCli.MklSwitch);
-        foreach (var prefix in new[] { "DOTNET_", "COMPlus_" })
+        foreach (var name in FastMalloc.SettleCompilation.Select(s => s.Name).Append("DOTNET_TieredCompilation"))
         {
-            foreach (var knob in new[] { "TieredPGO", "TieredCompilation", "TC_CallCountingDelayMs" }) start.Environment.Remove(prefix + knob);
+            start.Environment.Remove(name);
+            start.Environment.Remove(name.Replace("DOTNET_", "COMPlus_", StringComparison.Ordinal));
         }
 
         return start;

@@ -12,6 +12,7 @@ internal static unsafe class MklBatch
 {
     private const int RowMajor = 101;
     private const int NoTrans = 111;
+    private const int Trans = 112;
 
     private static readonly IntPtr Entry = Find();
 
@@ -43,6 +44,31 @@ internal static unsafe class MklBatch
         float alpha = 1, beta = 0;
         ((delegate* unmanaged<int, int*, int*, int*, int*, int*, float*, float**, int*, float**, int*, float*, float**, int*, int, int*, void>)Entry)(
             RowMajor, &transA, &transB, &mm, &nn, &kk, &alpha, aList, &ldA, bList, &ldB, &beta, cList, &ldC, 1, &size);
+    }
+
+    /// <summary>
+    /// C[i] += A[i]ᵀ·B[i] for i below <paramref name="count"/>, row-major: A[i] [k, m] at <paramref name="a"/> with rows
+    /// <paramref name="lda"/> apart (the same for every i), B[i] [k, n] at <paramref name="b"/>[i] with rows
+    /// <paramref name="ldb"/> apart, C[i] [m, n] dense at <paramref name="c"/> + i·m·n. On the calling thread inside a
+    /// parallel region, on MKL's threads outside one.
+    /// </summary>
+    public static void AddTransposedProducts(int count, long m, long n, long k, float* a, long lda, float** b, long ldb, float* c)
+    {
+        if (Entry == IntPtr.Zero) throw new InvalidOperationException("MKL's cblas_sgemm_batch is not available in this libtorch.");
+        if (m > int.MaxValue || n > int.MaxValue || k > int.MaxValue || lda > int.MaxValue || ldb > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(k), "The matrices are too large for MKL's 32-bit sizes.");
+        var aList = stackalloc float*[count];
+        var cList = stackalloc float*[count];
+        for (int i = 0; i < count; i++)
+        {
+            aList[i] = a;
+            cList[i] = c + i * m * n;
+        }
+
+        int transA = Trans, transB = NoTrans, mm = (int)m, nn = (int)n, kk = (int)k, ldA = (int)lda, ldB = (int)ldb, ldC = (int)n, size = count;
+        float alpha = 1, beta = 1;
+        ((delegate* unmanaged<int, int*, int*, int*, int*, int*, float*, float**, int*, float**, int*, float*, float**, int*, int, int*, void>)Entry)(
+            RowMajor, &transA, &transB, &mm, &nn, &kk, &alpha, aList, &ldA, b, &ldB, &beta, cList, &ldC, 1, &size);
     }
 
     private static IntPtr Find()

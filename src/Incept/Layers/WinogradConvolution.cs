@@ -779,7 +779,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     /// OpenMP's threads needs no TorchSharp call (outside a dispose scope a TorchSharp temporary can be finalised while
     /// libtorch still reads it).
     /// </summary>
-    private sealed class Scratch
+    internal sealed class Scratch
     {
         private const nuint Alignment = 64;
 

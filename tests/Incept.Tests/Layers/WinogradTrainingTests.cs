@@ -75,6 +75,29 @@ public class WinogradTrainingTests
         Assert.Contains("does not match", Assert.Throws<ArgumentException>(() => WinogradTraining.WeightGradient(input, wrong, 3, 3, 1, 1)).Message);
     }
 
+    [Theory]
+    [InlineData(3L, 3L, 0L, 0L)]
+    [InlineData(3L, 3L, 1L, 1L)]
+    [InlineData(5L, 5L, 2L, 2L)]
+    [InlineData(1L, 7L, 0L, 3L)]
+    [InlineData(7L, 1L, 3L, 0L)]
+    public void The_weight_gradient_in_chunks_across_images_matches_libtorchs(long kh, long kw, long ph, long pw)
+    {
+        manual_seed(43);
+        using var input = MemoryFormat.ToChannelsLast(randn(4, 16, 24, 20));
+        using var weight = randn(32, 16, kh, kw).requires_grad_(true);
+        using var output = nn.functional.conv2d(input, weight, padding: [ph, pw]);
+        using var upstream = MemoryFormat.ToChannelsLast(randn(output.shape));
+        output.backward([upstream]);
+        // A 1 KiB budget gives chunks of the fewest rows (256): 1,920 to 2,688 padded rows in 8 to 11 chunks, most of them
+        // crossing a row or an image, the last one short, shared among the threads.
+        using var actual = WinogradTraining.WeightGradient(input, upstream, kh, kw, ph, pw, chunkBytes: 1024);
+        AssertClose(weight.grad!, actual, 1e-5, "weight gradient");
+        Assert.Equal(MemoryFormat.ChannelsLastStrides(weight.shape), actual.stride());
+        using var whole = WinogradTraining.WeightGradient(input, upstream, kh, kw, ph, pw);
+        AssertClose(weight.grad!, whole, 1e-5, "weight gradient in one chunk a thread");
+    }
+
     [Fact]
     public void Only_recorded_channels_last_convolutions_on_large_enough_grids_without_hooks_take_the_path()
     {

@@ -773,9 +773,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     /// <summary>
-    /// A thread's working memory for the chunks of tiles, kept from call to call: fresh blocks of this size would come
-    /// with page faults on every call. It grows to the largest chunk asked for (a few MiB at most; see
-    /// <see cref="ChunkBytes"/>) and is freed when its thread ends. Native memory, so that a part running on one of
+    /// A thread's working memory for the chunks of tiles (and for the chunks of <see cref="WinogradTraining.WeightGradient"/>),
+    /// kept from call to call: fresh blocks of this size would come with page faults on every call. It grows to the
+    /// largest chunk asked for (a few MiB at most; see <see cref="ChunkBytes"/> and
+    /// <see cref="WinogradTraining.WeightChunkBytes"/>) and is freed when its thread ends. Native memory, so that a part running on one of
     /// OpenMP's threads needs no TorchSharp call (outside a dispose scope a TorchSharp temporary can be finalised while
     /// libtorch still reads it).
     /// </summary>

@@ -27,9 +27,6 @@ internal static unsafe class MklBatch
     /// </summary>
     public static void Multiply(int count, long m, long n, long k, float* a, long aStride, long lda, float* b, float* c, long cStride)
     {
-        if (Entry == IntPtr.Zero) throw new InvalidOperationException("MKL's cblas_sgemm_batch is not available in this libtorch.");
-        if (m > int.MaxValue || n > int.MaxValue || k > int.MaxValue || lda > int.MaxValue)
-            throw new ArgumentOutOfRangeException(nameof(m), "The matrices are too large for MKL's 32-bit sizes.");
         var aList = stackalloc float*[count];
         var bList = stackalloc float*[count];
         var cList = stackalloc float*[count];
@@ -40,10 +37,7 @@ internal static unsafe class MklBatch
             cList[i] = c + i * cStride;
         }
 
-        int transA = NoTrans, transB = NoTrans, mm = (int)m, nn = (int)n, kk = (int)k, ldA = (int)lda, ldB = (int)n, ldC = (int)n, size = count;
-        float alpha = 1, beta = 0;
-        ((delegate* unmanaged<int, int*, int*, int*, int*, int*, float*, float**, int*, float**, int*, float*, float**, int*, int, int*, void>)Entry)(
-            RowMajor, &transA, &transB, &mm, &nn, &kk, &alpha, aList, &ldA, bList, &ldB, &beta, cList, &ldC, 1, &size);
+        Call(NoTrans, count, m, n, k, aList, lda, bList, n, cList, beta: 0);
     }
 
     /// <summary>
@@ -54,9 +48,6 @@ internal static unsafe class MklBatch
     /// </summary>
     public static void AddTransposedProducts(int count, long m, long n, long k, float* a, long lda, float** b, long ldb, float* c)
     {
-        if (Entry == IntPtr.Zero) throw new InvalidOperationException("MKL's cblas_sgemm_batch is not available in this libtorch.");
-        if (m > int.MaxValue || n > int.MaxValue || k > int.MaxValue || lda > int.MaxValue || ldb > int.MaxValue)
-            throw new ArgumentOutOfRangeException(nameof(k), "The matrices are too large for MKL's 32-bit sizes.");
         var aList = stackalloc float*[count];
         var cList = stackalloc float*[count];
         for (int i = 0; i < count; i++)
@@ -65,10 +56,19 @@ internal static unsafe class MklBatch
             cList[i] = c + i * m * n;
         }
 
-        int transA = Trans, transB = NoTrans, mm = (int)m, nn = (int)n, kk = (int)k, ldA = (int)lda, ldB = (int)ldb, ldC = (int)n, size = count;
-        float alpha = 1, beta = 1;
+        Call(Trans, count, m, n, k, aList, lda, b, ldb, cList, beta: 1);
+    }
+
+    // One group of `count` products C = op(A)·B + beta·C, C's rows n apart, through cblas_sgemm_batch.
+    private static void Call(int transA, int count, long m, long n, long k, float** aList, long lda, float** bList, long ldb, float** cList, float beta)
+    {
+        if (Entry == IntPtr.Zero) throw new InvalidOperationException("MKL's cblas_sgemm_batch is not available in this libtorch.");
+        if (m > int.MaxValue || n > int.MaxValue || k > int.MaxValue || lda > int.MaxValue || ldb > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(m), "The matrices are too large for MKL's 32-bit sizes.");
+        int transB = NoTrans, mm = (int)m, nn = (int)n, kk = (int)k, ldA = (int)lda, ldB = (int)ldb, ldC = (int)n, size = count;
+        float alpha = 1;
         ((delegate* unmanaged<int, int*, int*, int*, int*, int*, float*, float**, int*, float**, int*, float*, float**, int*, int, int*, void>)Entry)(
-            RowMajor, &transA, &transB, &mm, &nn, &kk, &alpha, aList, &ldA, b, &ldB, &beta, cList, &ldC, 1, &size);
+            RowMajor, &transA, &transB, &mm, &nn, &kk, &alpha, aList, &ldA, bList, &ldB, &beta, cList, &ldC, 1, &size);
     }
 
     private static IntPtr Find()

@@ -41,22 +41,24 @@ internal static unsafe class MklBatch
     }
 
     /// <summary>
-    /// C[i] += A[i]ᵀ·B[i] for i below <paramref name="count"/>, row-major: A[i] [k, m] at <paramref name="a"/> with rows
-    /// <paramref name="lda"/> apart (the same for every i), B[i] [k, n] at <paramref name="b"/>[i] with rows
-    /// <paramref name="ldb"/> apart, C[i] [m, n] dense at <paramref name="c"/> + i·m·n. On the calling thread inside a
-    /// parallel region, on MKL's threads outside one.
+    /// C[i] += A[i]ᵀ·B[i] for i below <paramref name="count"/>, row-major: A[i] [k, m] at <paramref name="a"/> +
+    /// i·<paramref name="aStride"/> with rows <paramref name="lda"/> apart, B[i] [k, n] at <paramref name="b"/> +
+    /// i·<paramref name="bStride"/> with rows <paramref name="ldb"/> apart, C[i] [m, n] dense at <paramref name="c"/> +
+    /// i·m·n. On the calling thread inside a parallel region, on MKL's threads outside one.
     /// </summary>
-    public static void AddTransposedProducts(int count, long m, long n, long k, float* a, long lda, float** b, long ldb, float* c)
+    public static void AddTransposedProducts(int count, long m, long n, long k, float* a, long aStride, long lda, float* b, long bStride, long ldb, float* c)
     {
         var aList = stackalloc float*[count];
+        var bList = stackalloc float*[count];
         var cList = stackalloc float*[count];
         for (int i = 0; i < count; i++)
         {
-            aList[i] = a;
+            aList[i] = a + i * aStride;
+            bList[i] = b + i * bStride;
             cList[i] = c + i * m * n;
         }
 
-        Call(Trans, count, m, n, k, aList, lda, b, ldb, cList, beta: 1);
+        Call(Trans, count, m, n, k, aList, lda, bList, ldb, cList, beta: 1);
     }
 
     // One group of `count` products C = op(A)·B + beta·C, C's rows n apart, through cblas_sgemm_batch.

@@ -34,7 +34,7 @@ namespace Incept.Layers;
 /// about 10⁻⁵ of the largest output per layer with 4×4 tiles, 5·10⁻⁷ with 2×2, 10⁻⁵ for 1×7 with F(3, 7) (2·10⁻⁶
 /// with F(2, 7)).</para>
 /// </remarks>
-internal sealed unsafe class WinogradConvolution : IDisposable
+internal sealed unsafe partial class WinogradConvolution : IDisposable
 {
     /// <summary>Channels are transformed in blocks of this many (one 512-bit vector); both channel counts must be multiples of it.</summary>
     public const long ChannelBlock = 16;
@@ -87,14 +87,17 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         this.outChannels = outChannels;
         this.rows = rows;
         this.columns = columns;
-        tiling = (rows.Kernel, rows.Outputs, columns.Kernel) switch
+        tiling = TilingOf(rows, columns);
+    }
+
+    private static Tiling TilingOf(Axis rows, Axis columns)
+        => (rows.Kernel, rows.Outputs, columns.Kernel) switch
         {
             (3, 2, 3) => Tiling.Square2,
             (3, 4, 3) => Tiling.Square4,
             (5, 2, 5) => Tiling.Square5,
             _ => Tiling.Line,
         };
-    }
 
     /// <summary>
     /// Whether <paramref name="conv"/> on <paramref name="input"/> can run here: <see cref="Takes"/> the convolution, and
@@ -328,6 +331,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     private void TransformInput(float* source, float* values, Grid grid, long start, long count, long stride)
+        => TransformInput(tiling, source, values, grid, start, count, stride);
+
+    private static void TransformInput(Tiling tiling, float* source, float* values, Grid grid, long start, long count, long stride)
     {
         switch (tiling)
         {
@@ -773,10 +779,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     }
 
     /// <summary>
-    /// A thread's working memory for the chunks of tiles (and for the chunks of <see cref="WinogradTraining.WeightGradient"/>),
+    /// A thread's working memory for the chunks of tiles (and for the chunks of <see cref="WeightGradient"/>),
     /// kept from call to call: fresh blocks of this size would come with page faults on every call. It grows to the
     /// largest chunk asked for (a few MiB at most; see <see cref="ChunkBytes"/> and
-    /// <see cref="WinogradTraining.WeightChunkBytes"/>) and is freed when its thread ends. Native memory, so that a part running on one of
+    /// <see cref="GradientChunkBytes"/>) and is freed when its thread ends. Native memory, so that a part running on one of
     /// OpenMP's threads needs no TorchSharp call (outside a dispose scope a TorchSharp temporary can be finalised while
     /// libtorch still reads it).
     /// </summary>
@@ -835,8 +841,12 @@ internal sealed unsafe class WinogradConvolution : IDisposable
     {
         private static readonly double[] Points = [0, 1, -1, 2, -2, 0.5, -0.5, 0.25];
 
-        private Axis(int kernel, int outputs, long padding, double[] weight, SparseRows input, SparseRows output)
+        /// <summary>The <paramref name="index"/>th finite interpolation point.</summary>
+        public static double Point(int index) => Points[index];
+
+        private Axis(int kernel, int outputs, long padding, double[] weight, SparseRows input, SparseRows output, SparseRows gradient)
         {
+            GradientTransform = gradient;
             Kernel = kernel;
             Outputs = outputs;
             Size = outputs + kernel - 1;
@@ -863,6 +873,9 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         /// <summary>Aᵀ, Outputs × Size.</summary>
         public SparseRows OutputTransform { get; }
 
+        /// <summary>A, Size × Outputs: what a weight gradient's tile of output gradients goes through.</summary>
+        public SparseRows GradientTransform { get; }
+
         /// <summary>Whether this is F(2, 7), whose transforms are written out by hand (F(3, 6) has as many points).</summary>
         public bool IsF27 => Outputs == 2 && Kernel == 7;
 
@@ -876,7 +889,7 @@ internal sealed unsafe class WinogradConvolution : IDisposable
         public static Axis For(long kernel, long padding, int squareTile, int lineTile)
             => kernel switch
             {
-                1 => new Axis(1, 1, padding, [1], new SparseRows([1], 1), new SparseRows([1], 1)),
+                1 => new Axis(1, 1, padding, [1], new SparseRows([1], 1), new SparseRows([1], 1), new SparseRows([1], 1)),
                 3 => CookToom(squareTile, 3, padding),
                 5 => CookToom(2, 5, padding),
                 _ => CookToom(lineTile, (int)kernel, padding),
@@ -908,7 +921,10 @@ internal sealed unsafe class WinogradConvolution : IDisposable
             weight[finite * kernel + kernel - 1] = 1;
             var all = Product(Points.Take(finite));
             for (int t = 0; t < all.Length; t++) input[finite * size + t] = all[t];
-            return new Axis(kernel, outputs, padding, weight, new SparseRows(input, size), new SparseRows(output, size));
+            var gradient = new double[size * outputs];
+            for (int i = 0; i < outputs; i++)
+                for (int k = 0; k < size; k++) gradient[k * outputs + i] = output[i * size + k];
+            return new Axis(kernel, outputs, padding, weight, new SparseRows(input, size), new SparseRows(output, size), new SparseRows(gradient, outputs));
         }
 
         /// <summary>The coefficients, lowest power first, of Π(x − p) over <paramref name="roots"/>.</summary>

@@ -8,8 +8,8 @@ namespace Incept.Layers;
 /// The convolutions of a training step by Winograd's method, on CPUs with 256-bit or 512-bit vectors: the forward pass
 /// and the input gradient run through <see cref="WinogradConvolution"/> with the weights transformed afresh on every
 /// call (the input gradient of a stride-1 convolution is itself one: channels swapped, kernel turned by 180°, padding
-/// <c>kernel − 1 − padding</c>), and the weight gradient is one matrix product per kernel tap over the zero-padded
-/// batch, taken a cache-sized chunk of rows at a time on each core, so that none of the three builds an im2col buffer.
+/// <c>kernel − 1 − padding</c>), and the weight gradient by the same tiles read the other way round
+/// (<see cref="WinogradConvolution.WeightGradient"/>), so that none of the three builds an im2col buffer.
 /// </summary>
 /// <remarks>
 /// <para>Taken on grids of at least <see cref="MinOutputPositions"/> outputs per image, and below
@@ -19,7 +19,7 @@ namespace Incept.Layers;
 /// 16 → 48 and 32 → 128; 3×3 at 7×7 and 8×8 0.96–1.1×).</para>
 /// <para>A convolution module with hooks keeps libtorch's path, which calls them; so does anything that is not float32,
 /// channels-last and on the CPU, or that needs no gradient. The results equal libtorch's up to float32 rounding (about
-/// 10⁻⁵ of the largest value with 4×4 tiles).</para>
+/// 10⁻⁵ of the largest value with 4×4 tiles, for the outputs and both gradients).</para>
 /// <para>On by default in <c>incept train</c> (<see cref="Training.TrainOptions.Winograd"/>).</para>
 /// </remarks>
 internal static class WinogradTraining
@@ -110,103 +110,6 @@ internal static class WinogradTraining
         return Function.apply(input, conv.weight!, conv.bias, geometry).MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// The weight gradient of a stride-1 convolution with kernel <paramref name="kernelHeight"/> × <paramref name="kernelWidth"/>
-    /// and the given zero padding, from its <paramref name="input"/> [N, C, H, W] and <paramref name="outputGradient"/>
-    /// [N, K, H', W'] (float32 on the CPU): [K, C, kh, kw] in channels-last layout.
-    /// </summary>
-    /// <remarks>
-    /// <para>Think of the input zero-padded and flattened to rows of C values, and of the output gradient spread onto the
-    /// same grid, each output where its window starts and zero elsewhere; then the window of tap (i, j) is the padded rows
-    /// shifted by <c>i·W_padded + j</c>, and that tap's gradient is the product <c>[K, rows] × [rows, C]</c>.</para>
-    /// <para>The rows go through in chunks of about <see cref="WeightChunkBytes"/>, the threads claiming runs of chunks
-    /// (<see cref="CpuTeam"/>): a chunk's spread gradient and padded rows (with the few rows beyond it that the last taps
-    /// reach) are gathered into the thread's working memory and stay in its core's cache for all the taps' products, which
-    /// add into the run's own sums, added up at the end. Over the whole batch at once, each tap read both operands from
-    /// memory again: on the large grids of an image stem, where the channels are few, the products then waited on memory
-    /// and gained little from a second core.</para>
-    /// </remarks>
-    internal static unsafe Tensor WeightGradient(Tensor input, Tensor outputGradient, long kernelHeight, long kernelWidth, long padRows, long padColumns, long chunkBytes = WeightChunkBytes)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        ArgumentNullException.ThrowIfNull(outputGradient);
-        using var scope = NewDisposeScope();
-        long n = input.shape[0], c = input.shape[1], h = input.shape[2], w = input.shape[3];
-        long k = outputGradient.shape[1], outHeight = outputGradient.shape[2], outWidth = outputGradient.shape[3];
-        long paddedHeight = h + 2 * padRows, paddedWidth = w + 2 * padColumns, rows = n * paddedHeight * paddedWidth;
-        if (outHeight != paddedHeight - kernelHeight + 1 || outWidth != paddedWidth - kernelWidth + 1 || outputGradient.shape[0] != n)
-            throw new ArgumentException($"An output gradient of shape [{string.Join(", ", outputGradient.shape)}] does not match a {kernelHeight}×{kernelWidth} convolution of [{string.Join(", ", input.shape)}].", nameof(outputGradient));
-        var x = MemoryFormat.IsChannelsLast(input) ? input : MemoryFormat.ToChannelsLast(input);
-        var dy = MemoryFormat.IsChannelsLast(outputGradient) ? outputGradient : MemoryFormat.ToChannelsLast(outputGradient);
-        float* source = TensorData.ChannelsLastFloats(x), gradient = TensorData.ChannelsLastFloats(dy);
-        int taps = checked((int)(kernelHeight * kernelWidth));
-        long reach = (kernelHeight - 1) * paddedWidth + kernelWidth - 1;
-        long chunk = Math.Min(rows, Math.Max(MinChunkRows, chunkBytes / ((k + c) * sizeof(float))));
-        long chunks = (rows + chunk - 1) / chunk;
-        int parts = CpuTeam.PartsFor(chunks);
-        var sums = zeros(parts, taps, k, c);
-        float* partSums = TensorData.Floats(sums);
-        var padded = new Plane(source, c, n, h, w, padRows, padColumns, paddedHeight, paddedWidth);
-        var spread = new Plane(gradient, k, n, outHeight, outWidth, 0, 0, paddedHeight, paddedWidth);
-        // Nothing in a part calls TorchSharp: the parts may run on OpenMP's threads, outside .NET's dispose scopes.
-        CpuTeam.Run(parts, part =>
-        {
-            WinogradConvolution.Scratch.ForThisThread((chunk + reach) * c, chunk * k, out float* window, out float* left);
-            float* own = partSums + part * taps * k * c;
-            var right = stackalloc float*[taps];
-            for (long index = chunks * part / parts, end = chunks * (part + 1) / parts; index < end; index++)
-            {
-                long first = index * chunk, count = Math.Min(chunk, rows - first);
-                spread.Gather(left, first, count);
-                padded.Gather(window, first, count + reach);
-                for (int t = 0; t < taps; t++) right[t] = window + ((t / kernelWidth * paddedWidth) + (t % kernelWidth)) * c;
-                MklBatch.AddTransposedProducts(taps, k, c, count, left, k, right, c, own);
-            }
-        });
-        var total = parts == 1 ? sums.select(0, 0) : sums.sum(0L);
-        return total.view(kernelHeight, kernelWidth, k, c).permute(2, 0, 1, 3).contiguous().permute(0, 3, 1, 2).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>About how many bytes of output gradient and input rows a chunk of <see cref="WeightGradient"/> gathers.</summary>
-    internal const long WeightChunkBytes = 512L << 10;
-
-    /// <summary>The fewest rows a chunk of <see cref="WeightGradient"/> holds, however many channels.</summary>
-    private const long MinChunkRows = 256;
-
-    /// <summary>
-    /// A channels-last batch [N, H, W, C] seen on a larger grid of rows of C values (the padded grid of
-    /// <see cref="WeightGradient"/>), placed a given number of rows and columns in;
-    /// every other row of the grid, and every row past the batch, is zeros.
-    /// </summary>
-    private readonly unsafe struct Plane(float* values, long channels, long batch, long height, long width, long offsetRows, long offsetColumns, long gridHeight, long gridWidth)
-    {
-        /// <summary>Writes <paramref name="count"/> rows of the grid from row <paramref name="first"/> on to <paramref name="target"/>.</summary>
-        public void Gather(float* target, long first, long count)
-        {
-            long perImage = gridHeight * gridWidth, end = first + count;
-            for (long r = first; r < end;)
-            {
-                long image = r / perImage, within = r - image * perImage, row = within / gridWidth, column = within - row * gridWidth;
-                long run = Math.Min(gridWidth - column, end - r), y = row - offsetRows;
-                float* to = target + (r - first) * channels;
-                if (image >= batch || y < 0 || y >= height)
-                {
-                    new Span<float>(to, checked((int)(run * channels))).Clear();
-                }
-                else
-                {
-                    long from = Math.Clamp(offsetColumns - column, 0, run), until = Math.Clamp(offsetColumns + width - column, from, run);
-                    new Span<float>(to, checked((int)(from * channels))).Clear();
-                    long bytes = (until - from) * channels * sizeof(float);
-                    Buffer.MemoryCopy(values + ((((image * height) + y) * width) + column + from - offsetColumns) * channels, to + (from * channels), bytes, bytes);
-                    new Span<float>(to + (until * channels), checked((int)((run - until) * channels))).Clear();
-                }
-
-                r += run;
-            }
-        }
-    }
-
     private sealed record Geometry(long PadRows, long PadColumns, int Tile);
 
     private sealed class Function : autograd.SingleTensorFunction<Function>
@@ -248,7 +151,7 @@ internal static class WinogradTraining
             }
 
             if (weight.requires_grad)
-                weightGradient = WeightGradient(input, grad_output, kh, kw, geometry.PadRows, geometry.PadColumns).MoveToOuterDisposeScope();
+                weightGradient = WinogradConvolution.WeightGradient(input, grad_output, kh, kw, geometry.PadRows, geometry.PadColumns, geometry.Tile).MoveToOuterDisposeScope();
             if (hasBias) biasGradient = grad_output.sum([0, 2, 3]).MoveToOuterDisposeScope();
             return [inputGradient!, weightGradient!, biasGradient!, null!];
         }

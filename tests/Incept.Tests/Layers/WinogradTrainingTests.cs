@@ -51,51 +51,68 @@ public class WinogradTrainingTests
         Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), actual.stride());
         actual.backward([upstream]);
 
-        // 4×4 tiles round about ten times more than libtorch's im2col; the weight gradient is plain products.
+        // 4×4 tiles round about ten times more than libtorch's im2col, in the outputs and in both gradients.
         AssertClose(expected, actual, 1e-4, "output");
         AssertClose(inputGradient, input.grad!, 1e-4, "input gradient");
-        AssertClose(weightGradient, conv.weight.grad!, 1e-5, "weight gradient");
+        AssertClose(weightGradient, conv.weight.grad!, 1e-4, "weight gradient");
         Assert.Equal(MemoryFormat.ChannelsLastStrides(conv.weight.shape), conv.weight.grad!.stride());
         if (biasGradient is not null) AssertClose(biasGradient, conv.bias!.grad!, 1e-5, "bias gradient");
     }
 
-    [Fact]
-    public void The_weight_gradient_alone_matches_libtorchs_and_checks_its_shapes()
+    public static TheoryData<long, long, long, long, int, long, long, long> WeightGradientShapes => new()
     {
-        manual_seed(42);
-        using var input = MemoryFormat.ToChannelsLast(randn(3, 8, 9, 7));
-        using var weight = randn(5, 8, 3, 3).requires_grad_(true);
-        using var output = nn.functional.conv2d(input, weight, padding: [1, 1]);
-        using var upstream = randn(output.shape);
-        output.backward([upstream]);
-        using var actual = WinogradTraining.WeightGradient(input, upstream, 3, 3, 1, 1);
-        AssertClose(weight.grad!, actual, 1e-5, "weight gradient");
-
-        using var wrong = randn(3, 5, 9, 9);
-        Assert.Contains("does not match", Assert.Throws<ArgumentException>(() => WinogradTraining.WeightGradient(input, wrong, 3, 3, 1, 1)).Message);
-    }
+        // kernel height, kernel width, padding height, padding width, 3×3 tile, images, grid height, grid width
+        { 3, 3, 1, 1, 4, 3, 23, 21 },   // 4×4 tiles, the last row and column of tiles partly outside the output
+        { 3, 3, 0, 0, 4, 2, 30, 29 },
+        { 3, 3, 2, 2, 4, 2, 15, 17 },   // padding 2: every edge tile reads zeros
+        { 3, 3, 1, 1, 2, 3, 19, 22 },   // 2×2 tiles, as for layers with many channels
+        { 5, 5, 2, 2, 4, 2, 17, 19 },   // F(2×2, 5×5)
+        { 1, 7, 0, 3, 4, 3, 13, 17 },   // F(2, 7) along the rows
+        { 7, 1, 3, 0, 4, 3, 17, 13 },   // and down the columns
+        { 1, 5, 0, 1, 4, 2, 11, 14 },   // a line kernel whose transforms come from the sparse rows
+    };
 
     [Theory]
-    [InlineData(3L, 3L, 0L, 0L)]
-    [InlineData(3L, 3L, 1L, 1L)]
-    [InlineData(5L, 5L, 2L, 2L)]
-    [InlineData(1L, 7L, 0L, 3L)]
-    [InlineData(7L, 1L, 3L, 0L)]
-    public void The_weight_gradient_in_chunks_across_images_matches_libtorchs(long kh, long kw, long ph, long pw)
+    [MemberData(nameof(WeightGradientShapes))]
+    public void The_weight_gradient_by_tiles_matches_a_float64_sum_in_any_chunking(long kh, long kw, long ph, long pw, int tile, long images, long height, long width)
     {
-        manual_seed(43);
-        using var input = MemoryFormat.ToChannelsLast(randn(4, 16, 24, 20));
-        using var weight = randn(32, 16, kh, kw).requires_grad_(true);
-        using var output = nn.functional.conv2d(input, weight, padding: [ph, pw]);
-        using var upstream = MemoryFormat.ToChannelsLast(randn(output.shape));
-        output.backward([upstream]);
-        // A 1 KiB budget gives chunks of the fewest rows (256): 1,920 to 2,688 padded rows in 8 to 11 chunks, most of them
-        // crossing a row or an image, the last one short, shared among the threads.
-        using var actual = WinogradTraining.WeightGradient(input, upstream, kh, kw, ph, pw, chunkBytes: 1024);
-        AssertClose(weight.grad!, actual, 1e-5, "weight gradient");
-        Assert.Equal(MemoryFormat.ChannelsLastStrides(weight.shape), actual.stride());
-        using var whole = WinogradTraining.WeightGradient(input, upstream, kh, kw, ph, pw);
-        AssertClose(weight.grad!, whole, 1e-5, "weight gradient in one chunk a thread");
+        if (!WideVectors.Fast) return;
+        manual_seed(42);
+        using var scope = NewDisposeScope();
+        var input = MemoryFormat.ToChannelsLast(randn(images, 16, height, width));
+        var weight = zeros(new long[] { 32, 16, kh, kw }, ScalarType.Float64).requires_grad_(true);
+        var output = nn.functional.conv2d(input.to(ScalarType.Float64), weight, padding: [ph, pw]);
+        var upstream = MemoryFormat.ToChannelsLast(randn(output.shape));
+        output.backward([upstream.to(ScalarType.Float64)]);
+        var expected = weight.grad!.to(ScalarType.Float32);
+
+        // A 1 KiB budget gives chunks of the fewest tiles (16), many to each thread; the default takes a few chunks, or one.
+        var small = WinogradConvolution.WeightGradient(input, upstream, kh, kw, ph, pw, tile, chunkBytes: 1024);
+        AssertClose(expected, small, 1e-4, "weight gradient in chunks of 16 tiles");
+        Assert.Equal(MemoryFormat.ChannelsLastStrides(expected.shape), small.stride());
+        var whole = WinogradConvolution.WeightGradient(input, upstream, kh, kw, ph, pw, tile);
+        AssertClose(expected, whole, 1e-4, "weight gradient in large chunks");
+        AssertClose(small, whole, 5e-5, "the two chunkings");   // sums taken in another order: 10⁻⁵ for 5×5
+        using (var again = WinogradConvolution.WeightGradient(input, upstream, kh, kw, ph, pw, tile, chunkBytes: 1024))
+            Assert.True(again.equal(small).all().item<bool>(), "a second call gave other numbers");
+
+        // An output gradient in the contiguous layout is read the same.
+        var contiguousGradient = WinogradConvolution.WeightGradient(input, upstream.contiguous(), kh, kw, ph, pw, tile);
+        AssertClose(whole, contiguousGradient, 1e-6, "from a contiguous output gradient");
+    }
+
+    [Fact]
+    public void The_weight_gradient_by_tiles_names_a_mismatched_gradient_and_uneven_channels()
+    {
+        if (!WideVectors.Fast) return;
+        using var scope = NewDisposeScope();
+        var input = MemoryFormat.ToChannelsLast(randn(2, 16, 9, 9));
+        var wrong = MemoryFormat.ToChannelsLast(randn(2, 32, 8, 9));
+        Assert.Contains("does not match", Assert.Throws<ArgumentException>(() => WinogradConvolution.WeightGradient(input, wrong, 3, 3, 1, 1)).Message);
+        var uneven = MemoryFormat.ToChannelsLast(randn(2, 24, 9, 9));
+        Assert.Contains("multiples of 16", Assert.Throws<ArgumentException>(() => WinogradConvolution.WeightGradient(input, uneven, 3, 3, 1, 1)).Message);
+        var fine = MemoryFormat.ToChannelsLast(randn(2, 32, 9, 9));
+        Assert.Throws<ArgumentOutOfRangeException>(() => WinogradConvolution.WeightGradient(input, fine, 3, 3, 1, 1, squareTile: 3));
     }
 
     [Fact]

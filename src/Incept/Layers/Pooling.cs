@@ -9,8 +9,10 @@ namespace Incept.Layers;
 /// <summary>
 /// Max and average pooling at inference: a channels-last float32 CPU batch is pooled here, sixteen channels at a time
 /// with <see cref="Vector512{T}"/> operations (see <see cref="WideVectors"/>) and the output rows shared among
-/// libtorch's OpenMP threads; everything else (a gradient to record, another layout, type or device, no 256-bit or
-/// 512-bit vectors, dilation, a divisor override, hooks on the module) goes to libtorch.
+/// libtorch's OpenMP threads; in a training step, max pooling of such a batch is recorded for autograd here too
+/// (<see cref="MaxRecorded"/>, one byte per output kept for the backward pass); everything else (an average pooling to
+/// record, another layout, type or device, no 256-bit or 512-bit vectors, dilation, a divisor override, hooks on the
+/// module) goes to libtorch.
 /// </summary>
 /// <remarks>
 /// libtorch's channels-last max pooling also keeps the index of every maximum, in 256-bit vectors, even when no
@@ -18,7 +20,7 @@ namespace Incept.Layers;
 /// output sizes (floor and ceiling mode), the divisor (with or without the padding), the order of an average's sum and
 /// its division, and NaN propagation follow libtorch's, so both give libtorch's values.
 /// </remarks>
-internal static unsafe class Pooling
+internal static unsafe partial class Pooling
 {
     private const int Lanes = 16;
 
@@ -71,6 +73,7 @@ internal static unsafe class Pooling
         ArgumentNullException.ThrowIfNull(input);
         var window = Window.Of(input, kernel, stride, padding, ceilMode);
         if (window is { } w && Applies(input)) return Run(input, w, average: false, countPadding: false);
+        if (window is { } recorded && AppliesInTraining(input, recorded)) return MaxRecorded(input, recorded);
         return nn.functional.max_pool2d(input, kernel, stride, padding, ceil_mode: ceilMode);
     }
 

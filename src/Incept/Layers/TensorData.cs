@@ -15,6 +15,12 @@ internal static unsafe partial class TensorData
         fixed (byte* p = t.bytes) return (float*)p;
     }
 
+    /// <summary>The address of a contiguous CPU tensor's first byte, whatever its type (as <see cref="Floats"/>).</summary>
+    public static byte* Bytes(Tensor t)
+    {
+        fixed (byte* p = t.bytes) return p;
+    }
+
     /// <summary>
     /// The address of the first value of a channels-last float32 CPU tensor (see <see cref="MemoryFormat.IsChannelsLast"/>):
     /// its values are then N×H×W×C in memory. TorchSharp hands out the memory of contiguous tensors only, so this asks

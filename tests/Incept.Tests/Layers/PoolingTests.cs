@@ -78,12 +78,17 @@ public class PoolingTests
         Assert.False(Pooling.Applies(doubles), "float64");
         using (no_grad()) Assert.Equal(WideVectors.Fast, Pooling.Applies(recorded));
 
-        // A pool that needs a gradient still gets one, through libtorch.
+        // A pool that needs a gradient still gets one: from libtorch for the NCHW layout, recorded here for channels-last.
+        using var recordedNchw = raw.detach().requires_grad_();
         using (var scope = NewDisposeScope())
         {
-            var y = Pooling.Max(recorded, [3], [2], [1]);
-            y.sum().backward();
+            long recordedBefore = Pooling.RecordedCount;
+            Pooling.Max(recordedNchw, [3], [2], [1]).sum().backward();
+            Assert.NotNull(recordedNchw.grad);
+            Assert.Equal(recordedBefore, Pooling.RecordedCount);
+            Pooling.Max(recorded, [3], [2], [1]).sum().backward();
             Assert.NotNull(recorded.grad);
+            Assert.Equal(recordedBefore + Taken, Pooling.RecordedCount);
         }
 
         // A hook on the module keeps the module's call, which runs it.
@@ -131,6 +136,51 @@ public class PoolingTests
         using var input = zeros(1, 1, size, size);
         using var pooled = nn.functional.max_pool2d(input, [kernel], [stride], [pad], ceil_mode: ceil);
         Assert.Equal(expected, pooled.shape[2]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Recorded_max_pooling_gives_libtorchs_output_and_input_gradient_with_ties(long n, long c, long h, long w, long kernel, long stride, bool ceil)
+    {
+        manual_seed(14);
+        // Values from a few integers, so that most windows hold their maximum twice or more: the gradient must go to the
+        // same one of them as libtorch's (the first in row-major order).
+        using var raw = randint(-3, 4, [n, c, h, w]).to(ScalarType.Float32);
+        foreach (long pad in new long[] { 0, kernel / 2 })
+        {
+            using var scope = NewDisposeScope();
+            var plain = raw.detach().requires_grad_();
+            var expected = nn.functional.max_pool2d(plain, [kernel], [stride], [pad], ceil_mode: ceil);
+            var upstream = randn(expected.shape);
+            expected.backward([upstream]);
+
+            var input = MemoryFormat.ToChannelsLast(raw).detach().requires_grad_();
+            long before = Pooling.RecordedCount;
+            var actual = Pooling.Max(input, [kernel], [stride], [pad], ceil);
+            Assert.Equal(before + Taken, Pooling.RecordedCount);
+            AssertLibtorchs(expected, actual, $"recorded max pooling with padding {pad}");
+            // The output gradient in either layout; overlapping windows add in the same order as libtorch's.
+            actual.backward([pad == 0 ? MemoryFormat.ToChannelsLast(upstream) : upstream]);
+            AssertLibtorchs(plain.grad!, input.grad!, $"input gradient with padding {pad}");
+        }
+    }
+
+    [Fact]
+    public void Recorded_max_pooling_takes_a_NaN_where_libtorch_does_and_keeps_a_byte_per_output()
+    {
+        using var raw = randn(1, 32, 5, 5);
+        raw[0, 3, 1, 1] = float.NaN;
+        raw[0, 20, 2, 3] = float.NaN;
+        raw[0, 31, 0, 0] = float.NegativeInfinity;
+        using var scope = NewDisposeScope();
+        var plain = raw.detach().requires_grad_();
+        var expected = nn.functional.max_pool2d(plain, [3], [2], [1]);
+        expected.backward([ones_like(expected)]);
+        var input = MemoryFormat.ToChannelsLast(raw).detach().requires_grad_();
+        var actual = Pooling.Max(input, [3], [2], [1]);
+        actual.backward([ones_like(actual)]);
+        Assert.True(expected.isnan().eq(actual.isnan()).all().item<bool>());
+        Assert.True(plain.grad!.eq(input.grad!).all().item<bool>(), "the gradient went elsewhere than libtorch's");
     }
 
     private static void AssertLibtorchs(Tensor expected, Tensor actual, string what)

@@ -34,6 +34,9 @@ internal sealed unsafe partial class WinogradConvolution
         using var scope = NewDisposeScope();
         long n = input.shape[0], c = input.shape[1], h = input.shape[2], w = input.shape[3], k = outputGradient.shape[1];
         if (squareTile is not (2 or 4)) throw new ArgumentOutOfRangeException(nameof(squareTile), squareTile, "A 3×3 kernel's tiles give 2×2 or 4×4 outputs.");
+        bool square = kernelHeight == kernelWidth && kernelHeight is 3 or 5;
+        bool line = Math.Min(kernelHeight, kernelWidth) == 1 && Math.Max(kernelHeight, kernelWidth) is >= MinLineKernel and <= MaxLineKernel;
+        if (!square && !line) throw new ArgumentException($"Winograd's weight gradient takes 3×3, 5×5, 1×n and n×1 kernels (n from {MinLineKernel} to {MaxLineKernel}); got {kernelHeight}×{kernelWidth}.", nameof(kernelHeight));
         var rows = Axis.For(kernelHeight, padRows, squareTile, lineTile: 2);
         var columns = Axis.For(kernelWidth, padColumns, squareTile, lineTile: 2);
         var grid = new Grid(n, h, w, c, rows, columns);

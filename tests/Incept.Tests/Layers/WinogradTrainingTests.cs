@@ -113,6 +113,8 @@ public class WinogradTrainingTests
         Assert.Contains("multiples of 16", Assert.Throws<ArgumentException>(() => WinogradConvolution.WeightGradient(input, uneven, 3, 3, 1, 1)).Message);
         var fine = MemoryFormat.ToChannelsLast(randn(2, 32, 9, 9));
         Assert.Throws<ArgumentOutOfRangeException>(() => WinogradConvolution.WeightGradient(input, fine, 3, 3, 1, 1, squareTile: 3));
+        var sevenBySeven = MemoryFormat.ToChannelsLast(randn(2, 32, 9, 9));
+        Assert.Contains("7×7", Assert.Throws<ArgumentException>(() => WinogradConvolution.WeightGradient(input, sevenBySeven, 7, 7, 3, 3)).Message);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Incept.Layers;
@@ -72,7 +73,8 @@ internal sealed unsafe partial class WinogradConvolution
             }
         });
         var total = sums.select(0, 0);
-        for (int part = 1; part < parts; part++) total.add_(sums.select(0, part));
+        using (var one = 1.0.ToScalar())
+            for (int part = 1; part < parts; part++) total.add_(sums.select(0, part), one);
         // Gᵀ on both axes: the kernel transform [positions, kh·kw] turned, times the sums [positions, K·C].
         var taps = KernelTransform(rows, columns).t().mm(total.view(positions, k * c));
         return taps.view(kernelHeight, kernelWidth, k, c).permute(2, 0, 1, 3).contiguous().permute(0, 3, 1, 2).MoveToOuterDisposeScope();

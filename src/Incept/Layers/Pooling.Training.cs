@@ -113,22 +113,12 @@ internal static unsafe partial class Pooling
 
             for (long ch = vectorChannels; ch < s.Channels; ch++)
             {
-                float best = float.NegativeInfinity;
-                long position = 0;
-                bool first = true;
-                for (long i = top; i < bottom; i++)
+                float best = imageBase[offsets[0] + ch];
+                int position = places[0];
+                for (int k = 1; k < count; k++)
                 {
-                    for (long j = left; j < right; j++)
-                    {
-                        float v = imageBase[(i * s.Width + j) * s.Channels + ch];
-                        if (first || v > best || float.IsNaN(v))
-                        {
-                            best = v;
-                            position = (i - windowTop) * w.KernelWidth + j - windowLeft;
-                        }
-
-                        first = false;
-                    }
+                    float v = imageBase[offsets[k] + ch];
+                    if (v > best || float.IsNaN(v)) (best, position) = (v, places[k]);
                 }
 
                 target[at + ch] = best;
@@ -205,16 +195,8 @@ internal static unsafe partial class Pooling
             for (long ch = vectorChannels; ch < s.Channels; ch++)
             {
                 float sum = 0;
-                for (long oy = firstRow; oy <= lastRow; oy++)
-                {
-                    long rowOffset = (i - (oy * w.StrideHeight - w.PadHeight)) * w.KernelWidth;
-                    for (long ox = firstColumn; ox <= lastColumn; ox++)
-                    {
-                        long at = (((image * w.OutHeight) + oy) * w.OutWidth + ox) * s.Channels + ch;
-                        if (where[at] == rowOffset + j - (ox * w.StrideWidth - w.PadWidth)) sum += gradient[at];
-                    }
-                }
-
+                for (int k = 0; k < count; k++)
+                    if (where[outputs[k] + ch] == places[k]) sum += gradient[outputs[k] + ch];
                 o[ch] = sum;
             }
         }

@@ -36,7 +36,7 @@ internal static class BenchCommand
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
         var weights = new Option<string?>("--weights") { Description = "Checkpoint or, with --engine onnx, an exported .onnx file; random weights otherwise." };
         var noPanels = new Option<bool>("--no-panels") { Description = "Leave the convolutions that Winograd's method does not take (1×1, strided, 1×3 and 3×1, stems) to libtorch instead of Incept's panel product (fast engine), to compare the two." };
-        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of Winograd's method (fast engine and channels-last training steps alike), to compare the two." };
+        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of Winograd's method (fast engine; the 3×3 and 5×5 ones of a channels-last training step), to compare the two." };
         var measurePeak = new Option<bool>("--measure-peak") { Description = "Also time a 2048×2048 float32 matrix product on the same threads and report the model's GFLOP/s as a share of it." };
         var format = CommonOptions.Format();
         var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")

@@ -34,7 +34,7 @@ internal static class TrainCommand
             DefaultValueFactory = _ => "channels-last",
         };
         memoryFormat.AcceptOnlyFromAmong("channels-last", "contiguous");
-        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the larger 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of computing them by Winograd's method (which a channels-last training step uses on CPUs with AVX-512 or AVX2 where libtorch convolves without oneDNN; see docs/training.md)." };
+        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the larger 3×3 and 5×5 convolutions to libtorch instead of computing them by Winograd's method (which a channels-last training step uses on CPUs with AVX-512 or AVX2 where libtorch convolves without oneDNN; see docs/training.md)." };
         // The opt-in switch of earlier versions, now the default: still accepted.
         var winograd = new Option<bool>("--winograd") { Hidden = true };
         var precision = CommonOptions.Precision("float32, or bfloat16: convolutions and linear layers computed in bfloat16 with float32 master weights (faster on CPUs with AVX-512 BF16 or AMX; evaluation and saved weights stay float32).");

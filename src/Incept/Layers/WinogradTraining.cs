@@ -65,10 +65,10 @@ internal static class WinogradTraining
     /// Whether this class computes <paramref name="conv"/> in training: float32 CPU weights, stride 1, no dilation or
     /// groups, zero padding, channel counts that are multiples of <see cref="WinogradConvolution.ChannelBlock"/>, and a
     /// 3×3 or 5×5 kernel padded equally on every side by less than its size; on a CPU with 256-bit or 512-bit vectors in
-    /// hardware. The 1×7 and 7×1 layers stay with libtorch: <see cref="Forward"/> computes them right, and since the
-    /// weight gradient by tiles they make inception_v3's step 7–10 % faster, but its peak memory rose by 10–20 MiB, and
-    /// by 150–190 MiB beside the recorded max pooling (<see cref="Pooling.MaxRecorded"/>), all of it free memory that
-    /// tcmalloc keeps, not live tensors (docs/benchmarks.md, twenty-sixth session).
+    /// hardware. The 1×7 and 7×1 layers stay with libtorch: <see cref="Forward"/> computes them right and makes
+    /// inception_v3's step 5–10 % faster, but its resident peak rose by 100–300 MiB, differing between identical runs,
+    /// with the same live peak: free memory that tcmalloc keeps between the step's large tensors (docs/benchmarks.md,
+    /// twenty-sixth and twenty-seventh sessions).
     /// </summary>
     public static bool Takes(Conv2d conv)
         => WinogradConvolution.TakesLayout(conv, out long kh, out long kw, out long ph, out long pw)

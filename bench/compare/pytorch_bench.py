@@ -3,7 +3,8 @@
 
 Prints one JSON object per line, with the same field names as `incept bench --format json`:
 images_per_second, ms_per_batch_median/min/max, peak_rss_mb (this process's peak so far: the configurations
-run one per process, see run.sh), plus model, mode, engine, batch_size, threads.
+run one per process, see run.sh), rss_file_mb (the part of it in mapped files' pages, read at the end), plus model,
+mode, engine, batch_size, threads.
 
 Engines: eager (NCHW), channels_last, and for inference torchscript (torch.jit.freeze of a scripted model,
 traced if scripting fails, then torch.jit.optimize_for_inference). Training is one step with the auxiliary
@@ -63,6 +64,18 @@ def timed(step, warmup, iterations):
 
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_file_mb():
+    """Resident pages of mapped files (the libraries) now, as Incept's `rss_file_mb`; None where the kernel has no RssFile."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("RssFile:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def infer(name, engine, batch, size, warmup, iterations):
@@ -158,7 +171,8 @@ def main():
         "input_size": size, "threads": torch.get_num_threads(), "warmup": warmups, "iterations": a.iterations,
         "images_per_second": round(a.batch_size / (median / 1000.0), 3), "ms_per_batch_median": round(median, 3),
         "ms_per_batch_min": round(min(times), 3), "ms_per_batch_max": round(max(times), 3),
-        "peak_rss_mb": round(peak_rss_mb(), 1), "torch_version": torch.__version__,
+        "peak_rss_mb": round(peak_rss_mb(), 1), "rss_file_mb": None if (files := rss_file_mb()) is None else round(files, 1),
+        "torch_version": torch.__version__,
     }))
     sys.stdout.flush()
 

@@ -65,8 +65,9 @@ def merge_rounds(rows):
             if typical.get(field) is not None:
                 typical[field] *= scale
         typical["images_per_second"] = median
-        rss = [r["peak_rss_mb"] for r in group if r.get("peak_rss_mb") is not None]
-        typical["peak_rss_mb"] = statistics.median(rss) if rss else None
+        for field in ("peak_rss_mb", "rss_file_mb"):
+            values = [r[field] for r in group if r.get(field) is not None]
+            typical[field] = statistics.median(values) if values else None
         typical["by_round"] = {r.get("round", 1): r["images_per_second"] for r in group}
         # The fastest single pass over all rounds, as images/s: what the configuration reaches when the machine is quiet.
         fastest = [r["ms_per_batch_min"] for r in group if r.get("ms_per_batch_min")]
@@ -93,6 +94,15 @@ def ratio_cell(ours, theirs):
     paired = [ours["by_round"][k] / theirs["by_round"][k] for k in ours["by_round"] if k in theirs["by_round"]]
     if len(paired) >= 2:
         text += f" ({min(paired):.2f}–{max(paired):.2f})"
+    return text
+
+
+def rss_cell(ours, theirs):
+    """Peak RSS of the two, medians over the rounds, with the part in mapped files' pages where both runs read it
+    (those pages depend on the page cache as much as on the work: docs/benchmarks.md, twenty-seventh session)."""
+    text = f"{fmt(ours and ours.get('peak_rss_mb'), 0)} / {fmt(theirs and theirs.get('peak_rss_mb'), 0)}"
+    if ours and theirs and ours.get("rss_file_mb") is not None and theirs.get("rss_file_mb") is not None:
+        text += f" (files {fmt(ours['rss_file_mb'], 0)} / {fmt(theirs['rss_file_mb'], 0)})"
     return text
 
 
@@ -160,7 +170,7 @@ def main():
                "*Incept / ORT* compares Incept's best engine, ONNX Runtime on Incept's own export included, with ONNX Runtime on "
                "the torch.onnx file.")
     out.append("")
-    out.append("| model | mode | batch | Incept fast | Incept torch | Incept torch CL | PyTorch eager | PyTorch CL | PyTorch TorchScript | PyTorch + tcmalloc | ORT (torch.onnx) | ORT (Incept export) | native / best PyTorch | Incept / ORT | Incept GFLOP/s (% peak) | peak RSS MiB Incept / PyTorch |")
+    out.append("| model | mode | batch | Incept fast | Incept torch | Incept torch CL | PyTorch eager | PyTorch CL | PyTorch TorchScript | PyTorch + tcmalloc | ORT (torch.onnx) | ORT (Incept export) | native / best PyTorch | Incept / ORT | Incept GFLOP/s (% peak) | peak RSS MiB Incept / PyTorch (of it in library files) |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     keys = sorted({(r["model"], r["mode"], r["batch_size"]) for r in rows}, key=lambda k: (k[0], k[1], k[2]))
     best = {}  # (model, mode, batch) -> (Incept's best TorchSharp run, PyTorch's best run), for the targets' table
@@ -187,7 +197,7 @@ def main():
         gf = f"{best_inc['gflops']:.1f} ({100 * best_inc['peak_fraction']:.1f}%" if best_inc else "–"
         if best_inc:
             gf += f"; {100 * best_inc['gemm_fraction']:.0f}% of product)" if best_inc.get("gemm_fraction") else ")"
-        rss = f"{fmt(best_inc and best_inc.get('peak_rss_mb'), 0)} / {fmt(best_pt and best_pt.get('peak_rss_mb'), 0)}"
+        rss = rss_cell(best_inc, best_pt)
         out.append(f"| {model} | {mode} | {batch} | {cell(inc['fast'])} | {cell(inc['torch'])} | {cell(inc['torch-channels-last'])} | "
                    f"{cell(pt['eager'])} | {cell(pt['channels_last'])} | {cell(pt['torchscript'])} | {cell(pt_tc)} | {cell(ort)} | {cell(own)} | "
                    f"{ratio_cell(best_inc, best_pt)} | {ratio_cell(best_any, ort)} | {gf} | {rss} |")
@@ -200,14 +210,14 @@ def main():
                    "bfloat16 for inference and mixed precision with float32 master weights for training (channels-last), "
                    "PyTorch channels-last under `torch.autocast(\"cpu\", dtype=torch.bfloat16)`.")
         out.append("")
-        out.append("| model | mode | batch | Incept bf16 | Incept float32 (same engine) | speed-up | PyTorch bf16 | Incept bf16 / PyTorch bf16 | peak RSS MiB Incept / PyTorch |")
+        out.append("| model | mode | batch | Incept bf16 | Incept float32 (same engine) | speed-up | PyTorch bf16 | Incept bf16 / PyTorch bf16 | peak RSS MiB Incept / PyTorch (of it in library files) |")
         out.append("|---|---|---|---|---|---|---|---|---|")
         for model, mode, batch in bf16_keys:
             group = {(r.get("impl"), r.get("label")): r for r in rows if (r["model"], r["mode"], r["batch_size"]) == (model, mode, batch)}
             ours = group.get(("incept", "fast-bf16" if mode == "infer" else "torch-channels-last-bf16"))
             base = group.get(("incept", "fast" if mode == "infer" else "torch-channels-last"))
             theirs = group.get(("pytorch", "channels_last_bf16"))
-            rss = f"{fmt(ours and ours.get('peak_rss_mb'), 0)} / {fmt(theirs and theirs.get('peak_rss_mb'), 0)}"
+            rss = rss_cell(ours, theirs)
             out.append(f"| {model} | {mode} | {batch} | {cell(ours)} | {cell(base)} | {ratio_cell(ours, base)} | {cell(theirs)} | {ratio_cell(ours, theirs)} | {rss} |")
     if gemm := [r["gemm_gflops"] for r in raw if r.get("impl") == "incept" and r.get("gemm_gflops")]:
         product = statistics.median(gemm)

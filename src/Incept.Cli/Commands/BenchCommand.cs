@@ -69,7 +69,8 @@ internal static class BenchCommand
                     width = r.Width, aux = r.Aux, threads = r.Threads, warmup = r.Warmup, iterations = r.Iterations,
                     images_per_second = Math.Round(r.ImagesPerSecond, 3), ms_per_batch_median = Math.Round(r.MsPerBatchMedian, 3),
                     ms_per_batch_min = Math.Round(r.MsPerBatchMin, 3), ms_per_batch_max = Math.Round(r.MsPerBatchMax, 3),
-                    peak_rss_mb = r.PeakRssMb is { } rss ? Math.Round(rss, 1) : (double?)null, macs_per_image = r.MacsPerImage,
+                    peak_rss_mb = r.PeakRssMb is { } rss ? Math.Round(rss, 1) : (double?)null,
+                    rss_file_mb = r.FileRssMb is { } files ? Math.Round(files, 1) : (double?)null, macs_per_image = r.MacsPerImage,
                     gflops = Math.Round(r.Gflops, 2), peak_gflops = Math.Round(r.PeakGflops, 1), peak_fraction = Math.Round(r.PeakFraction, 4),
                     gemm_gflops = r.MatrixProductGflops is { } gemm ? Math.Round(gemm, 1) : (double?)null,
                     gemm_fraction = r.MatrixProductFraction is { } share ? Math.Round(share, 4) : (double?)null,
@@ -90,6 +91,7 @@ internal static class BenchCommand
             table.AddRow("ms per batch (median)", r.MsPerBatchMedian.ToString("0.00", c));
             table.AddRow("ms per batch (min – max)", string.Create(c, $"{r.MsPerBatchMin:0.00} – {r.MsPerBatchMax:0.00}"));
             table.AddRow("peak memory (RSS)", r.PeakRssMb is { } peak ? string.Create(c, $"{peak:0} MiB") : "unknown");
+            if (r.FileRssMb is { } fileRss) table.AddRow("of which library files (at the end)", string.Create(c, $"{fileRss:0} MiB"));
             table.AddRow("GMACs per image", (r.MacsPerImage / 1e9).ToString("0.000", c));
             table.AddRow("achieved GFLOP/s", r.Gflops.ToString("0.0", c));
             table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));

@@ -158,6 +158,12 @@ public sealed record BenchmarkResult(
     int Warmup, int Iterations, double MsPerBatchMedian, double MsPerBatchMin, double MsPerBatchMax, double ImagesPerSecond,
     double? PeakRssMb, long MacsPerImage, double Gflops, double PeakGflops, MachineInfo Machine)
 {
+    /// <summary>
+    /// Resident pages of mapped files (the libraries) when the timed steps ended, in MiB, or null where unknown: the
+    /// part of <see cref="PeakRssMb"/> that depends on the page cache rather than on the work (<see cref="ProcessMemory.FileRssMb"/>).
+    /// </summary>
+    public double? FileRssMb { get; init; }
+
     /// <summary>Achieved GFLOP/s as a fraction of the theoretical peak.</summary>
     public double PeakFraction => PeakGflops > 0 ? Gflops / PeakGflops : double.NaN;
 
@@ -360,8 +366,8 @@ public static class Benchmark
         }, options);
     }
 
-    /// <summary>Step times, how many warm-up steps ran, and the process's peak memory when the last step ended.</summary>
-    private readonly record struct Timed(double[] Times, int Warmups, double? PeakRssMb);
+    /// <summary>Step times, how many warm-up steps ran, and the process's peak memory and file pages when the last step ended.</summary>
+    private readonly record struct Timed(double[] Times, int Warmups, double? PeakRssMb, double? FileRssMb);
 
     private static Timed Time(Action step, BenchmarkOptions options)
     {
@@ -381,7 +387,7 @@ public static class Benchmark
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        return new Timed(times, warmups, ProcessMemory.PeakRssMb());
+        return new Timed(times, warmups, ProcessMemory.PeakRssMb(), ProcessMemory.FileRssMb());
     }
 
     private static BenchmarkResult Summarise(string model, string engine, BenchmarkOptions o, int size, double width, bool aux, Timed timed, long macs, int passes)
@@ -396,6 +402,7 @@ public static class Benchmark
         {
             // Measured last: the products' matrices stay out of the run's peak memory, read when the timed steps ended.
             MatrixProductGflops = o.MeasurePeak ? MatrixProductGflops() : null,
+            FileRssMb = timed.FileRssMb,
         };
     }
 

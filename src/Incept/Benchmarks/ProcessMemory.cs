@@ -8,6 +8,14 @@ public static class ProcessMemory
     /// <summary>Peak resident set size so far (<c>VmHWM</c>) in MiB, or null where the kernel does not report it.</summary>
     public static double? PeakRssMb() => Read("VmHWM:");
 
+    /// <summary>
+    /// Resident pages of mapped files now (<c>RssFile</c>: the libraries' code and data above all) in MiB, or null where
+    /// the kernel does not report them. Part of <see cref="PeakRssMb"/>, and not set by the program alone: how much of a
+    /// library the kernel maps in on a fault depends on how its file was last read and written (on the Zen 5 VM the same
+    /// build read 112–116 MiB in one directory and 158–167 in another; docs/benchmarks.md, twenty-seventh session).
+    /// </summary>
+    public static double? FileRssMb() => Read("RssFile:");
+
     /// <summary>Current resident set size (<c>VmRSS</c>) in MiB, or null where the kernel does not report it.</summary>
     public static double? CurrentRssMb() => Read("VmRSS:");
 

@@ -53,6 +53,9 @@ public class BenchmarkTests
         Assert.Equal(2.0, ProcessMemory.ParseKb("Name:\tx\nVmHWM:\t    2048 kB\nVmRSS:\t 1024 kB\n", "VmHWM:"));
         Assert.Null(ProcessMemory.ParseKb("Name:\tx\n", "VmHWM:"));
         Assert.True(ProcessMemory.PeakRssMb() > 0);
+        Assert.Equal(1.5, ProcessMemory.ParseKb("VmHWM:\t 9216 kB\nRssAnon:\t 7680 kB\nRssFile:\t 1536 kB\n", "RssFile:"));
+        // This process maps libtorch: some of its resident memory is library pages, never more than its peak.
+        Assert.InRange(ProcessMemory.FileRssMb()!.Value, 1, ProcessMemory.PeakRssMb()!.Value);
     }
 
     [Fact]
@@ -69,6 +72,7 @@ public class BenchmarkTests
         Assert.Equal(2 / (r.MsPerBatchMedian / 1000), r.ImagesPerSecond, 6);
         Assert.Equal(2.0 * r.MacsPerImage * 2 / (r.MsPerBatchMedian / 1000) / 1e9, r.Gflops, 6);
         Assert.True(r.PeakRssMb > 0);
+        Assert.InRange(r.FileRssMb!.Value, 1, r.PeakRssMb!.Value);
     }
 
     [Fact]
@@ -97,6 +101,7 @@ public class BenchmarkTests
         Assert.True(root.GetProperty("images_per_second").GetDouble() > 0);
         Assert.True(root.GetProperty("ms_per_batch_median").GetDouble() > 0);
         Assert.True(root.GetProperty("peak_rss_mb").GetDouble() > 0);
+        Assert.InRange(root.GetProperty("rss_file_mb").GetDouble(), 1, root.GetProperty("peak_rss_mb").GetDouble());
         Assert.Equal("torch", root.GetProperty("engine").GetString());
         Assert.True(root.GetProperty("peak_gflops").GetDouble() > 0);
         // The matrix-product rate is only measured when asked for.

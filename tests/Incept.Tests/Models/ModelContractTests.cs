@@ -197,6 +197,9 @@ public class ModelContractTests
     [MemberData(nameof(All))]
     public void At_width_a_quarter_with_the_small_stem_a_28_pixel_batch_trains_with_its_aux_heads(string name)
     {
+        // The scope holds every temporary below: without it the garbage collector may finalise one (isfinite's result)
+        // while libtorch still reads it, which once failed this test with "Unsupported TypeMeta".
+        using var scope = NewDisposeScope();
         var spec = ModelRegistry.Get(name);
         using var model = ModelFactory.Create(spec, Small(aux: spec.HasAux, inChannels: 1));
         Assert.Equal(model.MinInputSize, model.MinAuxInputSize);

@@ -36,12 +36,13 @@ internal static class BenchCommand
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations.", DefaultValueFactory = _ => 10 };
         var weights = new Option<string?>("--weights") { Description = "Checkpoint or, with --engine onnx, an exported .onnx file; random weights otherwise." };
         var noPanels = new Option<bool>("--no-panels") { Description = "Leave the convolutions that Winograd's method does not take (1×1, strided, 1×3 and 3×1, stems) to libtorch instead of Incept's panel product (fast engine), to compare the two." };
-        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of Winograd's method (fast engine; the 3×3 and 5×5 ones of a channels-last training step), to compare the two." };
+        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of Winograd's method (fast engine and channels-last training steps alike), to compare the two." };
+        var noMemoryPlan = new Option<bool>("--no-memory-plan") { Description = "Leave every tensor of a CPU training step to the allocator instead of serving the large ones from one buffer laid out after the first step (see docs/training.md), to compare the two." };
         var measurePeak = new Option<bool>("--measure-peak") { Description = "Also time a 2048×2048 float32 matrix product on the same threads and report the model's GFLOP/s as a share of it." };
         var format = CommonOptions.Format();
         var command = new Command("bench", "Time a model's inference or training step: images/s, ms per batch, peak memory, GFLOP/s.")
         {
-            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, warmupSeconds, iterations, weights, noWinograd, noPanels, measurePeak, format,
+            model, mode, engine, batchSize, inputSize, threads, width, smallInput, aux, channelsLast, classes, inChannels, precision, warmup, warmupSeconds, iterations, weights, noWinograd, noMemoryPlan, noPanels, measurePeak, format,
         };
         command.SetAction(parse =>
         {
@@ -58,7 +59,7 @@ internal static class BenchCommand
                 NumClasses = parse.GetValue(classes), InChannels = parse.GetValue(inChannels), Warmup = parse.GetValue(warmup),
                 WarmupSeconds = parse.GetValue(warmupSeconds),
                 Iterations = parse.GetValue(iterations), Weights = parse.GetValue(weights),
-                BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16, Winograd = !parse.GetValue(noWinograd), Panels = !parse.GetValue(noPanels), MeasurePeak = parse.GetValue(measurePeak),
+                BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16, Winograd = !parse.GetValue(noWinograd), PlanMemory = !parse.GetValue(noMemoryPlan), Panels = !parse.GetValue(noPanels), MeasurePeak = parse.GetValue(measurePeak),
             };
             var r = Benchmark.Run(options);
             if (parse.GetValue(format) == "json")
@@ -71,6 +72,9 @@ internal static class BenchCommand
                     ms_per_batch_min = Math.Round(r.MsPerBatchMin, 3), ms_per_batch_max = Math.Round(r.MsPerBatchMax, 3),
                     peak_rss_mb = r.PeakRssMb is { } rss ? Math.Round(rss, 1) : (double?)null,
                     rss_file_mb = r.FileRssMb is { } files ? Math.Round(files, 1) : (double?)null, macs_per_image = r.MacsPerImage,
+                    memory_plan_mb = r.MemoryPlan is { } buffer ? Math.Round(buffer.ArenaBytes / 1048576.0, 1) : (double?)null,
+                    memory_plan_live_mb = r.MemoryPlan is { } bound ? Math.Round(bound.LiveBoundBytes / 1048576.0, 1) : (double?)null,
+                    memory_plan_served = r.MemoryPlan?.LastStepServed, memory_plan_blocks = r.MemoryPlan?.PlannedBlocks,
                     gflops = Math.Round(r.Gflops, 2), peak_gflops = Math.Round(r.PeakGflops, 1), peak_fraction = Math.Round(r.PeakFraction, 4),
                     gemm_gflops = r.MatrixProductGflops is { } gemm ? Math.Round(gemm, 1) : (double?)null,
                     gemm_fraction = r.MatrixProductFraction is { } share ? Math.Round(share, 4) : (double?)null,
@@ -92,6 +96,8 @@ internal static class BenchCommand
             table.AddRow("ms per batch (min – max)", string.Create(c, $"{r.MsPerBatchMin:0.00} – {r.MsPerBatchMax:0.00}"));
             table.AddRow("peak memory (RSS)", r.PeakRssMb is { } peak ? string.Create(c, $"{peak:0} MiB") : "unknown");
             if (r.FileRssMb is { } fileRss) table.AddRow("of which library files (at the end)", string.Create(c, $"{fileRss:0} MiB"));
+            if (r.MemoryPlan is { } plan)
+                table.AddRow("step memory plan", string.Create(c, $"{plan.ArenaBytes / 1048576.0:0} MiB, {plan.LastStepServed} of {plan.PlannedBlocks} tensors"));
             table.AddRow("GMACs per image", (r.MacsPerImage / 1e9).ToString("0.000", c));
             table.AddRow("achieved GFLOP/s", r.Gflops.ToString("0.0", c));
             table.AddRow("share of FMA peak", string.Create(c, $"{r.PeakFraction:P1} of {r.PeakGflops:0} GFLOP/s"));

@@ -34,7 +34,8 @@ internal static class TrainCommand
             DefaultValueFactory = _ => "channels-last",
         };
         memoryFormat.AcceptOnlyFromAmong("channels-last", "contiguous");
-        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the larger 3×3 and 5×5 convolutions to libtorch instead of computing them by Winograd's method (which a channels-last training step uses on CPUs with AVX-512 or AVX2 where libtorch convolves without oneDNN; see docs/training.md)." };
+        var noWinograd = new Option<bool>("--no-winograd") { Description = "Leave the larger 3×3, 5×5, 1×7 and 7×1 convolutions to libtorch instead of computing them by Winograd's method (which a channels-last training step uses on CPUs with AVX-512 or AVX2 where libtorch convolves without oneDNN; see docs/training.md)." };
+        var noMemoryPlan = new Option<bool>("--no-memory-plan") { Description = "Leave every tensor of a CPU training step to the allocator instead of serving the large ones from one buffer laid out after the first step (see docs/training.md), to compare the two." };
         // The opt-in switch of earlier versions, now the default: still accepted.
         var winograd = new Option<bool>("--winograd") { Hidden = true };
         var precision = CommonOptions.Precision("float32, or bfloat16: convolutions and linear layers computed in bfloat16 with float32 master weights (faster on CPUs with AVX-512 BF16 or AMX; evaluation and saved weights stay float32).");
@@ -49,7 +50,7 @@ internal static class TrainCommand
         var format = CommonOptions.Format();
         var command = new Command("train", "Train a model; writes checkpoints, metrics.jsonl, TensorBoard events, plots and model.safetensors into the run folder.")
         {
-            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, memoryFormat, noWinograd, winograd, precision, workers,
+            model, data, recipe, set, epochs, batchSize, lr, width, inputSize, smallInput, noAux, valSplit, outDir, resume, seed, device, memoryFormat, noWinograd, noMemoryPlan, winograd, precision, workers,
             tta, finalTestOnly, from, fromKeys, freeze, unfreezeAfter, format,
         };
         command.SetAction((parse, cancellation) =>
@@ -79,6 +80,7 @@ internal static class TrainCommand
                 Device = parse.GetValue(device)!, Workers = parse.GetValue(workers),
                 ChannelsLast = parse.GetValue(memoryFormat) == "channels-last",
                 Winograd = !parse.GetValue(noWinograd),
+                PlanMemory = !parse.GetValue(noMemoryPlan),
                 BFloat16 = parse.GetValue(precision) == CommonOptions.BFloat16,
                 TestTimeAugmentation = TestTimeAugmentationNames.Parse(parse.GetValue(tta)!),
                 TestEachEpoch = !parse.GetValue(finalTestOnly),

@@ -4,6 +4,7 @@ using Incept.Inference;
 using Incept.Layers;
 using Incept.Models;
 using Incept.Registry;
+using Incept.Runtime;
 using Incept.Training;
 using Incept.Weights;
 using TorchSharp;
@@ -91,6 +92,12 @@ public sealed record BenchmarkOptions
     public bool Winograd { get; init; } = true;
 
     /// <summary>
+    /// Training steps serve their large tensors from one buffer laid out after the first step
+    /// (<see cref="Runtime.StepMemory"/>); false leaves every allocation to the allocator, to compare the two.
+    /// </summary>
+    public bool PlanMemory { get; init; } = true;
+
+    /// <summary>
     /// The fast engine computes the convolutions Winograd's method does not take as Incept's panel product where it can
     /// (<see cref="FastTorchOptions.Panels"/>); false leaves them to libtorch.
     /// </summary>
@@ -163,6 +170,12 @@ public sealed record BenchmarkResult(
     /// part of <see cref="PeakRssMb"/> that depends on the page cache rather than on the work (<see cref="ProcessMemory.FileRssMb"/>).
     /// </summary>
     public double? FileRssMb { get; init; }
+
+    /// <summary>
+    /// What the training steps' memory plan did (<see cref="BenchmarkOptions.PlanMemory"/>), read when the timed steps
+    /// ended; null for inference, or where the plan was off or could not run.
+    /// </summary>
+    public StepMemoryStatistics? MemoryPlan { get; init; }
 
     /// <summary>Achieved GFLOP/s as a fraction of the theoretical peak.</summary>
     public double PeakFraction => PeakGflops > 0 ? Gflops / PeakGflops : double.NaN;
@@ -351,7 +364,13 @@ public static class Benchmark
         var x = options.ChannelsLast ? MemoryFormat.ToChannelsLast(input) : input;
         using var converted = ReferenceEquals(x, input) ? null : x;
         var bf16 = options.BFloat16 ? BFloat16Compute.For(model) : null;
-        return Time(() =>
+        using var memory = options.PlanMemory ? StepMemory.Start() : null;
+        var timed = Time(() =>
+        {
+            using (StepMemory.Step()) Body();
+        }, options);
+        return timed with { MemoryPlan = memory is null ? null : StepMemory.Statistics };
+        void Body()
         {
             using var scope = NewDisposeScope();
             optimizer.zero_grad();
@@ -363,11 +382,14 @@ public static class Benchmark
             }
 
             optimizer.step();
-        }, options);
+        }
     }
 
     /// <summary>Step times, how many warm-up steps ran, and the process's peak memory and file pages when the last step ended.</summary>
-    private readonly record struct Timed(double[] Times, int Warmups, double? PeakRssMb, double? FileRssMb);
+    private readonly record struct Timed(double[] Times, int Warmups, double? PeakRssMb, double? FileRssMb)
+    {
+        public StepMemoryStatistics? MemoryPlan { get; init; }
+    }
 
     private static Timed Time(Action step, BenchmarkOptions options)
     {
@@ -403,6 +425,7 @@ public static class Benchmark
             // Measured last: the products' matrices stay out of the run's peak memory, read when the timed steps ended.
             MatrixProductGflops = o.MeasurePeak ? MatrixProductGflops() : null,
             FileRssMb = timed.FileRssMb,
+            MemoryPlan = timed.MemoryPlan,
         };
     }
 
@@ -412,3 +435,4 @@ public static class Benchmark
         public void Dispose() => Model.Dispose(); // a no-op when an engine has released the model already
     }
 }
+

@@ -69,13 +69,20 @@ public sealed record TrainOptions
     public bool ChannelsLast { get; init; } = true;
 
     /// <summary>
-    /// On CPUs with 512-bit vectors, compute the stride-1 3×3 and 5×5 convolutions of a training step on grids of 28×28
+    /// On CPUs with 512-bit vectors, compute the stride-1 3×3, 5×5, 1×7 and 7×1 convolutions of a training step on grids of 28×28
     /// and more (14×14 for layers with many channels) by Winograd's method (<see cref="Layers.WinogradTraining"/>): the forward pass and the input
     /// gradient with about half the multiplications, the weight gradient without im2col buffers. The numbers equal
     /// libtorch's up to float32 rounding. Needs <see cref="ChannelsLast"/>; no effect elsewhere or on other devices.
     /// On by default.
     /// </summary>
     public bool Winograd { get; init; } = true;
+
+    /// <summary>
+    /// On CPUs under Linux x86-64, serve each training step's large tensors from one buffer laid out from the first
+    /// step's allocations (<see cref="Runtime.StepMemory"/>), so that the step's peak memory is what it holds live and
+    /// not the allocator's free memory between its tensors. The numbers do not change. On by default.
+    /// </summary>
+    public bool PlanMemory { get; init; } = true;
 
     /// <summary>
     /// Compute the convolutions and linear layers in bfloat16 with float32 master weights

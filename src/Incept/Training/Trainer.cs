@@ -6,6 +6,7 @@ using Incept.Inference;
 using Incept.Layers;
 using Incept.Models;
 using Incept.Registry;
+using Incept.Runtime;
 using Incept.Training.Reporting;
 using Incept.Weights;
 using TorchSharp;
@@ -72,6 +73,8 @@ public static class Trainer
         var tensorboard = utils.tensorboard.SummaryWriter(Path.Combine(options.OutDir, "tensorboard"));
         var weightsPath = Path.Combine(options.OutDir, "model.safetensors");
 
+        // Large step tensors from one planned buffer (CPU only; a no-op where StepMemory cannot run).
+        using var stepMemory = options.PlanMemory && device.type == DeviceType.CPU ? StepMemory.Start() : null;
         ClassificationMetrics? bestTest = null;
         int stopAt = options.StopAfterEpochs is { } n ? Math.Min(plan.Epochs, state.EpochsDone + n) : plan.Epochs;
         for (int epoch = state.EpochsDone; epoch < stopAt; epoch++)
@@ -80,6 +83,8 @@ public static class Trainer
             var clock = Stopwatch.StartNew();
             manual_seed(DataLoader.SampleSeed(options.Seed, epoch, -2));
             var (trainLoss, trainTop1, imagesPerSecond, lr) = TrainEpoch(model, bf16, optimizer.Current, schedule, ema, plan, trainLoader, epoch, device, options.ChannelsLast, progress, options.OnStep, cancellation);
+            // Evaluation allocates outside the plan: the buffer's pages go back until the next step needs them.
+            StepMemory.Trim();
             ema?.Swap(model);
             try
             {
@@ -187,6 +192,7 @@ public static class Trainer
         foreach (var batch in loader.Epoch(0))
         {
             using (batch)
+            using (StepMemory.Step())
             using (var scope = NewDisposeScope())
             {
                 var y = batch.Labels.to(device);

@@ -63,16 +63,22 @@ internal static class WinogradTraining
 
     /// <summary>
     /// Whether this class computes <paramref name="conv"/> in training: float32 CPU weights, stride 1, no dilation or
-    /// groups, zero padding, channel counts that are multiples of <see cref="WinogradConvolution.ChannelBlock"/>, and a
-    /// 3×3 or 5×5 kernel padded equally on every side by less than its size; on a CPU with 256-bit or 512-bit vectors in
-    /// hardware. The 1×7 and 7×1 layers stay with libtorch: <see cref="Forward"/> computes them right and makes
-    /// inception_v3's step 5–10 % faster, but its resident peak rose by 100–300 MiB, differing between identical runs,
-    /// with the same live peak: free memory that tcmalloc keeps between the step's large tensors (docs/benchmarks.md,
-    /// twenty-sixth and twenty-seventh sessions).
+    /// groups, zero padding, channel counts that are multiples of <see cref="WinogradConvolution.ChannelBlock"/>, and
+    /// either a 3×3 or 5×5 kernel padded equally on every side by less than its size, or a 1×n or n×1 kernel (n from
+    /// <see cref="WinogradConvolution.MinLineKernel"/> to <see cref="WinogradConvolution.MaxLineKernel"/>) padded along
+    /// its length only, by less than n; on a CPU with 256-bit or 512-bit vectors in hardware. The lines run with tiles
+    /// of two outputs, F(2, n): inception_v3's 1×7 and 7×1 layers make its step 5–10 % faster at batch 16; the peak
+    /// memory they used to add was tcmalloc's placement, which <see cref="Runtime.StepMemory"/> takes out
+    /// (docs/benchmarks.md, twenty-sixth to twenty-eighth sessions).
     /// </summary>
     public static bool Takes(Conv2d conv)
-        => WinogradConvolution.TakesLayout(conv, out long kh, out long kw, out long ph, out long pw)
-            && kh == kw && kh is 3 or 5 && ph == pw && ph >= 0 && ph < kh;
+    {
+        if (!WinogradConvolution.TakesLayout(conv, out long kh, out long kw, out long ph, out long pw)) return false;
+        bool square = kh == kw && kh is 3 or 5 && ph == pw && ph >= 0 && ph < kh;
+        bool line = kh == 1 && kw is >= WinogradConvolution.MinLineKernel and <= WinogradConvolution.MaxLineKernel && ph == 0 && pw >= 0 && pw < kw
+            || kw == 1 && kh is >= WinogradConvolution.MinLineKernel and <= WinogradConvolution.MaxLineKernel && pw == 0 && ph >= 0 && ph < kh;
+        return square || line;
+    }
 
     /// <summary>
     /// Whether <see cref="Forward"/> computes <paramref name="conv"/> on <paramref name="input"/>: the convolution is

@@ -30,8 +30,7 @@ public class WinogradTrainingTests
         manual_seed(41);
         using var conv = nn.Conv2d(cin, cout, (kh, kw), padding: (ph, pw), bias: bias);
         MemoryFormat.ToChannelsLast(conv);
-        // The line kernels compute right but are left to libtorch in training (see WinogradTraining.Takes).
-        Assert.Equal(kh == kw, WinogradTraining.Takes(conv));
+        Assert.True(WinogradTraining.Takes(conv));
         using var raw = randn(2, cin, height, width);
         using var input = MemoryFormat.ToChannelsLast(raw).requires_grad_(true);
         using var expected = conv.call(input);
@@ -126,10 +125,13 @@ public class WinogradTrainingTests
         using var wide = nn.Conv2d(96, 96, 3L, padding: 1L);
         using var strided = nn.Conv2d(16, 32, 3L, stride: 2L, padding: 1L);
         using var line = nn.Conv2d(16, 32, (1L, 7L), padding: (0L, 3L));
+        using var column = nn.Conv2d(16, 32, (7L, 1L), padding: (3L, 0L));
+        using var paddedAcross = nn.Conv2d(16, 32, (1L, 7L), padding: (1L, 3L));
+        using var shortLine = nn.Conv2d(16, 32, (1L, 3L), padding: (0L, 1L));
         using var five = nn.Conv2d(16, 32, 5L, padding: 2L);
         using var oddChannels = nn.Conv2d(24, 32, 3L, padding: 1L);
         using var widePadding = nn.Conv2d(16, 32, 3L, padding: 3L);
-        foreach (var c in new[] { conv, wide, strided, line, five, oddChannels, widePadding }) MemoryFormat.ToChannelsLast(c);
+        foreach (var c in new[] { conv, wide, strided, line, column, paddedAcross, shortLine, five, oddChannels, widePadding }) MemoryFormat.ToChannelsLast(c);
         using var large = MemoryFormat.ToChannelsLast(randn(2, 16, 28, 28));
         using var middle = MemoryFormat.ToChannelsLast(randn(2, 16, 14, 14));
         using var middleWide = MemoryFormat.ToChannelsLast(randn(2, 96, 14, 14));
@@ -144,7 +146,10 @@ public class WinogradTrainingTests
         Assert.False(WinogradTraining.Applies(conv, nchw));
         Assert.False(WinogradTraining.Applies(strided, large));
         Assert.True(WinogradTraining.Applies(five, large));
-        Assert.False(WinogradTraining.Applies(line, large));
+        Assert.True(WinogradTraining.Applies(line, large));
+        Assert.True(WinogradTraining.Applies(column, large));
+        Assert.False(WinogradTraining.Applies(paddedAcross, large)); // a line padded across its width
+        Assert.False(WinogradTraining.Applies(shortLine, large));    // 1×3: below the shortest line taken
         Assert.False(WinogradTraining.Applies(oddChannels, twentyFour));
         Assert.False(WinogradTraining.Applies(widePadding, large));
         using (no_grad()) Assert.False(WinogradTraining.Applies(conv, large));

@@ -428,8 +428,9 @@ public static unsafe class StepMemory
         long length = Mapped(size);
         void* p = ((delegate* unmanaged<void*, nuint, int, int, int, nint, void*>)mmap)(null, (nuint)length, ReadWrite, PrivateAnonymousNoReserve, -1, 0);
         if (p == (void*)-1) return null;
-        // Huge pages where the kernel gives them on request: the step streams the whole buffer, and with 4 KiB pages
-        // that costs TLB misses that 2 MiB pages avoid (inception_v3's step 4–5 % faster, docs/benchmarks.md).
+        // Huge pages where the kernel gives them on request: the step streams the whole buffer, and 2 MiB pages spare
+        // the TLB (inception_v3's fastest steps 0–13 % quicker in three alternated runs, medians level within the
+        // noise; docs/benchmarks.md, twenty-eighth session).
         if (NativeLibrary.TryGetExport(main, "madvise", out var madvise))
             ((delegate* unmanaged<void*, nuint, int, int>)madvise)(p, (nuint)length, HugePageAdvice);
         return p;

@@ -48,6 +48,7 @@ public static unsafe class StepMemory
     private static delegate* unmanaged<void**, nuint, nuint, int> allocate;
     private static delegate* unmanaged<void*, void> release;
     private static List<(nint Slot, nint Original)>? patched;
+    private static bool exitHandled;
 
     // The buffer the current plan serves from; read without the lock on every free.
     private static byte* arena;
@@ -386,7 +387,12 @@ public static unsafe class StepMemory
                 return false;
             }
 
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => current?.Dispose();
+            if (!exitHandled)
+            {
+                exitHandled = true;
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => current?.Dispose();
+            }
+
             return true;
         }
         catch (IOException)

@@ -316,8 +316,11 @@ public static unsafe class StepMemory
     private static void FreeHook(void* p)
     {
         if (p is null) return;
-        long offset = (byte*)p - arena;
-        if (arena is not null && offset >= 0 && offset < arenaSize)
+        // The buffer is read once: it is only replaced while nothing served from it is allocated, so a pointer into it
+        // is never freed across the change.
+        byte* buffer = arena;
+        long offset = (byte*)p - buffer;
+        if (buffer is not null && offset >= 0 && offset < arenaSize)
         {
             lock (Gate) current?.FreeServed(offset);
             return;

@@ -435,4 +435,3 @@ public static class Benchmark
         public void Dispose() => Model.Dispose(); // a no-op when an engine has released the model already
     }
 }
-
